@@ -1,0 +1,21 @@
+"""The project's own Socket.IO event handlers (the guard is not here: see sockets.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+
+def register(server: socketio.Server) -> None:
+    """Add the demo's handlers to ``server``."""
+
+    @server.on("whoami")
+    def whoami(sid: str, *args: Any) -> dict[str, Any]:
+        """Answer with what the server knows of this socket (for the demo page)."""
+        socket = server.open_sockets.get("/", sid)
+        return {
+            "sid": sid,
+            "origin": socket.decision.origin if socket else None,
+            "transport": server.transport(sid),
+        }

@@ -1,0 +1,86 @@
+"""WSGI gate in front of the Socket.IO endpoint: CORS, JSONP and handshake refusal.
+
+Engine.IO's own CORS handling is switched off (sockets.py), because it either
+trusts only the page's own host or, with ``"*"``, sends
+``Access-Control-Allow-Credentials`` to every site. This gate answers with the
+allowlist instead:
+
+* allowed origin: ``Access-Control-Allow-Origin`` plus credentials;
+* refused origin: ``Access-Control-Allow-Origin`` without credentials, so a
+  refused page can still read the polite refusal over cross-origin long-polling,
+  but never with the visitor's cookies;
+* ``WHITELIST_REFUSE_AT_HANDSHAKE``: a refused origin gets HTTP 403 before any
+  Engine.IO session exists.
+
+JSONP polling (``j=`` in the query) is refused outright: a ``<script>`` tag
+carries cookies but no ``Origin`` header, and no Socket.IO 3+ client uses it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from whitelist.conf import conf
+from whitelist.guard import Decision, decide
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class OriginGate:
+    """Wrap the Socket.IO WSGI app; requests outside ``path`` pass straight through."""
+
+    def __init__(self, app: WSGIApp, path: str = "/socket.io/") -> None:
+        self.app = app
+        self.path = "/" + path.strip("/") + "/"
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not (path + "/").startswith(self.path):
+            return self.app(environ, start_response)
+        if "j" in parse_qs(environ.get("QUERY_STRING", "")):
+            return _respond(start_response, "400 Bad Request", {"error": "JSONP is not supported"})
+        decision = decide(environ)
+        cors = _cors_headers(environ, decision)
+        if not decision.allowed and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
+            body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
+            return _respond(start_response, "403 Forbidden", body, cors)
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            return _respond(start_response, "204 No Content", None, cors)
+
+        def start_with_cors(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            return start_response(status, [*headers, *cors], *exc_info)
+
+        return self.app(environ, start_with_cors)
+
+
+def _cors_headers(environ: dict[str, Any], decision: Decision) -> list[tuple[str, str]]:
+    headers = [("Vary", "Origin")]
+    # Echo only an Origin header that parsed as a canonical origin.
+    if decision.source != "origin" or decision.origin is None:
+        return headers
+    headers.append(("Access-Control-Allow-Origin", environ["HTTP_ORIGIN"]))
+    if decision.allowed:
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+    if environ.get("REQUEST_METHOD") == "OPTIONS":
+        headers.append(("Access-Control-Allow-Methods", "GET, POST, OPTIONS"))
+        requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
+        if requested.isascii() and requested.isprintable():
+            headers.append(("Access-Control-Allow-Headers", requested))
+        headers.append(("Access-Control-Max-Age", "600"))
+    return headers
+
+
+def _respond(
+    start_response: Callable[..., Any],
+    status: str,
+    body: dict[str, Any] | None,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    payload = json.dumps(body).encode() if body is not None else b""
+    response_headers = [("Content-Type", "application/json"), *(headers or [])]
+    response_headers.append(("Content-Length", str(len(payload))))
+    start_response(status, response_headers)
+    return [payload]

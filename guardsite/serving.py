@@ -1,0 +1,140 @@
+"""Serve a WSGI app with eventlet on one or more addresses, until a signal stops it.
+
+This module assumes ``eventlet.monkey_patch()`` already ran (see manage.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import resource
+import signal
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import eventlet
+import eventlet.event
+import eventlet.wsgi
+
+_ADDRPORT = re.compile(r"(?:(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+)):)?(?P<port>\d{1,5})")
+
+
+class AddressError(ValueError):
+    """An ADDRPORT argument that cannot be served."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One address to listen on."""
+
+    host: str
+    port: int
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    def url(self, scheme: str = "http") -> str:
+        """The URL people should open; loopback addresses are shown as localhost."""
+        host = self.host
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                host = "localhost"
+        except ValueError:
+            pass
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{scheme}://{host}:{self.port}/"
+
+
+def parse_addrport(text: str, default_host: str = "127.0.0.1") -> Endpoint:
+    """Parse ``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT``."""
+    match = _ADDRPORT.fullmatch(text.strip())
+    if not match:
+        raise AddressError(f"{text!r} is not PORT, HOST:PORT or [IPV6]:PORT")
+    port = int(match["port"])
+    if not 1 <= port <= 65535:
+        raise AddressError(f"{text!r}: the port must be from 1 to 65535")
+    if match["ipv6"]:
+        try:
+            host = ipaddress.IPv6Address(match["ipv6"]).compressed
+        except ValueError:
+            raise AddressError(f"{text!r}: {match['ipv6']!r} is not an IPv6 address") from None
+    else:
+        host = match["host"] or default_host
+    return Endpoint(host, port)
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise the soft limit on open files towards ``wanted`` (each socket is one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def listen(endpoints: Sequence[Endpoint], backlog: int) -> list[Any]:
+    """Bind every endpoint before serving any, so a busy port fails at once."""
+    sockets = []
+    try:
+        for endpoint in endpoints:
+            try:
+                sockets.append(
+                    eventlet.listen(
+                        (endpoint.host, endpoint.port),
+                        family=endpoint.family,
+                        backlog=backlog,
+                        reuse_port=False,
+                    )
+                )
+            except OSError as exc:
+                raise AddressError(f"cannot listen on {endpoint.host}:{endpoint.port}: {exc.strerror}") from None
+    except AddressError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def serve_until_stopped(
+    app: Callable[..., Any],
+    listeners: Sequence[Any],
+    *,
+    max_connections: int,
+    access_log: bool,
+    on_stop: Callable[[str], None],
+) -> None:
+    """Serve on every listener from one connection pool until SIGINT or SIGTERM."""
+    stop = eventlet.event.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        if not stop.ready():
+            stop.send(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    pool = eventlet.GreenPool(max_connections)
+    servers = [
+        eventlet.spawn(
+            eventlet.wsgi.server,
+            listener,
+            app,
+            custom_pool=pool,
+            log_output=access_log,
+            debug=False,  # never send tracebacks to clients
+            keepalive=True,
+        )
+        for listener in listeners
+    ]
+    try:
+        on_stop(stop.wait())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for server in servers:
+            server.kill()
+        for listener in listeners:
+            listener.close()

@@ -1,0 +1,146 @@
+"""The Socket.IO server, with the origin guard on every namespace.
+
+``GuardedServer`` puts the guard in front of the connect handler of *every*
+namespace, including handlers a developer registers later without thinking of
+it: python-socketio calls ``_trigger_event("connect", ...)`` for each namespace
+connect, whether or not a handler exists, so that is where the guard sits.
+Refusals are raised as ``ConnectionRefusedError``, the only exception that
+python-socketio turns into a ``connect_error`` for the client; any other error
+in a connect handler is converted to a refusal here too (fail closed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+from django.conf import settings
+from django.db import close_old_connections
+from socketio.exceptions import ConnectionRefusedError as Refused
+
+from whitelist.cache import allowlist
+from whitelist.conf import conf
+from whitelist.guard import INTERNAL_ERROR, Decision, decide
+
+logger = logging.getLogger(__name__)
+
+WELCOME_EVENT = "permission.message"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSocket:
+    """What the server knows about one connected socket (one sid, one namespace)."""
+
+    sid: str
+    namespace: str
+    decision: Decision
+    transport: str
+
+
+class OpenSockets:
+    """The connected sockets by (namespace, sid), so later work can find them by origin."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[tuple[str, str], OpenSocket] = {}
+
+    def add(self, socket: OpenSocket) -> None:
+        self._sockets[(socket.namespace, socket.sid)] = socket
+
+    def discard(self, namespace: str, sid: str) -> OpenSocket | None:
+        return self._sockets.pop((namespace, sid), None)
+
+    def get(self, namespace: str, sid: str) -> OpenSocket | None:
+        return self._sockets.get((namespace, sid))
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    def __iter__(self):  # noqa: ANN204 - a plain iterator
+        return iter(list(self._sockets.values()))
+
+
+class GuardedServer(socketio.Server):
+    """A ``socketio.Server`` that admits a namespace connect only from allowed origins."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Our WSGI gate (guardsite/gate.py) answers CORS with the allowlist, so
+        # Engine.IO's own same-origin check and CORS headers are switched off.
+        kwargs["cors_allowed_origins"] = []
+        # With always_connect the client would be told "connected" before the guard runs.
+        kwargs["always_connect"] = False
+        super().__init__(**kwargs)
+        self.open_sockets = OpenSockets()
+        self._watcher: Any = None
+
+    def start_allowlist_watcher(self) -> None:
+        """Start following rule changes made by other processes (once per server)."""
+        if self._watcher is None:
+            self._watcher = self.start_background_task(
+                allowlist.watch, self.sleep, stop=lambda: False
+            )
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        # Under gunicorn nobody calls start_allowlist_watcher: the first client does.
+        self.start_allowlist_watcher()
+        return super()._handle_eio_connect(eio_sid, environ)
+
+    def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
+        close_old_connections()
+        try:
+            if event == "connect":
+                return self._guarded_connect(namespace, *args)
+            if event == "disconnect" and args:
+                self.open_sockets.discard(namespace, args[0])
+            return super()._trigger_event(event, namespace, *args)
+        finally:
+            close_old_connections()
+
+    def _guarded_connect(self, namespace: str, sid: str, environ: dict, *rest: Any) -> Any:
+        decision = decide(environ)
+        if not decision.allowed:
+            logger.info("Refused %s on %s: %s", decision.origin, namespace, decision.detail)
+            raise Refused(conf.WHITELIST_REFUSAL_MESSAGE, decision.as_error_data())
+        self.open_sockets.add(OpenSocket(sid, namespace, decision, self.transport(sid, namespace)))
+        try:
+            return super()._trigger_event("connect", namespace, sid, environ, *rest)
+        except (Refused, TypeError):
+            # TypeError lets python-socketio retry a handler without the auth argument.
+            raise
+        except Exception:
+            logger.exception("The connect handler of %s failed; refusing", namespace)
+            refusal = Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
+            raise Refused(conf.WHITELIST_REFUSAL_MESSAGE, refusal.as_error_data()) from None
+
+    def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        """Welcome a socket once its connect is acknowledged, never before."""
+        namespace = namespace or "/"
+        super()._handle_connect(eio_sid, namespace, data)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        admitted = self.open_sockets.get(namespace, sid) if sid else None
+        if admitted is None:
+            return
+        if not self.manager.is_connected(sid, namespace):
+            self.open_sockets.discard(namespace, sid)
+            return
+        self.emit(WELCOME_EVENT, welcome_payload(admitted), to=sid, namespace=namespace)
+
+
+def welcome_payload(socket: OpenSocket) -> dict[str, Any]:
+    """The ``permission.message`` event: the outcome and what the server saw."""
+    return {
+        "message": conf.WHITELIST_WELCOME_MESSAGE,
+        "origin": socket.decision.origin,
+        "rule": socket.decision.rule,
+        "transport": socket.transport,
+    }
+
+
+def create_server() -> GuardedServer:
+    """Build the server and register the handler modules named in settings."""
+    server = GuardedServer(async_mode=getattr(settings, "GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet"))
+    for module_name in getattr(settings, "GUARDSITE_SOCKETIO_HANDLERS", []):
+        importlib.import_module(module_name).register(server)
+    return server

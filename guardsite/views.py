@@ -1,0 +1,11 @@
+"""The demo page: it shows the outcome of a real Socket.IO connect from this page."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def demo(request: HttpRequest) -> HttpResponse:
+    """Render the page; its script connects and fills in the outcome."""
+    return render(request, "guardsite/demo.html", {"page_origin": request.build_absolute_uri("/")[:-1]})

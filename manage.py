@@ -1,0 +1,27 @@
+#!/usr/bin/env python
+"""Django's command-line utility for Guardsite."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
+    if sys.argv[1:2] == ["runsocket"]:
+        # eventlet must patch the standard library before Django creates its
+        # thread-locals and locks; see guardsite/management/commands/runsocket.py.
+        # Its deprecation notice is known: the stack is pinned on purpose.
+        warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+        import eventlet
+
+        eventlet.monkey_patch()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Django admin for the allowlist: staff add, edit, enable and disable rules."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from .models import AllowedOrigin
+
+
+@admin.register(AllowedOrigin)
+class AllowedOriginAdmin(admin.ModelAdmin):
+    list_display = ["pattern", "enabled", "note", "updated_at"]
+    list_filter = ["enabled"]
+    search_fields = ["pattern", "note"]
+    readonly_fields = ["created_at", "updated_at"]
+    fields = ["pattern", "enabled", "note", "created_at", "updated_at"]
+    actions = ["enable_rules", "disable_rules"]
+
+    @admin.action(description=_("Enable selected origins"), permissions=["change"])
+    def enable_rules(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> None:
+        self._set_enabled(request, queryset, enabled=True)
+
+    @admin.action(description=_("Disable selected origins"), permissions=["change"])
+    def disable_rules(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> None:
+        self._set_enabled(request, queryset, enabled=False)
+
+    def _set_enabled(
+        self, request: HttpRequest, queryset: QuerySet[AllowedOrigin], *, enabled: bool
+    ) -> None:
+        count = queryset.exclude(enabled=enabled).update(enabled=enabled)
+        state = _("enabled") if enabled else _("disabled")
+        message = ngettext("%(count)d origin %(state)s.", "%(count)d origins %(state)s.", count)
+        self.message_user(request, message % {"count": count, "state": state}, messages.SUCCESS)

@@ -1,0 +1,117 @@
+"""The in-memory allowlist snapshot that the connect path reads.
+
+The connect path never queries the database once a snapshot is loaded. A change
+made in this process drops the snapshot when its transaction commits; a change
+made by any other process is picked up by ``watch``, which compares the
+revision number every ``WHITELIST_REFRESH_INTERVAL`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from .conf import conf
+from .origins import AllowlistIndex, OriginError, Rule, parse_rule
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The enabled rules as of one revision."""
+
+    revision: int
+    index: AllowlistIndex
+    loaded_at: float = field(default_factory=time.monotonic)
+    skipped: tuple[str, ...] = ()
+
+
+def load_snapshot() -> Snapshot:
+    """Read the revision, then the rules (in that order, so no change is missed)."""
+    from .models import AllowedOrigin, AllowlistRevision
+
+    revision = AllowlistRevision.current()
+    rules: list[Rule] = []
+    skipped: list[str] = []
+    for pattern in AllowedOrigin.objects.enabled().values_list("pattern", flat=True):
+        try:
+            rules.append(parse_rule(pattern))
+        except OriginError:
+            skipped.append(pattern)
+    if skipped:
+        logger.error("Ignoring %d malformed allowlist rule(s): %s", len(skipped), skipped)
+    return Snapshot(revision, AllowlistIndex(rules), skipped=tuple(skipped))
+
+
+def read_revision() -> int:
+    from .models import AllowlistRevision
+
+    return AllowlistRevision.current()
+
+
+class AllowlistCache:
+    """Holds the current snapshot; loads it on first use and when it is dropped."""
+
+    def __init__(
+        self,
+        load: Callable[[], Snapshot] = load_snapshot,
+        revision: Callable[[], int] = read_revision,
+    ) -> None:
+        self._load = load
+        self._revision = revision
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+        self._watch_failed = False
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot, loading it if there is none (may raise)."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            with self._lock:
+                snapshot = self._snapshot
+                if snapshot is None:
+                    snapshot = self._snapshot = self._load()
+        return snapshot
+
+    def invalidate(self) -> None:
+        """Forget the snapshot: the next decision reloads it."""
+        self._snapshot = None
+
+    def refresh(self) -> bool:
+        """Reload if another process changed the rules; True when it did."""
+        current = self._snapshot
+        if current is not None and self._revision() == current.revision:
+            return False
+        with self._lock:
+            self._snapshot = self._load()
+        return True
+
+    def watch(self, sleep: Callable[[float], object], *, stop: Callable[[], bool]) -> None:
+        """Refresh until ``stop()`` is true; run it as a background task of the server.
+
+        The watcher keeps its database connection between polls (one cheap query
+        each). A failed refresh keeps the last snapshot (logged once at ERROR, then
+        at INFO) and closes the connection so the next try reconnects.
+        """
+        while not stop():
+            sleep(conf.WHITELIST_REFRESH_INTERVAL)
+            try:
+                if self.refresh():
+                    logger.info("Allowlist reloaded: %d rule(s)", len(self.snapshot().index))
+                if self._watch_failed:
+                    logger.warning("Allowlist refresh works again")
+                self._watch_failed = False
+            except Exception:
+                level = logging.INFO if self._watch_failed else logging.ERROR
+                logger.log(level, "Allowlist refresh failed; keeping the last rules", exc_info=True)
+                self._watch_failed = True
+                connection.close()
+
+
+allowlist = AllowlistCache()

@@ -1,0 +1,51 @@
+"""System checks for the allowlist settings (ids ``whitelist.E00x``/``W00x``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import conf
+
+
+@register(Tags.security)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Refuse settings that would break or silently weaken the guard."""
+    messages: list[CheckMessage] = []
+    interval = conf.WHITELIST_REFRESH_INTERVAL
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0 < interval <= 60:
+        messages.append(
+            Error(
+                f"WHITELIST_REFRESH_INTERVAL is {interval!r}.",
+                hint="Use a number of seconds above 0 and at most 60; 0.25 is the default.",
+                id="whitelist.E001",
+            )
+        )
+    for name in ("WHITELIST_REFUSAL_MESSAGE", "WHITELIST_WELCOME_MESSAGE"):
+        value = getattr(conf, name)
+        if not isinstance(value, str) or not value.strip():
+            messages.append(
+                Error(
+                    f"{name} is {value!r}.",
+                    hint="Use a non-empty string; clients show it to people.",
+                    id="whitelist.E002",
+                )
+            )
+    for name in ("WHITELIST_ALLOW_MISSING_ORIGIN", "WHITELIST_REFUSE_AT_HANDSHAKE"):
+        value = getattr(conf, name)
+        if not isinstance(value, bool):
+            messages.append(
+                Error(f"{name} is {value!r}.", hint="Use True or False.", id="whitelist.E003")
+            )
+    if conf.WHITELIST_ALLOW_MISSING_ORIGIN is True:
+        messages.append(
+            Warning(
+                "WHITELIST_ALLOW_MISSING_ORIGIN is True: clients that send no Origin "
+                "or Referer header are admitted.",
+                hint="Leave it False unless non-browser clients must connect: browsers "
+                "always send one of the two, so only scripts and apps benefit.",
+                id="whitelist.W001",
+            )
+        )
+    return messages

@@ -1,0 +1,40 @@
+"""The app's settings, with their defaults, read from Django settings on access.
+
+Reading on access (not at import) keeps ``override_settings`` working in tests.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+class WhitelistSettings:
+    """Typed access to the ``WHITELIST_*`` settings."""
+
+    @property
+    def WHITELIST_REFUSAL_MESSAGE(self) -> str:  # noqa: N802 - named like the setting
+        """The ``message`` of a refused client's ``connect_error``."""
+        return getattr(settings, "WHITELIST_REFUSAL_MESSAGE", "Who invited you to this party?")
+
+    @property
+    def WHITELIST_WELCOME_MESSAGE(self) -> str:  # noqa: N802
+        """The text of the ``permission.message`` event sent to an allowed client."""
+        return getattr(settings, "WHITELIST_WELCOME_MESSAGE", "Okay, you're cool.")
+
+    @property
+    def WHITELIST_ALLOW_MISSING_ORIGIN(self) -> bool:  # noqa: N802
+        """Admit clients that send neither ``Origin`` nor ``Referer`` (not browsers)."""
+        return getattr(settings, "WHITELIST_ALLOW_MISSING_ORIGIN", False)
+
+    @property
+    def WHITELIST_REFUSE_AT_HANDSHAKE(self) -> bool:  # noqa: N802
+        """Refuse with HTTP 403 before any Engine.IO session instead of ``connect_error``."""
+        return getattr(settings, "WHITELIST_REFUSE_AT_HANDSHAKE", False)
+
+    @property
+    def WHITELIST_REFRESH_INTERVAL(self) -> float:  # noqa: N802
+        """Seconds between checks for rule changes made by other processes."""
+        return getattr(settings, "WHITELIST_REFRESH_INTERVAL", 0.25)
+
+
+conf = WhitelistSettings()

@@ -1,0 +1,93 @@
+"""The decision: may the page behind this request open a socket?
+
+``decide`` never raises. Any failure, including a database fault while loading
+the rules, becomes a refusal with reason ``internal-error``: python-socketio
+treats an unexpected exception in a connect handler as anything but a refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import AllowlistCache, allowlist
+from .conf import conf
+from .origins import AllowlistIndex, OriginError, origin_of_referer, parse_origin_header
+
+logger = logging.getLogger(__name__)
+
+# Machine-readable reasons, sent to refused clients in ``connect_error.data``.
+ALLOWED = "allowed"
+NO_ORIGIN = "missing-origin"
+NULL_ORIGIN = "null-origin"
+MALFORMED = "malformed-origin"
+NOT_ALLOWED = "origin-not-allowed"
+INTERNAL_ERROR = "internal-error"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome for one request, and why."""
+
+    allowed: bool
+    reason: str
+    origin: str | None = None
+    source: str | None = None
+    rule: str | None = None
+    detail: str = ""
+
+    def as_error_data(self) -> dict[str, Any]:
+        """What a refused client may learn: the reason and the origin we saw."""
+        return {"reason": self.reason, "origin": self.origin}
+
+
+def decide_headers(origin: str | None, referer: str | None, index: AllowlistIndex) -> Decision:
+    """Judge an ``Origin`` header, else the origin of ``Referer``, against ``index``.
+
+    A present but bad ``Origin`` is refused; it never falls back to ``Referer``.
+    """
+    if origin is not None:
+        header, value = "origin", origin
+        if value == "null":
+            return Decision(False, NULL_ORIGIN, "null", header, detail="Origin is null")
+        parse = parse_origin_header
+    elif referer is not None:
+        header, value, parse = "referer", referer, origin_of_referer
+    elif conf.WHITELIST_ALLOW_MISSING_ORIGIN:
+        return Decision(True, ALLOWED, detail="no Origin or Referer; allowed by setting")
+    else:
+        return Decision(False, NO_ORIGIN, detail="no Origin or Referer header")
+    try:
+        parsed = parse(value)
+    except OriginError as exc:
+        return Decision(False, MALFORMED, None, header, detail=f"{header.title()}: {exc}")
+    rule = index.match(parsed)
+    if rule is None:
+        return Decision(False, NOT_ALLOWED, str(parsed), header, detail="no rule matches")
+    return Decision(True, ALLOWED, str(parsed), header, str(rule), detail=f"matches {rule}")
+
+
+def decide(environ: Mapping[str, Any], cache: AllowlistCache = allowlist) -> Decision:
+    """Judge a WSGI request; every error is a refusal."""
+    try:
+        return decide_headers(
+            environ.get("HTTP_ORIGIN"), environ.get("HTTP_REFERER"), cache.snapshot().index
+        )
+    except Exception:
+        _log_failure()
+        return Decision(False, INTERNAL_ERROR, detail="the guard failed")
+
+
+_failures = 0
+
+
+def _log_failure() -> None:
+    """A failing database would log on every connect: loudly once, then quietly."""
+    global _failures
+    _failures += 1
+    if _failures == 1:
+        logger.exception("The origin guard failed; refusing connections until it works")
+    else:
+        logger.info("The origin guard failed again (%d times); refusing", _failures, exc_info=True)

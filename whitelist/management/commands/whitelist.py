@@ -1,0 +1,124 @@
+"""``manage.py whitelist``: add, remove, list and check allowlist rules.
+
+``check`` runs exactly the server's decision code (``whitelist.guard``).
+"""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from whitelist.cache import load_snapshot
+from whitelist.guard import Decision, decide_headers
+from whitelist.models import AllowedOrigin
+from whitelist.origins import OriginError, parse_rule
+
+
+class Command(BaseCommand):
+    help = "Manage the Socket.IO origin allowlist."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        assert isinstance(parser, CommandParser)
+        actions = parser.add_subparsers(dest="action", required=True, parser_class=CommandParser)
+        add = actions.add_parser("add", help="Add (or re-enable) rules.")
+        add.add_argument("patterns", nargs="+", metavar="PATTERN", help="scheme://host[:port] or scheme://*.domain[:port]")
+        add.add_argument("--note", default="", help="Why this origin is allowed.")
+        remove = actions.add_parser("remove", help="Delete rules.")
+        remove.add_argument("patterns", nargs="+", metavar="PATTERN")
+        actions.add_parser("list", help="Show every rule.")
+        check = actions.add_parser(
+            "check", help="Would a page at ORIGIN_OR_URL be admitted? Exit 0 if so, 1 if not."
+        )
+        check.add_argument("value", metavar="ORIGIN_OR_URL")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        if action == "add":
+            self.stdout.write("\n".join(add_rules(options["patterns"], options["note"])))
+        elif action == "remove":
+            self.stdout.write("\n".join(remove_rules(options["patterns"])))
+        elif action == "list":
+            self.stdout.write("\n".join(list_rules()))
+        else:
+            decision = check_value(options["value"])
+            self.stdout.write(describe(options["value"], decision))
+            if not decision.allowed:
+                raise SystemExit(1)
+
+
+def _normalise_all(patterns: list[str]) -> list[str]:
+    normalised = []
+    for pattern in patterns:
+        try:
+            normalised.append(str(parse_rule(pattern)))
+        except OriginError as exc:
+            raise CommandError(f"{pattern!r} is not a valid rule: {exc}.") from None
+    return normalised
+
+
+def add_rules(patterns: list[str], note: str = "") -> list[str]:
+    """Create or re-enable each rule; all or nothing. Returns one line per rule."""
+    lines = []
+    with transaction.atomic():
+        for pattern in _normalise_all(patterns):
+            rule, created = AllowedOrigin.objects.get_or_create(
+                pattern=pattern, defaults={"note": note}
+            )
+            if created:
+                lines.append(f"added {pattern}")
+                continue
+            changed = not rule.enabled or (note and note != rule.note)
+            rule.enabled = True
+            rule.note = note or rule.note
+            try:
+                rule.full_clean()
+            except ValidationError as exc:
+                raise CommandError(f"{pattern}: {'; '.join(exc.messages)}") from None
+            if changed:
+                rule.save()
+            lines.append(f"{'updated' if changed else 'already allowed'} {pattern}")
+    return lines
+
+
+def remove_rules(patterns: list[str]) -> list[str]:
+    """Delete each rule; a rule that does not exist is reported, not an error."""
+    lines = []
+    with transaction.atomic():
+        for pattern in _normalise_all(patterns):
+            deleted, _ = AllowedOrigin.objects.filter(pattern=pattern).delete()
+            lines.append(f"{'removed' if deleted else 'not found'} {pattern}")
+    return lines
+
+
+def list_rules() -> list[str]:
+    rules = AllowedOrigin.objects.all()
+    if not rules:
+        return ["No rules: every Socket.IO connection is refused."]
+    return [
+        f"{'enabled ' if rule.enabled else 'disabled'}  {rule.pattern}"
+        + (f"  # {rule.note}" if rule.note else "")
+        for rule in rules
+    ]
+
+
+def check_value(value: str) -> Decision:
+    """Judge ``value`` as the server would: an origin as ``Origin``, a URL as ``Referer``."""
+    index = load_snapshot().index
+    scheme_and_rest = value.split("://", 1)
+    has_path = len(scheme_and_rest) == 2 and any(c in scheme_and_rest[1] for c in "/?#")
+    if has_path:
+        return decide_headers(None, value, index)
+    return decide_headers(value, None, index)
+
+
+def describe(value: str, decision: Decision) -> str:
+    verdict = "allowed" if decision.allowed else "denied"
+    lines = [f"{verdict}: {value}", f"  reason: {decision.reason} ({decision.detail})"]
+    if decision.origin:
+        lines.append(f"  origin: {decision.origin} (judged as the {decision.source} header)")
+    if decision.rule:
+        lines.append(f"  rule: {decision.rule}")
+    return "\n".join(lines)

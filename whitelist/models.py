@@ -1,0 +1,121 @@
+"""The allowlist as staff edit it: one row per rule, plus a revision counter.
+
+Every change to the rules bumps ``AllowlistRevision`` in the same transaction, so
+a running server notices a change made by any process with one tiny query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .cache import allowlist
+from .origins import OriginError, Rule, parse_rule
+
+
+def validate_rule(value: str) -> None:
+    """Form and model validator: the value must parse as a rule."""
+    try:
+        parse_rule(value)
+    except OriginError as exc:
+        raise ValidationError(
+            _("%(value)s is not a valid rule: %(reason)s."),
+            code="invalid_rule",
+            params={"value": value, "reason": str(exc)},
+        ) from None
+
+
+class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
+    """Bulk updates bypass save() and its signals, so they bump the revision here."""
+
+    def update(self, **kwargs: Any) -> int:
+        kwargs.setdefault("updated_at", timezone.now())
+        count = super().update(**kwargs)
+        if count:
+            rules_changed(self.db)
+        return count
+
+    def enabled(self) -> AllowedOriginQuerySet:
+        return self.filter(enabled=True)
+
+
+class AllowedOrigin(models.Model):
+    """One allowlist rule: ``scheme://host[:port]`` or ``scheme://*.domain[:port]``."""
+
+    pattern = models.CharField(
+        _("origin"),
+        max_length=300,
+        unique=True,
+        validators=[validate_rule],
+        help_text=_(
+            "An origin such as https://shop.example.com or http://localhost:5000, "
+            "or every subdomain: https://*.example.com. The port may be * for any port."
+        ),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True, db_index=True)
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = AllowedOriginQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pattern"]
+        verbose_name = _("allowed origin")
+        verbose_name_plural = _("allowed origins")
+
+    def __str__(self) -> str:
+        return self.pattern
+
+    @property
+    def rule(self) -> Rule:
+        return parse_rule(self.pattern)
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        """Store the normalised form, so uniqueness is checked on what is stored."""
+        try:
+            self.pattern = str(parse_rule(self.pattern))
+        except OriginError:
+            pass  # the field validator reports it
+        super().clean_fields(exclude=exclude)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Never store a rule that does not parse, whichever path saves it."""
+        self.pattern = str(parse_rule(self.pattern))
+        super().save(*args, **kwargs)
+
+
+class AllowlistRevision(models.Model):
+    """A single row whose number grows with every change to the rules."""
+
+    number = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("allowlist revision")
+
+    def __str__(self) -> str:
+        return f"revision {self.number}"
+
+    @classmethod
+    def current(cls) -> int:
+        number = cls.objects.filter(pk=1).values_list("number", flat=True).first()
+        return number if number is not None else 0
+
+    @classmethod
+    def bump(cls, using: str | None = None) -> None:
+        revisions = cls.objects.using(using)
+        updated = revisions.filter(pk=1).update(number=F("number") + 1, changed_at=timezone.now())
+        if not updated:
+            revisions.get_or_create(pk=1, defaults={"number": 1})
+
+
+def rules_changed(using: str | None = None) -> None:
+    """Tell every process (the revision) and this one (its snapshot) that rules changed."""
+    AllowlistRevision.bump(using)
+    transaction.on_commit(allowlist.invalidate, using=using)

@@ -1,0 +1,259 @@
+"""Parse, normalise and match web origins: the pure core of the allowlist.
+
+Nothing here imports Django, so it can be tested and benchmarked on its own.
+
+Two kinds of input arrive here and they are treated differently:
+
+* *Rules* typed by staff (``parse_rule``) are normalised: scheme and host are
+  lower-cased, international names become punycode, a default port is dropped.
+* *Header values* sent by clients (``parse_origin_header``, ``origin_of_referer``)
+  are parsed strictly. Case and default ports are normalised, but anything a
+  browser would never send (white space, control characters, backslashes,
+  userinfo, two values joined by a comma, odd ports) is refused, never repaired.
+
+Origins are compared as ``(scheme, host, port)`` tuples with the default port
+filled in, never as strings, so ``https://example.com.evil.com`` or
+``https://example.com@evil.com`` can never pass a rule for ``example.com``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import idna
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_HEADER_LENGTH = 4096
+MAX_HOST_LENGTH = 253
+
+_AUTHORITY = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+)\]|(?P<name>[^\[\]:/@]+))(?::(?P<port>[^:]*))?"
+)
+# A port as browsers serialise it: no sign, no leading zero.
+_PORT = re.compile(r"[1-9][0-9]{0,4}")
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+# WHATWG URL: a host whose last label "ends in a number" is parsed as IPv4.
+_NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)")
+
+
+class OriginError(ValueError):
+    """A value that is not a usable origin or rule; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """A normalised web origin; ``port`` is the effective port."""
+
+    scheme: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return _serialise(self.scheme, self.host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """An allowlist rule: one origin, or every subdomain of ``host``.
+
+    ``port`` is the effective port, or ``None`` for any port.
+    """
+
+    scheme: str
+    host: str
+    port: int | None
+    subdomains: bool = False
+
+    def __str__(self) -> str:
+        host = f"*.{self.host}" if self.subdomains else self.host
+        return _serialise(self.scheme, host, self.port)
+
+    def matches(self, origin: Origin) -> bool:
+        """Whether this single rule allows ``origin``."""
+        return AllowlistIndex([self]).match(origin) is self
+
+
+def _serialise(scheme: str, host: str, port: int | None) -> str:
+    shown_host = f"[{host}]" if ":" in host else host
+    if port is None:
+        return f"{scheme}://{shown_host}:*"
+    if port == DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{shown_host}"
+    return f"{scheme}://{shown_host}:{port}"
+
+
+def _check_characters(value: str, *, allow_unicode: bool = False) -> None:
+    if len(value) > MAX_HEADER_LENGTH:
+        raise OriginError(f"longer than {MAX_HEADER_LENGTH} characters")
+    for char in value:
+        printable_ascii = "\x21" <= char <= "\x7e"
+        if not printable_ascii and not (allow_unicode and char > "\x7f" and char.isprintable()):
+            raise OriginError(f"contains the character {char!r}")
+        if char.isspace():
+            raise OriginError(f"contains the white space {char!r}")
+    if "\\" in value:
+        raise OriginError("contains a backslash")
+    if "," in value:
+        raise OriginError("contains a comma (two origins joined?)")
+
+
+def _split(value: str) -> tuple[str, str, str, str]:
+    """Return scheme, authority, path and the rest (query/fragment) of a URL."""
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise OriginError(f"not a URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise OriginError("the scheme must be http or https")
+    if not value.lower().startswith(f"{scheme}://") or not parts.netloc:
+        raise OriginError("expected scheme://host")
+    rest = value[len(scheme) + 3 + len(parts.netloc) :]
+    return scheme, parts.netloc, parts.path, rest[len(parts.path) :]
+
+
+def _parse_host(raw: str, *, from_client: bool) -> str:
+    """Return the host in canonical form: lower-case, punycode, compressed IPv6."""
+    if not raw.isascii():
+        if from_client:
+            raise OriginError("the host is not ASCII")
+        try:
+            raw = idna.encode(raw, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            raise OriginError(f"the host is not a valid international name ({exc})") from None
+    host = raw.lower()
+    if len(host) > MAX_HOST_LENGTH:
+        raise OriginError(f"the host is longer than {MAX_HOST_LENGTH} characters")
+    labels = host.split(".")
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        try:
+            address = ipaddress.IPv4Address(host)
+        except ValueError:
+            raise OriginError(f"{raw!r} is not a valid IPv4 address") from None
+        if str(address) != host:
+            raise OriginError(f"{raw!r} is not a canonical IPv4 address")
+        return host
+    for label in labels:
+        if not _LABEL.fullmatch(label):
+            raise OriginError(f"{raw!r} is not a valid host name")
+    return host
+
+
+def _parse_authority(
+    authority: str, scheme: str, *, from_client: bool, allow_wildcards: bool
+) -> tuple[str, int | None, bool]:
+    if "@" in authority:
+        raise OriginError("must not contain user information (user@host)")
+    match = _AUTHORITY.fullmatch(authority)
+    if not match:
+        raise OriginError("the host or port is malformed")
+    port_text = match["port"]
+    if port_text is None:
+        port: int | None = DEFAULT_PORTS[scheme]
+    elif port_text == "*" and allow_wildcards:
+        port = None
+    elif _PORT.fullmatch(port_text) and int(port_text) <= 65535:
+        port = int(port_text)
+    else:
+        raise OriginError(f"the port {port_text!r} is not a number from 1 to 65535")
+    if match["ipv6"] is not None:
+        try:
+            address = ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            raise OriginError(f"{match['ipv6']!r} is not a valid IPv6 address") from None
+        return address.compressed, port, False
+    name = match["name"]
+    subdomains = allow_wildcards and name.startswith("*.")
+    if subdomains:
+        name = name[2:]
+    if "*" in name:
+        raise OriginError("a wildcard may only stand as the first label, as in *.example.com")
+    host = _parse_host(name, from_client=from_client)
+    if subdomains and ("." not in host or host.replace(".", "").isdigit()):
+        if host != "localhost":
+            raise OriginError("*. needs a domain of at least two labels, as in *.example.com")
+    return host, port, subdomains
+
+
+def parse_rule(value: str) -> Rule:
+    """Parse and normalise a rule typed by staff.
+
+    Accepted: ``scheme://host[:port]`` and ``scheme://*.domain[:port]``; the port
+    may be ``*`` for any port. A single trailing slash is tolerated.
+    """
+    text = value.strip()
+    if text == "*":
+        raise OriginError("a rule must name an origin; allowing everyone is not supported")
+    _check_characters(text, allow_unicode=True)
+    scheme, authority, path, rest = _split(text)
+    if path not in ("", "/") or rest:
+        raise OriginError("a rule is an origin (scheme://host[:port]) without a path or query")
+    host, port, subdomains = _parse_authority(
+        authority, scheme, from_client=False, allow_wildcards=True
+    )
+    return Rule(scheme, host, port, subdomains)
+
+
+def parse_origin_header(value: str) -> Origin:
+    """Parse the value of an ``Origin`` header strictly."""
+    return _client_origin(value, bare=True)
+
+
+def origin_of_referer(value: str) -> Origin:
+    """Return the origin of a ``Referer`` URL, parsed strictly."""
+    return _client_origin(value, bare=False)
+
+
+def _client_origin(value: str, *, bare: bool) -> Origin:
+    _check_characters(value)
+    scheme, authority, path, rest = _split(value)
+    if bare and (path or rest):
+        raise OriginError("an Origin header has no path, query or fragment")
+    host, port, _ = _parse_authority(authority, scheme, from_client=True, allow_wildcards=False)
+    if port is None:  # pragma: no cover - "*" is refused without allow_wildcards
+        raise OriginError("the port must be a number")
+    return Origin(scheme, host, port)
+
+
+class AllowlistIndex:
+    """Rules indexed by ``(scheme, host, port)``: a lookup costs a few dict probes.
+
+    Exact rules are probed with the origin's port and with "any port"; subdomain
+    rules are probed once for each parent domain of the origin's host, so the cost
+    grows with the number of labels in the host, not with the number of rules.
+    """
+
+    __slots__ = ("_exact", "_subdomains", "size")
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self._exact: dict[tuple[str, str, int | None], Rule] = {}
+        self._subdomains: dict[tuple[str, str, int | None], Rule] = {}
+        self.size = 0
+        for rule in rules:
+            table = self._subdomains if rule.subdomains else self._exact
+            table.setdefault((rule.scheme, rule.host, rule.port), rule)
+            self.size += 1
+
+    def __len__(self) -> int:
+        return self.size
+
+    def match(self, origin: Origin) -> Rule | None:
+        """Return the rule that allows ``origin``, or ``None``."""
+        scheme, host, port = origin.scheme, origin.host, origin.port
+        exact = self._exact
+        rule = exact.get((scheme, host, port)) or exact.get((scheme, host, None))
+        if rule is not None or not self._subdomains or ":" in host:
+            return rule
+        subdomains = self._subdomains
+        dot = host.find(".")
+        while dot != -1:
+            parent = host[dot + 1 :]
+            rule = subdomains.get((scheme, parent, port)) or subdomains.get((scheme, parent, None))
+            if rule is not None:
+                return rule
+            dot = host.find(".", dot + 1)
+        return None

@@ -1,0 +1,25 @@
+"""Keep the in-process snapshot in step with the rules and settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from .cache import allowlist
+from .models import AllowedOrigin, rules_changed
+
+
+@receiver(post_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_saved")
+@receiver(post_delete, sender=AllowedOrigin, dispatch_uid="whitelist.rule_deleted")
+def rule_changed(**kwargs: Any) -> None:
+    rules_changed(kwargs.get("using"))
+
+
+@receiver(setting_changed, dispatch_uid="whitelist.setting_changed")
+def whitelist_setting_changed(setting: str, **kwargs: Any) -> None:
+    """Tests that override database settings must not see an old snapshot."""
+    if setting.startswith("WHITELIST_") or setting == "DATABASES":
+        allowlist.invalidate()
