@@ -92,7 +92,8 @@ def listen(endpoints: Sequence[Endpoint], backlog: int) -> list[Any]:
                     )
                 )
             except OSError as exc:
-                raise AddressError(f"cannot listen on {endpoint.host}:{endpoint.port}: {exc.strerror}") from None
+                where = f"{endpoint.host}:{endpoint.port}"
+                raise AddressError(f"cannot listen on {where}: {exc.strerror}") from None
     except AddressError:
         for sock in sockets:
             sock.close()

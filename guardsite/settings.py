@@ -115,14 +115,15 @@ STORAGES = {
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+LOG_LEVEL = os.environ.get("GUARDSITE_LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "guardsite": {"handlers": ["console"], "level": os.environ.get("GUARDSITE_LOG_LEVEL", "INFO")},
-        "whitelist": {"handlers": ["console"], "level": os.environ.get("GUARDSITE_LOG_LEVEL", "INFO")},
+        "guardsite": {"handlers": ["console"], "level": LOG_LEVEL},
+        "whitelist": {"handlers": ["console"], "level": LOG_LEVEL},
     },
 }
 

@@ -140,7 +140,8 @@ def welcome_payload(socket: OpenSocket) -> dict[str, Any]:
 
 def create_server() -> GuardedServer:
     """Build the server and register the handler modules named in settings."""
-    server = GuardedServer(async_mode=getattr(settings, "GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet"))
+    async_mode = getattr(settings, "GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet")
+    server = GuardedServer(async_mode=async_mode)
     for module_name in getattr(settings, "GUARDSITE_SOCKETIO_HANDLERS", []):
         importlib.import_module(module_name).register(server)
     return server

@@ -8,4 +8,5 @@ from django.shortcuts import render
 
 def demo(request: HttpRequest) -> HttpResponse:
     """Render the page; its script connects and fills in the outcome."""
-    return render(request, "guardsite/demo.html", {"page_origin": request.build_absolute_uri("/")[:-1]})
+    page_origin = request.build_absolute_uri("/").rstrip("/")
+    return render(request, "guardsite/demo.html", {"page_origin": page_origin})

@@ -14,7 +14,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     """Refuse settings that would break or silently weaken the guard."""
     messages: list[CheckMessage] = []
     interval = conf.WHITELIST_REFRESH_INTERVAL
-    if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0 < interval <= 60:
+    is_number = isinstance(interval, int | float) and not isinstance(interval, bool)
+    if not is_number or not 0 < interval <= 60:
         messages.append(
             Error(
                 f"WHITELIST_REFRESH_INTERVAL is {interval!r}.",

@@ -6,6 +6,7 @@ a running server notices a change made by any process with one tiny query.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -78,10 +79,8 @@ class AllowedOrigin(models.Model):
 
     def clean_fields(self, exclude: Any = None) -> None:
         """Store the normalised form, so uniqueness is checked on what is stored."""
-        try:
+        with contextlib.suppress(OriginError):  # the field validator reports it
             self.pattern = str(parse_rule(self.pattern))
-        except OriginError:
-            pass  # the field validator reports it
         super().clean_fields(exclude=exclude)
 
     def save(self, *args: Any, **kwargs: Any) -> None:

@@ -173,9 +173,9 @@ def _parse_authority(
     if "*" in name:
         raise OriginError("a wildcard may only stand as the first label, as in *.example.com")
     host = _parse_host(name, from_client=from_client)
-    if subdomains and ("." not in host or host.replace(".", "").isdigit()):
-        if host != "localhost":
-            raise OriginError("*. needs a domain of at least two labels, as in *.example.com")
+    single_label_or_ip = "." not in host or host.replace(".", "").isdigit()
+    if subdomains and single_label_or_ip and host != "localhost":
+        raise OriginError("*. needs a domain of at least two labels, as in *.example.com")
     return host, port, subdomains
 
 

@@ -98,9 +98,9 @@ class Command(BaseCommand):
             self.stderr.write(f"Warning: cannot load the allowlist ({exc}); refusing all sockets.")
             return "Allowlist: not loaded"
         count = len(snapshot.index)
-        return f"Allowlist: {count} enabled rule{'s' if count != 1 else ''} (revision {snapshot.revision})"
+        plural = "" if count == 1 else "s"
+        return f"Allowlist: {count} enabled rule{plural} (revision {snapshot.revision})"
 
 
 def _version(package: str) -> str:
     return importlib.metadata.version(package)
-

@@ -25,7 +25,12 @@ class Command(BaseCommand):
         assert isinstance(parser, CommandParser)
         actions = parser.add_subparsers(dest="action", required=True, parser_class=CommandParser)
         add = actions.add_parser("add", help="Add (or re-enable) rules.")
-        add.add_argument("patterns", nargs="+", metavar="PATTERN", help="scheme://host[:port] or scheme://*.domain[:port]")
+        add.add_argument(
+            "patterns",
+            nargs="+",
+            metavar="PATTERN",
+            help="scheme://host[:port] or scheme://*.domain[:port]",
+        )
         add.add_argument("--note", default="", help="Why this origin is allowed.")
         remove = actions.add_parser("remove", help="Delete rules.")
         remove.add_argument("patterns", nargs="+", metavar="PATTERN")

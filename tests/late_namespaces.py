@@ -1,0 +1,21 @@
+"""Handlers a developer might add later, written without any thought of the guard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+
+
+def register(server: socketio.Server) -> None:
+    @server.on("connect", namespace="/late")
+    def late_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        return True  # welcomes everybody: the guard must still run first
+
+    @server.on("echo", namespace="/late")
+    def late_echo(sid: str, data: Any) -> Any:
+        return data
+
+    @server.on("connect", namespace="/broken")
+    def broken_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        raise RuntimeError("a bug in a connect handler")

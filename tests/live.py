@@ -1,0 +1,107 @@
+"""Start the real ``manage.py runsocket`` on free loopback ports, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_LINE = "Quit with CONTROL-C."
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(database: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WHITELIST_"))}
+    env.update(
+        DATABASE_URL=f"sqlite:///{database}",
+        DJANGO_SETTINGS_MODULE="tests.live_settings",
+        PYTHONUNBUFFERED="1",
+        PYTHONWARNINGS="ignore::DeprecationWarning",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(database: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    """Run a management command in another process, against ``database``."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        env=server_env(database, **extra_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def migrated_copy(template: Path, target: Path) -> Path:
+    shutil.copyfile(template, target)
+    return target
+
+
+class LiveServer:
+    """One runsocket process; ``url`` is its first address."""
+
+    def __init__(self, database: Path, log: Path, ports: int = 1, **extra_env: str) -> None:
+        self.database = database
+        self.log_path = log
+        self.ports = [free_port() for _ in range(ports)]
+        self.extra_env = extra_env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports[0]}"
+
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def start(self, timeout: float = 30) -> LiveServer:
+        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "manage.py"), "runsocket", *addresses],
+                env=server_env(self.database, **self.extra_env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        deadline = time.monotonic() + timeout
+        while READY_LINE not in self.log():
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"runsocket exited with {self.process.returncode}:\n{self.log()}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"runsocket not ready after {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
+        return self
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return manage(self.database, *args, **self.extra_env)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+            raise

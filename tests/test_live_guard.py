@@ -1,0 +1,130 @@
+"""The real runsocket, real python-socketio clients, over both transports."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.clients import try_connect
+from tests.conftest import ALLOWED
+from tests.live import LiveServer
+
+REFUSAL = "Who invited you to this party?"
+WELCOME = "Okay, you're cool."
+TRANSPORTS = ["polling", "websocket"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_allowed_origin_is_welcomed(socket_server: LiveServer, transport: str) -> None:
+    outcome, _ = try_connect(socket_server.url, origin=ALLOWED, transport=transport)
+    assert outcome.connected
+    assert outcome.welcome == {
+        "message": WELCOME,
+        "origin": ALLOWED,
+        "rule": ALLOWED,
+        "transport": transport,
+    }
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_refused_origin_gets_polite_connect_error(
+    socket_server: LiveServer, transport: str
+) -> None:
+    outcome, _ = try_connect(socket_server.url, origin="https://evil.test", transport=transport)
+    assert not outcome.connected
+    assert outcome.error == {
+        "message": REFUSAL,
+        "data": {"reason": "origin-not-allowed", "origin": "https://evil.test"},
+    }
+    assert outcome.welcome is None
+    assert outcome.events == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_subdomain_rule_admits_nested_subdomain(socket_server: LiveServer, transport: str) -> None:
+    outcome, _ = try_connect(
+        socket_server.url, origin="https://a.b.example.com", transport=transport
+    )
+    assert outcome.welcome is not None
+    assert outcome.welcome["rule"] == "https://*.example.com"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://example.com",
+        "https://example.com.evil.com",
+        "https://evilexample.com",
+        "http://a.example.com",
+        "http://allowed.test",
+    ],
+)
+def test_look_alike_origins_are_refused(socket_server: LiveServer, origin: str) -> None:
+    outcome, _ = try_connect(socket_server.url, origin=origin)
+    assert outcome.refusal_reason == "origin-not-allowed"
+
+
+@pytest.mark.parametrize(
+    ("origin", "reason"),
+    [
+        ("null", "null-origin"),
+        ("https://example.com@evil.com", "malformed-origin"),
+        ("http://allowed.test:8080/", "malformed-origin"),
+        ("http://allowed.test:80800", "malformed-origin"),
+    ],
+)
+def test_malformed_origins_are_refused(socket_server: LiveServer, origin: str, reason: str) -> None:
+    outcome, _ = try_connect(socket_server.url, origin=origin)
+    assert outcome.refusal_reason == reason
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_missing_headers_are_refused(socket_server: LiveServer, transport: str) -> None:
+    outcome, _ = try_connect(socket_server.url, transport=transport)
+    assert outcome.refusal_reason == "missing-origin"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_referer_is_used_when_origin_is_absent(socket_server: LiveServer, transport: str) -> None:
+    outcome, _ = try_connect(
+        socket_server.url, referer=f"{ALLOWED}/chat/room?x=1", transport=transport
+    )
+    assert outcome.welcome is not None
+    assert outcome.welcome["origin"] == ALLOWED
+
+
+def test_bad_origin_does_not_fall_back_to_a_good_referer(socket_server: LiveServer) -> None:
+    outcome, _ = try_connect(socket_server.url, origin="null", referer=f"{ALLOWED}/")
+    assert outcome.refusal_reason == "null-origin"
+
+
+def test_websocket_clients_own_origin_joined_by_comma_is_refused(socket_server: LiveServer) -> None:
+    outcome, _ = try_connect(
+        socket_server.url, origin=ALLOWED, transport="websocket", suppress_origin=False
+    )
+    assert outcome.refusal_reason == "malformed-origin"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_namespace_added_without_the_guard_is_guarded(
+    socket_server: LiveServer, transport: str
+) -> None:
+    refused, _ = try_connect(
+        socket_server.url, origin="https://evil.test", namespace="/late", transport=transport
+    )
+    allowed, _ = try_connect(socket_server.url, origin=ALLOWED, namespace="/late")
+    assert refused.refusal_reason == "origin-not-allowed"
+    assert allowed.welcome is not None
+
+
+def test_failing_connect_handler_refuses_instead_of_admitting(socket_server: LiveServer) -> None:
+    outcome, _ = try_connect(socket_server.url, origin=ALLOWED, namespace="/broken")
+    assert not outcome.connected
+    assert outcome.refusal_reason == "internal-error"
+
+
+def test_allowed_client_can_use_a_namespace(socket_server: LiveServer) -> None:
+    outcome, client = try_connect(socket_server.url, origin=ALLOWED, namespace="/late", keep=True)
+    try:
+        assert client.call("echo", {"n": 1}, namespace="/late", timeout=10) == {"n": 1}
+    finally:
+        client.disconnect()

@@ -1,0 +1,110 @@
+"""The running server follows rule changes, fails closed, answers CORS and stops cleanly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import requests
+
+from tests.clients import try_connect
+from tests.conftest import ALLOWED
+from tests.live import LiveServer
+
+HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
+
+
+def wait_for_reason(url: str, origin: str, reason: str, bound: float = 10) -> str | None:
+    """Connect repeatedly until the refusal reason (None = welcomed) is ``reason``."""
+    deadline = time.monotonic() + bound
+    while True:
+        outcome, _ = try_connect(url, origin=origin)
+        seen = outcome.refusal_reason if outcome.welcome is None else None
+        if seen == reason or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
+def test_rule_added_by_another_process_takes_effect_live(socket_server: LiveServer) -> None:
+    origin = "http://added-later.test:5001"
+    assert try_connect(socket_server.url, origin=origin)[0].refusal_reason == "origin-not-allowed"
+    assert socket_server.manage("whitelist", "add", origin).returncode == 0
+    assert wait_for_reason(socket_server.url, origin, None) is None
+    assert socket_server.manage("whitelist", "remove", origin).returncode == 0
+    assert wait_for_reason(socket_server.url, origin, "origin-not-allowed") == "origin-not-allowed"
+
+
+def test_database_fault_refuses_every_connect(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server(migrated=False)  # no tables: loading the rules fails
+    outcome, _ = try_connect(server.url, origin=ALLOWED)
+    assert not outcome.connected
+    assert outcome.refusal_reason == "internal-error"
+    assert "origin guard failed" in server.log()
+
+
+def test_allowed_origin_gets_credentialed_cors(socket_server: LiveServer) -> None:
+    response = requests.get(socket_server.url + HANDSHAKE, headers={"Origin": ALLOWED}, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+def test_refused_origin_can_read_the_refusal_but_never_with_credentials(
+    socket_server: LiveServer,
+) -> None:
+    response = requests.get(
+        socket_server.url + HANDSHAKE, headers={"Origin": "https://evil.test"}, timeout=10
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://evil.test"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_cross_origin_preflight_is_answered_from_the_allowlist(socket_server: LiveServer) -> None:
+    response = requests.options(
+        socket_server.url + HANDSHAKE,
+        headers={"Origin": ALLOWED, "Access-Control-Request-Headers": "x-token"},
+        timeout=10,
+    )
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert response.headers["Access-Control-Allow-Headers"] == "x-token"
+
+
+def test_jsonp_polling_is_refused(socket_server: LiveServer) -> None:
+    response = requests.get(
+        socket_server.url + HANDSHAKE + "&j=0", headers={"Referer": ALLOWED + "/"}, timeout=10
+    )
+    assert response.status_code == 400
+
+
+def test_handshake_refusal_mode_answers_403_without_a_session(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(ALLOWED, WHITELIST_REFUSE_AT_HANDSHAKE="1")
+    refused = requests.get(
+        server.url + HANDSHAKE, headers={"Origin": "https://evil.test"}, timeout=10
+    )
+    allowed = requests.get(server.url + HANDSHAKE, headers={"Origin": ALLOWED}, timeout=10)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "message": "Who invited you to this party?",
+        "data": {"reason": "origin-not-allowed", "origin": "https://evil.test"},
+    }
+    assert "Access-Control-Allow-Credentials" not in refused.headers
+    assert allowed.status_code == 200
+    assert allowed.text.startswith('0{"sid"')
+
+
+def test_two_addresses_are_served_by_one_process(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server("http://localhost:5000", ports=2)
+    first, second = server.urls()
+    assert requests.get(first + "/", timeout=10).status_code == 200
+    assert requests.get(second + "/", timeout=10).status_code == 200
+
+
+def test_sigterm_stops_the_server_cleanly(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server()
+    assert server.stop() == 0
+    assert "Stopped (SIGTERM)." in server.log()
+    assert "Traceback" not in server.log()
