@@ -19,3 +19,9 @@ def register(server: socketio.Server) -> None:
     @server.on("connect", namespace="/broken")
     def broken_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         raise RuntimeError("a bug in a connect handler")
+
+    @server.on("count_rules", namespace="/late")
+    def count_rules(sid: str) -> int:
+        from whitelist.models import AllowedOrigin
+
+        return AllowedOrigin.objects.count()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import requests
 
@@ -108,3 +110,19 @@ def test_sigterm_stops_the_server_cleanly(start_server: Callable[..., LiveServer
     assert server.stop() == 0
     assert "Stopped (SIGTERM)." in server.log()
     assert "Traceback" not in server.log()
+
+
+def open_database_files(server: LiveServer) -> int:
+    fd_dir = Path(f"/proc/{server.process.pid}/fd")
+    return sum(os.readlink(fd).endswith(server.database.name) for fd in fd_dir.iterdir())
+
+
+def test_handlers_do_not_leak_database_connections(socket_server: LiveServer) -> None:
+    outcome, client = try_connect(socket_server.url, origin=ALLOWED, namespace="/late", keep=True)
+    try:
+        for _ in range(30):  # each event runs in its own green thread
+            assert client.call("count_rules", namespace="/late", timeout=10) >= 2
+    finally:
+        client.disconnect()
+    # Without closing, each green thread keeps its own connection (30+ files).
+    assert open_database_files(socket_server) <= 3

@@ -80,6 +80,7 @@ class Command(BaseCommand):
                 f"Warning: the open files limit ({open_files}) is below "
                 f"GUARDSITE_MAX_CONNECTIONS ({max_connections})."
             )
+        connection.close()  # the serving green threads open their own
         write("Quit with CONTROL-C.")
         sys.stdout.flush()
         serve_until_stopped(

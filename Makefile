@@ -1,0 +1,62 @@
+# Guardsite: `make run` starts the seed demo, `make test` runs every test.
+# Both set up what they need: the virtualenv, Python and npm packages.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001
+DEMO_RULE := http://localhost:5000
+
+.PHONY: run test lint format admin setup clean
+
+run: $(VENV)/.runtime node_modules/.installed
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py collectstatic --no-input -v0
+	$(PY) manage.py whitelist add $(DEMO_RULE) --note "seed demo"
+	@echo
+	@echo "Demo: open http://localhost:5000/ (allowed) and http://localhost:5001/ (not yet)."
+	@echo "Admin: create your login with 'make admin' (or '$(PY) manage.py createsuperuser'),"
+	@echo "       then open http://localhost:5000/admin/ and add http://localhost:5001,"
+	@echo "       or run '$(PY) manage.py whitelist add http://localhost:5001'."
+	@echo
+	$(PY) manage.py runsocket $(DEMO_ADDRS)
+
+test: $(VENV)/.dev node_modules/.installed
+	$(PY) manage.py collectstatic --no-input -v0
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/coverage run -m pytest
+	$(VENV)/bin/coverage report --skip-covered --fail-under=85
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+admin: $(VENV)/.runtime
+	$(PY) manage.py migrate --no-input -v0
+	$(PY) manage.py createsuperuser
+
+setup: $(VENV)/.dev node_modules/.installed
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles .coverage htmlcov

@@ -1,0 +1,89 @@
+"""The snapshot: no query per decision, dropped on local change, refreshed on remote change."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from whitelist.cache import AllowlistCache, allowlist
+from whitelist.guard import decide
+from whitelist.models import AllowedOrigin, AllowlistRevision
+from whitelist.origins import parse_origin_header
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = "https://shop.example.com"
+
+
+def allowed(cache: AllowlistCache, origin: str = ORIGIN) -> bool:
+    return decide({"HTTP_ORIGIN": origin}, cache).allowed
+
+
+def test_steady_state_decisions_make_no_queries(django_assert_num_queries) -> None:  # noqa: ANN001
+    AllowedOrigin.objects.create(pattern=ORIGIN)
+    cache = AllowlistCache()
+    cache.snapshot()
+    with django_assert_num_queries(0):
+        for _ in range(100):
+            assert allowed(cache)
+
+
+def test_saving_a_rule_updates_this_process_at_commit() -> None:
+    allowlist.invalidate()
+    assert not allowed(allowlist)
+    AllowedOrigin.objects.create(pattern=ORIGIN)
+    assert allowed(allowlist)
+
+
+def test_deleting_a_rule_updates_this_process() -> None:
+    rule = AllowedOrigin.objects.create(pattern=ORIGIN)
+    assert allowed(allowlist)
+    rule.delete()
+    assert not allowed(allowlist)
+
+
+def test_bulk_disable_updates_this_process_and_the_revision() -> None:
+    AllowedOrigin.objects.create(pattern=ORIGIN)
+    assert allowed(allowlist)
+    before = AllowlistRevision.current()
+    AllowedOrigin.objects.all().update(enabled=False)
+    assert AllowlistRevision.current() == before + 1
+    assert not allowed(allowlist)
+
+
+def test_refresh_follows_a_change_made_elsewhere() -> None:
+    cache = AllowlistCache()
+    assert not allowed(cache)
+    # Another process: raw SQL, no signal reaches this cache.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO whitelist_allowedorigin (pattern, enabled, note, created_at, updated_at)"
+            " VALUES (%s, 1, '', '2026-01-01', '2026-01-01')",
+            [ORIGIN],
+        )
+    assert not allowed(cache)  # still the cached snapshot
+    AllowlistRevision.bump()
+    assert cache.refresh() is True
+    assert allowed(cache)
+    assert cache.refresh() is False
+
+
+def test_disabled_rules_are_not_loaded() -> None:
+    AllowedOrigin.objects.create(pattern=ORIGIN, enabled=False)
+    assert len(AllowlistCache().snapshot().index) == 0
+
+
+def test_watch_keeps_the_last_rules_when_the_database_fails() -> None:
+    AllowedOrigin.objects.create(pattern=ORIGIN)
+    calls = {"revision": 0}
+
+    def failing_revision() -> int:
+        calls["revision"] += 1
+        raise ConnectionError("database is down")
+
+    cache = AllowlistCache(revision=failing_revision)
+    cache.snapshot()
+    rounds = iter(range(3))
+    cache.watch(sleep=lambda _seconds: None, stop=lambda: next(rounds, None) is None)
+    assert calls["revision"] == 3
+    assert cache.snapshot().index.match(parse_origin_header(ORIGIN)) is not None

@@ -1,0 +1,45 @@
+"""System checks catch settings that would weaken or break the guard."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from whitelist.checks import check_settings
+
+
+def ids() -> list[str]:
+    return [message.id for message in check_settings()]
+
+
+def test_defaults_pass() -> None:
+    assert ids() == []
+
+
+@pytest.mark.parametrize("interval", [0, -1, 61, "1", True, None])
+def test_bad_refresh_interval_is_an_error(interval: object) -> None:
+    with override_settings(WHITELIST_REFRESH_INTERVAL=interval):
+        assert ids() == ["whitelist.E001"]
+
+
+@override_settings(WHITELIST_REFUSAL_MESSAGE="  ")
+def test_empty_refusal_message_is_an_error() -> None:
+    assert ids() == ["whitelist.E002"]
+
+
+@override_settings(WHITELIST_REFUSE_AT_HANDSHAKE="yes")
+def test_non_boolean_switch_is_an_error() -> None:
+    assert ids() == ["whitelist.E003"]
+
+
+@override_settings(WHITELIST_ALLOW_MISSING_ORIGIN=True)
+def test_allowing_missing_origin_is_a_warning() -> None:
+    assert ids() == ["whitelist.W001"]
+
+
+@override_settings(WHITELIST_REFRESH_INTERVAL=0)
+def test_check_command_fails() -> None:
+    with pytest.raises(SystemCheckError, match="whitelist.E001"):
+        call_command("check")

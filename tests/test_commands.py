@@ -1,0 +1,91 @@
+"""``manage.py whitelist``: add, remove, list and check."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.live import manage
+from whitelist.models import AllowedOrigin
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("whitelist", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_add_normalises_and_reports() -> None:
+    output = run("add", "HTTPS://Shop.Example.com", "https://*.corp.test", "--note", "partners")
+    assert output.splitlines() == ["added https://shop.example.com", "added https://*.corp.test"]
+    assert AllowedOrigin.objects.get(pattern="https://shop.example.com").note == "partners"
+
+
+def test_adding_an_existing_rule_is_not_an_error() -> None:
+    run("add", "https://shop.example.com")
+    assert run("add", "https://shop.example.com") == "already allowed https://shop.example.com\n"
+    assert AllowedOrigin.objects.count() == 1
+
+
+def test_adding_a_disabled_rule_enables_it() -> None:
+    AllowedOrigin.objects.create(pattern="https://shop.example.com", enabled=False)
+    assert run("add", "https://shop.example.com") == "updated https://shop.example.com\n"
+    assert AllowedOrigin.objects.get().enabled
+
+
+def test_a_malformed_rule_adds_nothing() -> None:
+    with pytest.raises(CommandError, match="'https://bad.example/x' is not a valid rule"):
+        run("add", "https://good.example", "https://bad.example/x")
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_remove_reports_missing_rules() -> None:
+    run("add", "https://shop.example.com")
+    output = run("remove", "https://SHOP.example.com", "https://other.example")
+    assert output.splitlines() == ["removed https://shop.example.com", "not found https://other.example"]
+    assert not AllowedOrigin.objects.exists()
+
+
+def test_list_shows_state_and_note() -> None:
+    run("add", "https://shop.example.com", "--note", "shop")
+    AllowedOrigin.objects.create(pattern="https://old.example", enabled=False)
+    assert run("list").splitlines() == [
+        "disabled  https://old.example",
+        "enabled   https://shop.example.com  # shop",
+    ]
+
+
+def test_list_of_nothing_says_everything_is_refused() -> None:
+    assert "every Socket.IO connection is refused" in run("list")
+
+
+def test_check_uses_the_server_decision_for_origins_and_urls() -> None:
+    run("add", "https://*.example.com")
+    assert run("check", "https://a.example.com").splitlines() == [
+        "allowed: https://a.example.com",
+        "  reason: allowed (matches https://*.example.com)",
+        "  origin: https://a.example.com (judged as the origin header)",
+        "  rule: https://*.example.com",
+    ]
+    assert "judged as the referer header" in run("check", "https://a.example.com/page?q=1")
+
+
+def test_check_exit_status_in_a_real_process(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite3"
+    assert manage(database, "migrate", "--no-input", "-v0").returncode == 0
+    assert manage(database, "whitelist", "add", "https://shop.example.com").returncode == 0
+    allowed = manage(database, "whitelist", "check", "https://shop.example.com")
+    denied = manage(database, "whitelist", "check", "https://shop.example.com.evil.com")
+    malformed = manage(database, "whitelist", "check", "https://shop.example.com@evil.com")
+    bad_rule = manage(database, "whitelist", "add", "ftp://x")
+    assert (allowed.returncode, denied.returncode, malformed.returncode) == (0, 1, 1)
+    assert denied.stdout.startswith("denied: https://shop.example.com.evil.com")
+    assert "malformed-origin" in malformed.stdout
+    assert bad_rule.returncode == 1
+    assert "the scheme must be http or https" in bad_rule.stderr
+    assert "Traceback" not in bad_rule.stderr

@@ -1,0 +1,214 @@
+"""Parsing, normalising and matching origins (pure, no Django)."""
+
+from __future__ import annotations
+
+import pytest
+
+from whitelist.origins import (
+    AllowlistIndex,
+    Origin,
+    OriginError,
+    origin_of_referer,
+    parse_origin_header,
+    parse_rule,
+)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("https://Shop.Example.COM", "https://shop.example.com"),
+        ("HTTPS://shop.example.com:443", "https://shop.example.com"),
+        ("http://localhost:80/", "http://localhost"),
+        ("http://localhost:5000", "http://localhost:5000"),
+        ("https://*.Example.com", "https://*.example.com"),
+        ("https://*.example.com:*", "https://*.example.com:*"),
+        ("http://localhost:*", "http://localhost:*"),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("https://*.BÜCHER.example", "https://*.xn--bcher-kva.example"),
+        ("http://[0:0:0:0:0:0:0:1]:5000", "http://[::1]:5000"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("  https://padded.example  ", "https://padded.example"),
+    ],
+)
+def test_rules_are_stored_normalised(typed: str, stored: str) -> None:
+    assert str(parse_rule(typed)) == stored
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "",
+        "*",
+        "example.com",
+        "ftp://example.com",
+        "https://",
+        "https://example.com/path",
+        "https://example.com?q=1",
+        "https://user@example.com",
+        "https://example.com:0",
+        "https://example.com:65536",
+        "https://example.com:08080",
+        "https://example..com",
+        "https://example.com.",
+        "https://-example.com",
+        "https://exa mple.com",
+        "https://example.com\\evil",
+        "https://a.com,https://b.com",
+        "https://*.com",
+        "https://*.127.0.0.1",
+        "https://a.*.example.com",
+        "https://*example.com",
+        "http://0x7f.0.0.1",
+        "http://127.1",
+        "http://[::1",
+        "http://[fe80::1%eth0]",
+        "null",
+    ],
+)
+def test_malformed_rules_are_rejected(typed: str) -> None:
+    with pytest.raises(OriginError):
+        parse_rule(typed)
+
+
+def test_rule_error_explains_the_problem() -> None:
+    with pytest.raises(OriginError, match="without a path"):
+        parse_rule("https://example.com/app")
+
+
+@pytest.mark.parametrize(
+    ("header", "origin"),
+    [
+        ("https://example.com", Origin("https", "example.com", 443)),
+        ("https://EXAMPLE.com:443", Origin("https", "example.com", 443)),
+        ("http://example.com:8080", Origin("http", "example.com", 8080)),
+        ("http://[::1]:5000", Origin("http", "::1", 5000)),
+        ("https://xn--bcher-kva.example", Origin("https", "xn--bcher-kva.example", 443)),
+    ],
+)
+def test_origin_header_is_parsed(header: str, origin: Origin) -> None:
+    assert parse_origin_header(header) == origin
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "null",
+        "",
+        "https://example.com/",
+        "https://example.com/path",
+        "https://example.com?x",
+        "https://example.com#x",
+        "https://user:pass@example.com",
+        "https://example.com@evil.com",
+        "https://example.com\tx",
+        "https://example.com\r\nSet-Cookie: x=1",
+        " https://example.com",
+        "https://example.com\\@evil.com",
+        "https://example.com, https://evil.com",
+        "https://example.com,https://evil.com",
+        "https://example.com:99999",
+        "https://example.com:-1",
+        "https://example.com:*",
+        "https://*.example.com",
+        "https://bücher.example",
+        "file://",
+        "chrome-extension://abcdef",
+        "https://" + "a" * 4100,
+    ],
+)
+def test_non_canonical_origin_headers_are_refused(header: str) -> None:
+    with pytest.raises(OriginError):
+        parse_origin_header(header)
+
+
+def test_referer_yields_its_origin() -> None:
+    assert origin_of_referer("https://Shop.example.com:443/cart?id=1#top") == Origin(
+        "https", "shop.example.com", 443
+    )
+
+
+@pytest.mark.parametrize(
+    "referer", ["https://user@example.com/", "https://example.com\n/", "/relative/path"]
+)
+def test_malformed_referer_is_refused(referer: str) -> None:
+    with pytest.raises(OriginError):
+        origin_of_referer(referer)
+
+
+@pytest.fixture
+def index() -> AllowlistIndex:
+    rules = [
+        "https://example.com",
+        "https://*.example.org",
+        "http://localhost:5000",
+        "http://devbox:*",
+        "https://*.ports.test:*",
+        "http://[::1]:8000",
+    ]
+    return AllowlistIndex(parse_rule(rule) for rule in rules)
+
+
+def match(index: AllowlistIndex, header: str) -> str | None:
+    rule = index.match(parse_origin_header(header))
+    return None if rule is None else str(rule)
+
+
+@pytest.mark.parametrize(
+    ("header", "rule"),
+    [
+        ("https://example.com", "https://example.com"),
+        ("https://example.com:443", "https://example.com"),
+        ("https://EXAMPLE.COM", "https://example.com"),
+        ("https://a.example.org", "https://*.example.org"),
+        ("https://a.b.c.example.org", "https://*.example.org"),
+        ("http://localhost:5000", "http://localhost:5000"),
+        ("http://devbox", "http://devbox:*"),
+        ("http://devbox:1234", "http://devbox:*"),
+        ("https://x.ports.test:8443", "https://*.ports.test:*"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+    ],
+)
+def test_index_matches_whole_origins(index: AllowlistIndex, header: str, rule: str) -> None:
+    assert match(index, header) == rule
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "https://example.com.evil.com",
+        "https://evilexample.com",
+        "https://sub.example.com",
+        "http://example.com",
+        "https://example.com:8443",
+        "https://example.org",
+        "https://evilexample.org",
+        "https://a.example.org.evil.com",
+        "http://a.example.org",
+        "https://a.example.org:444",
+        "http://localhost:5001",
+        "http://localhost",
+        "https://localhost:5000",
+        "http://127.0.0.1:5000",
+        "http://[::1]:8001",
+        "https://devbox",
+        "https://ports.test",
+    ],
+)
+def test_index_refuses_look_alikes(index: AllowlistIndex, header: str) -> None:
+    assert match(index, header) is None
+
+
+def test_subdomain_rule_does_not_match_bare_domain() -> None:
+    rule = parse_rule("https://*.example.com")
+    assert not rule.matches(parse_origin_header("https://example.com"))
+    assert rule.matches(parse_origin_header("https://www.example.com"))
+
+
+def test_rules_are_scheme_exact() -> None:
+    rule = parse_rule("https://example.com")
+    assert not rule.matches(parse_origin_header("http://example.com"))
+
+
+def test_empty_index_matches_nothing() -> None:
+    assert AllowlistIndex([]).match(parse_origin_header("https://example.com")) is None
