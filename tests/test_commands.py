@@ -47,7 +47,10 @@ def test_a_malformed_rule_adds_nothing() -> None:
 def test_remove_reports_missing_rules() -> None:
     run("add", "https://shop.example.com")
     output = run("remove", "https://SHOP.example.com", "https://other.example")
-    assert output.splitlines() == ["removed https://shop.example.com", "not found https://other.example"]
+    assert output.splitlines() == [
+        "removed https://shop.example.com",
+        "not found https://other.example",
+    ]
     assert not AllowedOrigin.objects.exists()
 
 

@@ -45,7 +45,9 @@ def test_null_origin_never_falls_back_to_referer() -> None:
 
 
 def test_malformed_origin_never_falls_back_to_referer() -> None:
-    decision = guard.decide_headers("https://shop.example.com, x", "https://shop.example.com/", INDEX)
+    decision = guard.decide_headers(
+        "https://shop.example.com, x", "https://shop.example.com/", INDEX
+    )
     assert (decision.allowed, decision.reason) == (False, guard.MALFORMED)
 
 
