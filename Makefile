@@ -25,7 +25,9 @@ test: $(VENV)/.dev node_modules/.installed
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest
+	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85
 
 lint: $(VENV)/.dev

@@ -95,10 +95,10 @@ class LiveServer:
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         return manage(self.database, *args, **self.extra_env)
 
-    def stop(self, timeout: float = 15) -> int | None:
+    def stop(self, timeout: float = 15, sig: int = signal.SIGTERM) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(sig)
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:

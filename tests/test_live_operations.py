@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.clients import try_connect
@@ -105,16 +109,37 @@ def test_two_addresses_are_served_by_one_process(start_server: Callable[..., Liv
     assert requests.get(second + "/", timeout=10).status_code == 200
 
 
-def test_sigterm_stops_the_server_cleanly(start_server: Callable[..., LiveServer]) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_server_cleanly(
+    start_server: Callable[..., LiveServer], sig: signal.Signals
+) -> None:
     server = start_server()
-    assert server.stop() == 0
-    assert "Stopped (SIGTERM)." in server.log()
+    assert server.stop(sig=sig) == 0
+    assert f"Stopped ({sig.name})." in server.log()
     assert "Traceback" not in server.log()
 
 
+def test_page_and_browser_client_are_served_with_debug_off(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(DJANGO_DEBUG="0", DJANGO_ALLOWED_HOSTS="127.0.0.1")
+    page = requests.get(server.url + "/", timeout=10)
+    script = re.search(
+        r'src="(/static/socket\.io-client/socket\.io\.min\.[0-9a-f.]*js)"', page.text
+    )
+    assert page.status_code == 200
+    assert script is not None, page.text
+    client = requests.get(server.url + script[1], timeout=10)
+    assert client.status_code == 200
+    assert "socket.io" in client.text[:200].lower()
+
+
 def open_database_files(server: LiveServer) -> int:
-    fd_dir = Path(f"/proc/{server.process.pid}/fd")
-    return sum(os.readlink(fd).endswith(server.database.name) for fd in fd_dir.iterdir())
+    count = 0
+    for fd in Path(f"/proc/{server.process.pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed while we looked
+            count += os.readlink(fd).endswith(server.database.name)
+    return count
 
 
 def test_handlers_do_not_leak_database_connections(socket_server: LiveServer) -> None:

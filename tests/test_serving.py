@@ -1,0 +1,64 @@
+"""runsocket's address parsing and start-up errors."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from guardsite.serving import AddressError, Endpoint, parse_addrport
+from tests.live import LiveServer, manage
+
+
+@pytest.mark.parametrize(
+    ("text", "endpoint"),
+    [
+        ("8000", Endpoint("127.0.0.1", 8000)),
+        ("0.0.0.0:5000", Endpoint("0.0.0.0", 5000)),
+        ("localhost:5001", Endpoint("localhost", 5001)),
+        ("[::1]:5443", Endpoint("::1", 5443)),
+        ("[0:0::1]:80", Endpoint("::1", 80)),
+    ],
+)
+def test_addrports_are_parsed(text: str, endpoint: Endpoint) -> None:
+    assert parse_addrport(text) == endpoint
+
+
+@pytest.mark.parametrize("text", ["", "host:", "host:port", "70000", "0", "[::1]", "[nope]:80"])
+def test_bad_addrports_are_rejected(text: str) -> None:
+    with pytest.raises(AddressError):
+        parse_addrport(text)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "url"),
+    [
+        (Endpoint("127.0.0.1", 5000), "http://localhost:5000/"),
+        (Endpoint("::1", 5000), "http://localhost:5000/"),
+        (Endpoint("192.0.2.7", 80), "http://192.0.2.7:80/"),
+        (Endpoint("2001:db8::1", 80), "http://[2001:db8::1]:80/"),
+    ],
+)
+def test_banner_urls_use_localhost_for_loopback(endpoint: Endpoint, url: str) -> None:
+    assert endpoint.url() == url
+
+
+def test_busy_port_is_one_clear_error(migrated_template: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = manage(migrated_template, "runsocket", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert f"CommandError: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_banner_names_the_rules_and_the_addresses(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server("http://localhost:5000")
+    log = server.log()
+    assert "Allowlist: 1 enabled rule" in log
+    assert f"Serving http://localhost:{server.ports[0]}/" in log
+    assert "Capacity: 10000 connections" in log
