@@ -4,17 +4,19 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001
-DEMO_RULE := http://localhost:5000
+DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
+DEMO_RULES := http://localhost:5000 https://localhost:5443
 
 .PHONY: run test lint format admin setup clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py collectstatic --no-input -v0
-	$(PY) manage.py whitelist add $(DEMO_RULE) --note "seed demo"
+	$(PY) manage.py whitelist add $(DEMO_RULES) --note "seed demo"
 	@echo
 	@echo "Demo: open http://localhost:5000/ (allowed) and http://localhost:5001/ (not yet)."
+	@echo "      https://localhost:5443/ is the same over TLS (wss://), with a development"
+	@echo "      certificate in var/tls/: trust it or accept the browser's warning once."
 	@echo "Admin: create your login with 'make admin' (or '$(PY) manage.py createsuperuser'),"
 	@echo "       then open http://localhost:5000/admin/ and add http://localhost:5001,"
 	@echo "       or run '$(PY) manage.py whitelist add http://localhost:5001'."

@@ -10,6 +10,7 @@ import re
 import resource
 import signal
 import socket
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,10 @@ import eventlet
 import eventlet.event
 import eventlet.wsgi
 
-_ADDRPORT = re.compile(r"(?:(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+)):)?(?P<port>\d{1,5})")
+_ADDRPORT = re.compile(
+    r"(?:(?P<scheme>https?)://)?"
+    r"(?:(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]/]+)):)?(?P<port>\d{1,5})/?"
+)
 
 
 class AddressError(ValueError):
@@ -31,13 +35,15 @@ class Endpoint:
 
     host: str
     port: int
+    tls: bool = False
 
     @property
     def family(self) -> socket.AddressFamily:
         return socket.AF_INET6 if ":" in self.host else socket.AF_INET
 
-    def url(self, scheme: str = "http") -> str:
+    def url(self) -> str:
         """The URL people should open; loopback addresses are shown as localhost."""
+        scheme = "https" if self.tls else "http"
         host = self.host
         try:
             if ipaddress.ip_address(host).is_loopback:
@@ -49,11 +55,11 @@ class Endpoint:
         return f"{scheme}://{host}:{self.port}/"
 
 
-def parse_addrport(text: str, default_host: str = "127.0.0.1") -> Endpoint:
-    """Parse ``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT``."""
+def parse_addrport(text: str, default_host: str = "127.0.0.1", tls: bool = False) -> Endpoint:
+    """Parse ``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT``, optionally after ``https://``."""
     match = _ADDRPORT.fullmatch(text.strip())
     if not match:
-        raise AddressError(f"{text!r} is not PORT, HOST:PORT or [IPV6]:PORT")
+        raise AddressError(f"{text!r} is not [https://]PORT, HOST:PORT or [IPV6]:PORT")
     port = int(match["port"])
     if not 1 <= port <= 65535:
         raise AddressError(f"{text!r}: the port must be from 1 to 65535")
@@ -64,7 +70,7 @@ def parse_addrport(text: str, default_host: str = "127.0.0.1") -> Endpoint:
             raise AddressError(f"{text!r}: {match['ipv6']!r} is not an IPv6 address") from None
     else:
         host = match["host"] or default_host
-    return Endpoint(host, port)
+    return Endpoint(host, port, tls or match["scheme"] == "https")
 
 
 def raise_open_files_limit(wanted: int) -> int:
@@ -77,8 +83,15 @@ def raise_open_files_limit(wanted: int) -> int:
     return soft
 
 
-def listen(endpoints: Sequence[Endpoint], backlog: int) -> list[Any]:
-    """Bind every endpoint before serving any, so a busy port fails at once."""
+def listen(
+    endpoints: Sequence[Endpoint], backlog: int, tls_context: ssl.SSLContext | None = None
+) -> list[Any]:
+    """Bind every endpoint before serving any, so a busy port fails at once.
+
+    TLS listeners hand each accepted socket over without a handshake; the
+    handshake runs in that connection's own green thread, so a slow client
+    cannot stall the accept loop.
+    """
     sockets = []
     try:
         for endpoint in endpoints:
@@ -94,6 +107,12 @@ def listen(endpoints: Sequence[Endpoint], backlog: int) -> list[Any]:
             except OSError as exc:
                 where = f"{endpoint.host}:{endpoint.port}"
                 raise AddressError(f"cannot listen on {where}: {exc.strerror}") from None
+            if endpoint.tls:
+                if tls_context is None:
+                    raise AddressError(f"{endpoint.url()} needs a TLS certificate")
+                sockets[-1] = tls_context.wrap_socket(
+                    sockets[-1], server_side=True, do_handshake_on_connect=False
+                )
     except AddressError:
         for sock in sockets:
             sock.close()

@@ -131,7 +131,18 @@ LOGGING = {
 GUARDSITE_SOCKETIO_HANDLERS = ["guardsite.events"]
 GUARDSITE_MAX_CONNECTIONS = int(os.environ.get("GUARDSITE_MAX_CONNECTIONS", "10000"))
 GUARDSITE_LISTEN_BACKLOG = int(os.environ.get("GUARDSITE_LISTEN_BACKLOG", "2048"))
+# Git-ignored state: the development TLS certificate lives in STATE_DIR/tls.
+GUARDSITE_STATE_DIR = Path(os.environ.get("GUARDSITE_STATE_DIR", BASE_DIR / "var"))
+# A real certificate for runsocket --tls and gunicorn.conf.py (else the development one).
+GUARDSITE_TLS_CERT = os.environ.get("GUARDSITE_TLS_CERT") or None
+GUARDSITE_TLS_KEY = os.environ.get("GUARDSITE_TLS_KEY") or None
+GUARDSITE_TLS_CHAIN = os.environ.get("GUARDSITE_TLS_CHAIN") or None
 
 # The allowlist (whitelist/conf.py documents each setting and its default).
 WHITELIST_ALLOW_MISSING_ORIGIN = env_bool("WHITELIST_ALLOW_MISSING_ORIGIN", False)
 WHITELIST_REFUSE_AT_HANDSHAKE = env_bool("WHITELIST_REFUSE_AT_HANDSHAKE", False)
+WHITELIST_REQUIRE_SECURE = env_bool("WHITELIST_REQUIRE_SECURE", False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto, opt in with
+# DJANGO_TRUST_X_FORWARDED_PROTO=1; never trusted otherwise.
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

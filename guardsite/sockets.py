@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from whitelist.guard import INTERNAL_ERROR, Decision, decide
 logger = logging.getLogger(__name__)
 
 WELCOME_EVENT = "permission.message"
+HELLO_EVENT = "hello.client"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,7 @@ class OpenSockets:
     def __len__(self) -> int:
         return len(self._sockets)
 
-    def __iter__(self):  # noqa: ANN204 - a plain iterator
+    def __iter__(self) -> Iterator[OpenSocket]:
         return iter(list(self._sockets.values()))
 
 
@@ -126,6 +128,7 @@ class GuardedServer(socketio.Server):
             self.open_sockets.discard(namespace, sid)
             return
         self.emit(WELCOME_EVENT, welcome_payload(admitted), to=sid, namespace=namespace)
+        self.emit(HELLO_EVENT, hello_payload(admitted), to=sid, namespace=namespace)
 
 
 def welcome_payload(socket: OpenSocket) -> dict[str, Any]:
@@ -135,6 +138,16 @@ def welcome_payload(socket: OpenSocket) -> dict[str, Any]:
         "origin": socket.decision.origin,
         "rule": socket.decision.rule,
         "transport": socket.transport,
+    }
+
+
+def hello_payload(socket: OpenSocket) -> dict[str, Any]:
+    """The ``hello.client`` event: which protocol this socket really came over."""
+    protocol = "wss://" if socket.decision.secure else "ws://"
+    return {
+        "message": f"This is a message from the server. It was sent using the {protocol} protocol",
+        "protocol": protocol,
+        "secure": socket.decision.secure,
     }
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import requests
 import socketio
 
 
@@ -15,6 +17,7 @@ class Outcome:
 
     connected: bool = False
     welcome: dict[str, Any] | None = None
+    hello: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     events: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -33,27 +36,40 @@ def try_connect(
     suppress_origin: bool = True,
     timeout: float = 15,
     keep: bool = False,
+    ca: Path | None = None,
+    extra_headers: dict[str, str] | None = None,
 ) -> tuple[Outcome, socketio.Client]:
     """Connect once, wait for the welcome or the refusal, and return both the outcome and client.
 
-    The client is disconnected unless ``keep`` is true.
+    ``ca`` is the trust anchor for https:// URLs. The client is disconnected
+    unless ``keep`` is true.
     """
-    headers = {}
+    headers = dict(extra_headers or {})
     if origin is not None:
         headers["Origin"] = origin
     if referer is not None:
         headers["Referer"] = referer
+    session = requests.Session()
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace our trust anchor
+    session.verify = str(ca) if ca else True
     client = socketio.Client(
         reconnection=False,
+        http_session=session,
         websocket_extra_options={"suppress_origin": suppress_origin},
     )
     outcome = Outcome()
     welcomed = threading.Event()
+    greeted = threading.Event()
 
     @client.on("permission.message", namespace=namespace)
     def on_welcome(payload: dict[str, Any]) -> None:
         outcome.welcome = payload
         welcomed.set()
+
+    @client.on("hello.client", namespace=namespace)
+    def on_hello(payload: dict[str, Any]) -> None:
+        outcome.hello = payload
+        greeted.set()
 
     @client.on("connect_error", namespace=namespace)
     def on_error(data: Any) -> None:
@@ -76,6 +92,7 @@ def try_connect(
     else:
         outcome.connected = True
         welcomed.wait(timeout)
+        greeted.wait(timeout)
     if not keep:
         client.disconnect()
     return outcome, client

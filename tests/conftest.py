@@ -11,6 +11,7 @@ from tests.live import LiveServer, manage, migrated_copy
 
 ALLOWED = "http://allowed.test:8080"
 WILDCARD = "https://*.example.com"
+TLS_ALLOWED = "https://localhost:*"
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +24,28 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tls_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The state folder of the test servers (their development certificate)."""
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="session")
 def start_server(
-    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, tls_state: Path
 ) -> Iterator[Callable[..., LiveServer]]:
     """Start a runsocket with its own database; every server is stopped at the end."""
     servers: list[LiveServer] = []
 
-    def start(*rules: str, migrated: bool = True, ports: int = 1, **env: str) -> LiveServer:
+    def start(
+        *rules: str,
+        migrated: bool = True,
+        ports: int = 1,
+        tls_ports: int = 0,
+        options: tuple[str, ...] = (),
+        **env: str,
+    ) -> LiveServer:
         folder = tmp_path_factory.mktemp("server")
+        env.setdefault("GUARDSITE_STATE_DIR", str(tls_state))
         database = folder / "db.sqlite3"
         if migrated:
             migrated_copy(migrated_template, database)
@@ -39,7 +54,14 @@ def start_server(
         if rules:
             result = manage(database, "whitelist", "add", *rules, **env)
             assert result.returncode == 0, result.stderr
-        server = LiveServer(database, folder / "server.log", ports=ports, **env)
+        server = LiveServer(
+            database,
+            folder / "server.log",
+            ports=ports,
+            tls_ports=tls_ports,
+            options=options,
+            **env,
+        )
         servers.append(server)
         return server.start()
 
@@ -50,5 +72,11 @@ def start_server(
 
 @pytest.fixture(scope="session")
 def socket_server(start_server: Callable[..., LiveServer]) -> LiveServer:
-    """The shared server: one exact rule and one subdomain rule."""
-    return start_server(ALLOWED, WILDCARD)
+    """The shared server: one exact rule and one subdomain rule; plain and TLS addresses."""
+    return start_server(ALLOWED, WILDCARD, TLS_ALLOWED, tls_ports=1)
+
+
+@pytest.fixture(scope="session")
+def dev_ca(socket_server: LiveServer, tls_state: Path) -> Path:
+    """The development certificate the shared server made, as a client's trust anchor."""
+    return tls_state / "tls" / "dev-cert.pem"

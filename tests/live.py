@@ -53,28 +53,46 @@ def migrated_copy(template: Path, target: Path) -> Path:
 class LiveServer:
     """One runsocket process; ``url`` is its first address."""
 
-    def __init__(self, database: Path, log: Path, ports: int = 1, **extra_env: str) -> None:
+    def __init__(
+        self,
+        database: Path,
+        log: Path,
+        ports: int = 1,
+        tls_ports: int = 0,
+        options: tuple[str, ...] = (),
+        **extra_env: str,
+    ) -> None:
         self.database = database
         self.log_path = log
         self.ports = [free_port() for _ in range(ports)]
+        self.tls_ports = [free_port() for _ in range(tls_ports)]
+        self.options = options
         self.extra_env = extra_env
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.ports[0]}"
+        return self.urls()[0]
+
+    @property
+    def tls_url(self) -> str:
+        return f"https://localhost:{self.tls_ports[0]}"
 
     def urls(self) -> list[str]:
         return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    def addresses(self) -> list[str]:
+        plain = [f"127.0.0.1:{port}" for port in self.ports]
+        return plain + [f"https://127.0.0.1:{port}" for port in self.tls_ports]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
     def start(self, timeout: float = 30) -> LiveServer:
-        addresses = [f"127.0.0.1:{port}" for port in self.ports]
+        command = ["runsocket", *self.addresses(), *self.options]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "runsocket", *addresses],
+                [sys.executable, str(ROOT / "manage.py"), *command],
                 env=server_env(self.database, **self.extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,

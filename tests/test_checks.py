@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from whitelist.checks import check_settings
+from tests.live import manage
+from whitelist.checks import check_deploy_settings, check_settings
 
 
 def ids() -> list[str]:
@@ -43,3 +46,17 @@ def test_allowing_missing_origin_is_a_warning() -> None:
 def test_check_command_fails() -> None:
     with pytest.raises(SystemCheckError, match="whitelist.E001"):
         call_command("check")
+
+
+def test_deploy_check_warns_when_insecure_sockets_are_allowed() -> None:
+    assert [message.id for message in check_deploy_settings()] == ["whitelist.W002"]
+
+
+@override_settings(WHITELIST_REQUIRE_SECURE=True)
+def test_deploy_check_is_quiet_when_secure_is_required() -> None:
+    assert check_deploy_settings() == []
+
+
+def test_deploy_warning_shows_in_check_deploy(migrated_template: Path) -> None:
+    result = manage(migrated_template, "check", "--deploy")
+    assert "whitelist.W002" in result.stderr + result.stdout

@@ -33,7 +33,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="whitelist.E002",
                 )
             )
-    for name in ("WHITELIST_ALLOW_MISSING_ORIGIN", "WHITELIST_REFUSE_AT_HANDSHAKE"):
+    for name in (
+        "WHITELIST_ALLOW_MISSING_ORIGIN",
+        "WHITELIST_REFUSE_AT_HANDSHAKE",
+        "WHITELIST_REQUIRE_SECURE",
+    ):
         value = getattr(conf, name)
         if not isinstance(value, bool):
             messages.append(
@@ -50,3 +54,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return messages
+
+
+@register(Tags.security, deploy=True)
+def check_deploy_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """In production, Socket.IO should never travel in clear text."""
+    if conf.WHITELIST_REQUIRE_SECURE is True:
+        return []
+    return [
+        Warning(
+            "WHITELIST_REQUIRE_SECURE is off: sockets may connect over plain ws:// and http://.",
+            hint="Serve over TLS (runsocket --tls or gunicorn.conf.py) and set "
+            "WHITELIST_REQUIRE_SECURE = True (env WHITELIST_REQUIRE_SECURE=1).",
+            id="whitelist.W002",
+        )
+    ]

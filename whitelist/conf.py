@@ -32,6 +32,16 @@ class WhitelistSettings:
         return getattr(settings, "WHITELIST_REFUSE_AT_HANDSHAKE", False)
 
     @property
+    def WHITELIST_REQUIRE_SECURE(self) -> bool:  # noqa: N802
+        """Refuse sockets that did not come over TLS (https:// or wss://)."""
+        return getattr(settings, "WHITELIST_REQUIRE_SECURE", False)
+
+    @property
+    def SECURE_PROXY_SSL_HEADER(self) -> tuple[str, str] | None:  # noqa: N802
+        """Django's own setting: the only way a proxy may vouch for TLS."""
+        return getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+
+    @property
     def WHITELIST_REFRESH_INTERVAL(self) -> float:  # noqa: N802
         """Seconds between checks for rule changes made by other processes."""
         return getattr(settings, "WHITELIST_REFRESH_INTERVAL", 0.25)

@@ -7,6 +7,7 @@ treats an unexpected exception in a connect handler as anything but a refusal.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ NO_ORIGIN = "missing-origin"
 NULL_ORIGIN = "null-origin"
 MALFORMED = "malformed-origin"
 NOT_ALLOWED = "origin-not-allowed"
+INSECURE = "insecure-transport"
 INTERNAL_ERROR = "internal-error"
 
 
@@ -37,6 +39,7 @@ class Decision:
     source: str | None = None
     rule: str | None = None
     detail: str = ""
+    secure: bool = False
 
     def as_error_data(self) -> dict[str, Any]:
         """What a refused client may learn: the reason and the origin we saw."""
@@ -69,12 +72,28 @@ def decide_headers(origin: str | None, referer: str | None, index: AllowlistInde
     return Decision(True, ALLOWED, str(parsed), header, str(rule), detail=f"matches {rule}")
 
 
+def is_secure(environ: Mapping[str, Any]) -> bool:
+    """Did the request come over TLS? A proxy header counts only if Django trusts it."""
+    if environ.get("wsgi.url_scheme") == "https":
+        return True
+    proxy_header = conf.SECURE_PROXY_SSL_HEADER
+    if not proxy_header:
+        return False
+    header, secure_value = proxy_header
+    value = environ.get(header)
+    return value is not None and value.split(",", 1)[0].strip() == secure_value
+
+
 def decide(environ: Mapping[str, Any], cache: AllowlistCache = allowlist) -> Decision:
     """Judge a WSGI request; every error is a refusal."""
     try:
-        return decide_headers(
+        secure = is_secure(environ)
+        if conf.WHITELIST_REQUIRE_SECURE and not secure:
+            return Decision(False, INSECURE, detail="the connection is not encrypted")
+        decision = decide_headers(
             environ.get("HTTP_ORIGIN"), environ.get("HTTP_REFERER"), cache.snapshot().index
         )
+        return dataclasses.replace(decision, secure=secure) if secure else decision
     except Exception:
         _log_failure()
         return Decision(False, INTERNAL_ERROR, detail="the guard failed")

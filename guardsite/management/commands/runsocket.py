@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import sys
 from argparse import ArgumentParser
+from pathlib import Path
 from typing import Any
 
 import django
@@ -22,10 +23,18 @@ from django.db import connection
 
 from guardsite.serving import (
     AddressError,
+    Endpoint,
     listen,
     parse_addrport,
     raise_open_files_limit,
     serve_until_stopped,
+)
+from guardsite.tls import (
+    CertificateInfo,
+    TLSError,
+    describe_certificate,
+    ensure_dev_certificate,
+    server_context,
 )
 from whitelist.cache import allowlist
 
@@ -39,22 +48,37 @@ class Command(BaseCommand):
             "addrports",
             nargs="*",
             metavar="ADDRPORT",
-            help="PORT, HOST:PORT or [IPV6]:PORT to listen on; several are served by one "
-            "process (default 127.0.0.1:8000).",
+            help="PORT, HOST:PORT or [IPV6]:PORT to listen on, https:// in front for TLS; "
+            "several are served by one process (default 127.0.0.1:8000).",
+        )
+        parser.add_argument("--tls", action="store_true", help="Serve every address over TLS.")
+        parser.add_argument("--cert", type=Path, help="Certificate file (PEM) for TLS.")
+        parser.add_argument("--key", type=Path, help="Private key file (PEM) for --cert.")
+        parser.add_argument("--chain", type=Path, help="Intermediate certificates (PEM).")
+        parser.add_argument(
+            "--host",
+            action="append",
+            default=[],
+            dest="hosts",
+            help="Extra host name for the development certificate (repeatable).",
         )
         parser.add_argument(
             "--access-log", action="store_true", help="Log every HTTP request to stderr."
         )
 
-    def handle(self, *args: Any, addrports: list[str], access_log: bool, **options: Any) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         if not eventlet.patcher.is_monkey_patched("socket"):
             raise CommandError("Run runsocket through manage.py, which patches eventlet first.")
         try:
-            endpoints = [parse_addrport(text) for text in addrports or ["127.0.0.1:8000"]]
+            endpoints = [
+                parse_addrport(text, tls=options["tls"] or bool(options["cert"]))
+                for text in options["addrports"] or ["127.0.0.1:8000"]
+            ]
+            certificate, context = self._tls(endpoints, options)
             max_connections = settings.GUARDSITE_MAX_CONNECTIONS
             open_files = raise_open_files_limit(max_connections + 256)
-            listeners = listen(endpoints, settings.GUARDSITE_LISTEN_BACKLOG)
-        except AddressError as exc:
+            listeners = listen(endpoints, settings.GUARDSITE_LISTEN_BACKLOG, context)
+        except (AddressError, TLSError) as exc:
             raise CommandError(str(exc)) from None
 
         from guardsite.wsgi import application, sio
@@ -64,13 +88,14 @@ class Command(BaseCommand):
         write = self.stdout.write
         write(
             f"Guardsite: Django {django.get_version()}, python-socketio "
-            f"{_version('python-socketio')}, eventlet {eventlet.__version__}"
+            f"{importlib.metadata.version('python-socketio')}, eventlet {eventlet.__version__}"
         )
         write(f"Database: {connection.vendor} {connection.settings_dict['NAME']}")
         write(rules)
         for endpoint in endpoints:
-            url = endpoint.url()
-            write(f"  Serving {url}  (admin: {url}admin/)")
+            write(f"  Serving {endpoint.url()}  (admin: {endpoint.url()}admin/)")
+        if certificate is not None:
+            self._describe_tls(certificate, given=bool(options["cert"]))
         write(
             f"Capacity: {max_connections} connections, listen backlog "
             f"{settings.GUARDSITE_LISTEN_BACKLOG}, open files limit {open_files}"
@@ -87,10 +112,44 @@ class Command(BaseCommand):
             application,
             listeners,
             max_connections=max_connections,
-            access_log=access_log,
+            access_log=options["access_log"],
             on_stop=lambda name: write(f"Stopped ({name})."),
         )
         sio.shutdown()
+
+    def _tls(
+        self, endpoints: list[Endpoint], options: dict[str, Any]
+    ) -> tuple[CertificateInfo | None, Any]:
+        """The certificate and SSL context for the TLS endpoints, if there are any."""
+        cert = options["cert"] or _path(settings.GUARDSITE_TLS_CERT)
+        key = options["key"] or _path(settings.GUARDSITE_TLS_KEY)
+        chain = options["chain"] or _path(settings.GUARDSITE_TLS_CHAIN)
+        if bool(options["cert"]) != bool(options["key"]):
+            raise TLSError("--cert and --key go together")
+        if not any(endpoint.tls for endpoint in endpoints):
+            return None, None
+        if cert and key:
+            context = server_context(cert, key, chain)  # checks the files first
+            return describe_certificate(cert), context
+        hosts = [*options["hosts"], *(endpoint.host for endpoint in endpoints)]
+        info = ensure_dev_certificate(Path(settings.GUARDSITE_STATE_DIR) / "tls", hosts)
+        return info, server_context(info.cert_path, info.key_path)
+
+    def _describe_tls(self, info: CertificateInfo, *, given: bool) -> None:
+        write = self.stdout.write
+        if given:
+            write(f"TLS certificate: {info.cert_path}")
+        else:
+            state = "new" if info.created else "reused"
+            write(f"TLS development certificate ({state}): {info.cert_path}")
+        write(f"  SHA-256 fingerprint: {info.fingerprint}")
+        write(f"  Expires: {info.not_after:%Y-%m-%d %H:%M} UTC; covers {', '.join(info.hosts)}")
+        if not given:
+            write(
+                "  To trust it, import that file in your browser (Chrome: Settings > Privacy "
+                "and security > Security > Manage certificates > Authorities > Import), or "
+                "pass it as the CA to your client."
+            )
 
     def _load_rules(self) -> str:
         try:
@@ -103,5 +162,5 @@ class Command(BaseCommand):
         return f"Allowlist: {count} enabled rule{plural} (revision {snapshot.revision})"
 
 
-def _version(package: str) -> str:
-    return importlib.metadata.version(package)
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -1,0 +1,54 @@
+"""gunicorn settings for Guardsite: the eventlet worker, TLS, sized like runsocket.
+
+    gunicorn -c gunicorn.conf.py
+
+Reads the same Django settings as runsocket. Environment: GUARDSITE_BIND
+(comma-separated, default 127.0.0.1:8000), GUARDSITE_WORKERS (default 1: each
+worker keeps its own Socket.IO sessions, so several need sticky sessions and a
+message queue), GUARDSITE_TLS=1 to serve HTTPS/WSS with GUARDSITE_TLS_CERT and
+GUARDSITE_TLS_KEY, or with the development certificate when those are unset.
+The eventlet worker was removed in gunicorn 26, hence gunicorn<26.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from guardsite.tls import ensure_dev_certificate, server_context
+
+# Only the settings are read here, never django.setup(): the master must not
+# create Django's thread-locals before each worker's eventlet monkey-patching.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
+
+wsgi_app = "guardsite.wsgi:application"
+worker_class = "eventlet"
+workers = int(os.environ.get("GUARDSITE_WORKERS", "1"))
+worker_connections = settings.GUARDSITE_MAX_CONNECTIONS
+backlog = settings.GUARDSITE_LISTEN_BACKLOG
+bind = os.environ.get("GUARDSITE_BIND", "127.0.0.1:8000").split(",")
+# A Socket.IO connection is long-lived: never kill a worker for a quiet socket.
+timeout = 0 if workers == 1 else 30
+graceful_timeout = 10
+accesslog = os.environ.get("GUARDSITE_ACCESS_LOG") or None
+
+if os.environ.get("GUARDSITE_TLS", "") in {"1", "true", "yes", "on"}:
+    if settings.GUARDSITE_TLS_CERT and settings.GUARDSITE_TLS_KEY:
+        certfile = settings.GUARDSITE_TLS_CERT
+        keyfile = settings.GUARDSITE_TLS_KEY
+    else:
+        hosts = [address.rsplit(":", 1)[0] for address in bind]
+        _dev = ensure_dev_certificate(Path(settings.GUARDSITE_STATE_DIR) / "tls", hosts)
+        certfile, keyfile = str(_dev.cert_path), str(_dev.key_path)
+
+
+def ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext:
+    """gunicorn's hook: the very context runsocket uses (TLS 1.2 at least, chain appended)."""
+    chain = settings.GUARDSITE_TLS_CHAIN
+    return server_context(
+        Path(config.certfile), Path(config.keyfile), Path(chain) if chain else None
+    )

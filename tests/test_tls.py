@@ -1,0 +1,360 @@
+"""TLS: the development certificate, the served chain, wss:// and clean failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from guardsite.tls import (
+    CERT_NAME,
+    KEY_NAME,
+    TLSError,
+    ensure_dev_certificate,
+    generate,
+    server_context,
+)
+from tests.clients import try_connect
+from tests.conftest import ALLOWED, TLS_ALLOWED
+from tests.live import ROOT, LiveServer, free_port, manage, server_env
+
+
+def load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_dev_certificate_is_p256_with_san_and_server_auth(tmp_path: Path) -> None:
+    info = ensure_dev_certificate(tmp_path, ["dev.test", "10.1.2.3"])
+    certificate = load(info.cert_path)
+    san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    public_key = certificate.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)
+    assert public_key.curve.name == "secp256r1"
+    assert set(san.get_values_for_type(x509.DNSName)) == {"localhost", "dev.test"}
+    assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {
+        "127.0.0.1",
+        "::1",
+        "10.1.2.3",
+    }
+    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    assert lifetime <= dt.timedelta(days=30, minutes=5)
+    assert info.created
+
+
+def test_private_key_file_is_owner_only(tmp_path: Path) -> None:
+    info = ensure_dev_certificate(tmp_path)
+    assert info.key_path.stat().st_mode & 0o777 == 0o600
+
+
+def test_dev_certificate_is_reused(tmp_path: Path) -> None:
+    first = ensure_dev_certificate(tmp_path)
+    second = ensure_dev_certificate(tmp_path)
+    assert not second.created
+    assert second.fingerprint == first.fingerprint
+
+
+def test_expired_certificate_is_replaced(tmp_path: Path) -> None:
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    cert_pem, key_pem = generate(["localhost"], days=30, now=long_ago)
+    (tmp_path / CERT_NAME).write_bytes(cert_pem)
+    (tmp_path / KEY_NAME).write_bytes(key_pem)
+    info = ensure_dev_certificate(tmp_path)
+    assert info.created
+    assert info.not_after > dt.datetime.now(dt.UTC) + dt.timedelta(days=29)
+
+
+def test_certificate_about_to_expire_is_replaced(tmp_path: Path) -> None:
+    almost = dt.datetime.now(dt.UTC) - dt.timedelta(days=29)
+    cert_pem, key_pem = generate(["localhost"], days=30, now=almost)
+    (tmp_path / CERT_NAME).write_bytes(cert_pem)
+    (tmp_path / KEY_NAME).write_bytes(key_pem)
+    assert ensure_dev_certificate(tmp_path).created
+
+
+def test_certificate_not_covering_a_host_is_replaced(tmp_path: Path) -> None:
+    first = ensure_dev_certificate(tmp_path)
+    second = ensure_dev_certificate(tmp_path, ["other.test"])
+    assert second.created
+    assert second.fingerprint != first.fingerprint
+    assert "other.test" in second.hosts
+
+
+@pytest.mark.parametrize("days", [0, 398])
+def test_validity_is_bounded(days: int) -> None:
+    with pytest.raises(TLSError, match="from 1 to 397"):
+        generate(["localhost"], days=days)
+
+
+def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(TLSError, match=r"certificate file .*nope.pem does not exist"):
+        server_context(tmp_path / "nope.pem", tmp_path / "key.pem")
+
+
+def test_mismatched_key_is_one_clear_error(tmp_path: Path) -> None:
+    one = ensure_dev_certificate(tmp_path / "one")
+    two = ensure_dev_certificate(tmp_path / "two")
+    with pytest.raises(TLSError, match="does not belong to the certificate"):
+        server_context(one.cert_path, two.key_path)
+
+
+def test_non_pem_certificate_is_one_clear_error(tmp_path: Path) -> None:
+    garbage = tmp_path / "cert.pem"
+    garbage.write_text("not a certificate")
+    with pytest.raises(TLSError, match="is not a PEM certificate"):
+        server_context(garbage, garbage)
+
+
+def test_context_refuses_below_tls_1_2(tmp_path: Path) -> None:
+    info = ensure_dev_certificate(tmp_path)
+    assert server_context(info.cert_path, info.key_path).minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+# --- the real server -------------------------------------------------------------------
+
+
+def tls_port(server: LiveServer) -> int:
+    return server.tls_ports[0]
+
+
+def test_served_chain_and_host_name_verify_against_the_dev_certificate(
+    socket_server: LiveServer, dev_ca: Path
+) -> None:
+    context = ssl.create_default_context(cafile=str(dev_ca))
+    with (
+        socket.create_connection(("127.0.0.1", tls_port(socket_server)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        assert tls.version() in {"TLSv1.2", "TLSv1.3"}
+        served = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    assert served == load(dev_ca)
+
+
+def test_wrong_host_name_fails_verification(socket_server: LiveServer, dev_ca: Path) -> None:
+    context = ssl.create_default_context(cafile=str(dev_ca))
+    with (
+        socket.create_connection(("127.0.0.1", tls_port(socket_server)), timeout=10) as raw,
+        pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"),
+    ):
+        context.wrap_socket(raw, server_hostname="not-covered.test")
+
+
+def test_tls_1_1_client_is_refused(socket_server: LiveServer) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all
+    with warnings.catch_warnings():  # an obsolete client, on purpose
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1_1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    with (
+        socket.create_connection(("127.0.0.1", tls_port(socket_server)), timeout=10) as raw,
+        pytest.raises(ssl.SSLError) as refused,
+    ):
+        context.wrap_socket(raw, server_hostname="localhost")
+    assert "PROTOCOL_VERSION" in str(refused.value) or "UNSUPPORTED_PROTOCOL" in str(refused.value)
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_wss_client_is_told_wss(socket_server: LiveServer, dev_ca: Path, transport: str) -> None:
+    outcome, _ = try_connect(
+        socket_server.tls_url,
+        origin=TLS_ALLOWED.replace("*", "8443"),
+        transport=transport,
+        ca=dev_ca,
+    )
+    assert outcome.welcome is not None
+    assert outcome.hello == {
+        "message": "This is a message from the server. It was sent using the wss:// protocol",
+        "protocol": "wss://",
+        "secure": True,
+    }
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_ws_client_is_told_ws(socket_server: LiveServer, transport: str) -> None:
+    outcome, _ = try_connect(socket_server.url, origin=ALLOWED, transport=transport)
+    assert outcome.hello is not None
+    assert outcome.hello["protocol"] == "ws://"
+
+
+def test_forwarded_proto_is_ignored_unless_trusted(socket_server: LiveServer) -> None:
+    outcome, _ = try_connect(
+        socket_server.url, origin=ALLOWED, extra_headers={"X-Forwarded-Proto": "https"}
+    )
+    assert outcome.hello is not None
+    assert outcome.hello["protocol"] == "ws://"
+
+
+def test_rules_stay_scheme_exact_over_tls(socket_server: LiveServer, dev_ca: Path) -> None:
+    outcome, _ = try_connect(
+        socket_server.tls_url, origin=ALLOWED.replace("http", "https"), ca=dev_ca
+    )
+    assert outcome.refusal_reason == "origin-not-allowed"
+
+
+@pytest.fixture(scope="module")
+def secure_only(start_server: Callable[..., LiveServer]) -> LiveServer:
+    return start_server(ALLOWED, TLS_ALLOWED, tls_ports=1, WHITELIST_REQUIRE_SECURE="1")
+
+
+def test_insecure_connections_can_be_refused(secure_only: LiveServer) -> None:
+    outcome, _ = try_connect(secure_only.url, origin=ALLOWED)
+    assert outcome.error == {
+        "message": "Who invited you to this party?",
+        "data": {"reason": "insecure-transport", "origin": None},
+    }
+
+
+def test_secure_connections_pass_when_insecure_are_refused(
+    secure_only: LiveServer, tls_state: Path
+) -> None:
+    outcome, _ = try_connect(
+        secure_only.tls_url,
+        origin=f"https://localhost:{secure_only.tls_ports[0]}",
+        ca=tls_state / "tls" / "dev-cert.pem",
+    )
+    assert outcome.hello is not None
+    assert outcome.hello["protocol"] == "wss://"
+
+
+def test_trusted_proxy_header_counts_as_secure(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server(ALLOWED, DJANGO_TRUST_X_FORWARDED_PROTO="1", WHITELIST_REQUIRE_SECURE="1")
+    plain, _ = try_connect(server.url, origin=ALLOWED)
+    proxied, _ = try_connect(
+        server.url, origin=ALLOWED, extra_headers={"X-Forwarded-Proto": "https"}
+    )
+    assert plain.refusal_reason == "insecure-transport"
+    assert proxied.hello is not None
+    assert proxied.hello["protocol"] == "wss://"
+
+
+def test_given_certificate_and_key_are_served_as_given(
+    start_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    given = ensure_dev_certificate(tmp_path / "given", ["given.test"])
+    server = start_server(
+        tls_ports=1, options=("--cert", str(given.cert_path), "--key", str(given.key_path))
+    )
+    served = ssl.get_server_certificate(("127.0.0.1", server.tls_ports[0]), timeout=10)
+    assert x509.load_pem_x509_certificate(served.encode()) == load(given.cert_path)
+    assert given.fingerprint in server.log()
+    assert "PRIVATE KEY" not in server.log()
+
+
+def runsocket(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return manage(database, "runsocket", f"https://127.0.0.1:{free_port()}", *args)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (("missing.pem", "key.pem"), "certificate file {dir}/missing.pem does not exist"),
+        (("cert.pem", "missing.pem"), "key file {dir}/missing.pem does not exist"),
+        (("cert.pem", "other-key.pem"), "does not belong to the certificate"),
+        (("garbage.pem", "key.pem"), "{dir}/garbage.pem is not a PEM certificate"),
+        (("folder", "key.pem"), "certificate path {dir}/folder is not a file"),
+    ],
+)
+def test_bad_certificate_files_fail_with_one_line(
+    migrated_template: Path, tmp_path: Path, files: tuple[str, str], message: str
+) -> None:
+    mine = ensure_dev_certificate(tmp_path / "mine")
+    other = ensure_dev_certificate(tmp_path / "other")
+    (tmp_path / "cert.pem").write_bytes(mine.cert_path.read_bytes())
+    (tmp_path / "key.pem").write_bytes(mine.key_path.read_bytes())
+    (tmp_path / "other-key.pem").write_bytes(other.key_path.read_bytes())
+    (tmp_path / "garbage.pem").write_text("hello")
+    (tmp_path / "folder").mkdir()
+    cert, key = (str(tmp_path / name) for name in files)
+    result = runsocket(migrated_template, "--cert", cert, "--key", key)
+    assert result.returncode == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("CommandError: ")
+    assert message.format(dir=tmp_path) in line
+
+
+def test_cert_without_key_is_refused(migrated_template: Path, tmp_path: Path) -> None:
+    result = runsocket(migrated_template, "--cert", str(tmp_path / "cert.pem"))
+    assert result.returncode == 1
+    assert "--cert and --key go together" in result.stderr
+
+
+def test_gencert_makes_and_reuses(tmp_path: Path, migrated_template: Path) -> None:
+    made = manage(migrated_template, "gencert", "--host", "box.test", "--out", str(tmp_path))
+    again = manage(migrated_template, "gencert", "--out", str(tmp_path))
+    too_long = manage(migrated_template, "gencert", "--days", "398", "--out", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith(f"Made {tmp_path}/dev-cert.pem")
+    assert "box.test" in made.stdout
+    assert again.stdout.startswith("Reusing")
+    assert too_long.returncode == 1
+    assert "--days must be from 1 to 397" in too_long.stderr
+    assert "PRIVATE KEY" not in made.stdout + made.stderr
+    assert (tmp_path / "dev-key.pem").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture
+def gunicorn(migrated_template: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    env = server_env(
+        migrated_template,
+        GUARDSITE_TLS="1",
+        GUARDSITE_BIND=f"127.0.0.1:{port}",
+        GUARDSITE_STATE_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="guardsite.settings",
+    )
+    result = manage(migrated_template, "whitelist", "add", f"https://localhost:{port}")
+    assert result.returncode == 0
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_port(port, process, log)
+        yield f"https://localhost:{port}", tmp_path / "tls" / "dev-cert.pem"
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not listen:\n{log.read_text()}")
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_gunicorn_serves_wss_with_the_eventlet_worker(
+    gunicorn: tuple[str, Path], transport: str
+) -> None:
+    url, ca = gunicorn
+    outcome, _ = try_connect(url, origin=url, transport=transport, ca=ca)
+    assert outcome.welcome is not None
+    assert outcome.hello is not None
+    assert outcome.hello["protocol"] == "wss://"
