@@ -22,13 +22,14 @@ from django.conf import settings
 from django.db import close_old_connections
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from whitelist.cache import allowlist
+from whitelist.cache import Snapshot, allowlist
 from whitelist.conf import conf
-from whitelist.guard import INTERNAL_ERROR, Decision, decide
+from whitelist.guard import INTERNAL_ERROR, Decision, decide, decide_headers
 
 logger = logging.getLogger(__name__)
 
 WELCOME_EVENT = "permission.message"
+REVOKED_EVENT = "permission.revoked"
 HELLO_EVENT = "hello.client"
 
 
@@ -81,8 +82,25 @@ class GuardedServer(socketio.Server):
         """Start following rule changes made by other processes (once per server)."""
         if self._watcher is None:
             self._watcher = self.start_background_task(
-                allowlist.watch, self.sleep, stop=lambda: False
+                allowlist.watch, self.sleep, stop=lambda: False, on_change=self.recheck_open_sockets
             )
+
+    def recheck_open_sockets(self, snapshot: Snapshot) -> int:
+        """Disconnect open sockets whose origin the new rules no longer allow."""
+        revoked = 0
+        for socket in self.open_sockets:
+            origin = socket.decision.origin
+            if origin is None:  # admitted without an origin, by setting
+                continue
+            decision = decide_headers(origin, None, snapshot.index)
+            if decision.allowed:
+                continue
+            revoked += 1
+            logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
+            payload = {"message": conf.WHITELIST_REFUSAL_MESSAGE, **decision.as_error_data()}
+            self.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
+            self.disconnect(socket.sid, namespace=socket.namespace)
+        return revoked
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
         # Under gunicorn nobody calls start_allowlist_watcher: the first client does.

@@ -44,6 +44,7 @@ def start_server(
         options: tuple[str, ...] = (),
         **env: str,
     ) -> LiveServer:
+        """Rules may name the server's own pages: ``{url0}``, ``{url1}``, ``{tls0}``."""
         folder = tmp_path_factory.mktemp("server")
         env.setdefault("GUARDSITE_STATE_DIR", str(tls_state))
         database = folder / "db.sqlite3"
@@ -51,9 +52,6 @@ def start_server(
             migrated_copy(migrated_template, database)
         else:
             database.touch()
-        if rules:
-            result = manage(database, "whitelist", "add", *rules, **env)
-            assert result.returncode == 0, result.stderr
         server = LiveServer(
             database,
             folder / "server.log",
@@ -62,6 +60,15 @@ def start_server(
             options=options,
             **env,
         )
+        if rules:
+            names = {f"url{i}": f"http://localhost:{port}" for i, port in enumerate(server.ports)}
+            names |= {
+                f"tls{i}": f"https://localhost:{port}" for i, port in enumerate(server.tls_ports)
+            }
+            result = manage(
+                database, "whitelist", "add", *(rule.format(**names) for rule in rules), **env
+            )
+            assert result.returncode == 0, result.stderr
         servers.append(server)
         return server.start()
 

@@ -110,8 +110,8 @@ class LiveServer:
             time.sleep(0.05)
         return self
 
-    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return manage(self.database, *args, **self.extra_env)
+    def manage(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return manage(self.database, *args, **(self.extra_env | env))
 
     def stop(self, timeout: float = 15, sig: int = signal.SIGTERM) -> int | None:
         if self.process is None or self.process.poll() is not None:

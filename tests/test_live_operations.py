@@ -151,3 +151,31 @@ def test_handlers_do_not_leak_database_connections(socket_server: LiveServer) ->
         client.disconnect()
     # Without closing, each green thread keeps its own connection (30+ files).
     assert open_database_files(socket_server) <= 3
+
+
+def test_removing_a_rule_disconnects_its_open_sockets(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(ALLOWED, "https://kept.test")
+    revoked: list[dict[str, object]] = []
+    outcome, client = try_connect(server.url, origin=ALLOWED, keep=True)
+    kept, kept_client = try_connect(server.url, origin="https://kept.test", keep=True)
+    client.on("permission.revoked", revoked.append)
+    try:
+        assert outcome.welcome is not None and kept.welcome is not None
+        assert server.manage("whitelist", "remove", ALLOWED).returncode == 0
+        deadline = time.monotonic() + 10
+        while client.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not client.connected
+        assert revoked == [
+            {
+                "message": "Who invited you to this party?",
+                "reason": "origin-not-allowed",
+                "origin": ALLOWED,
+            }
+        ]
+        assert kept_client.connected
+    finally:
+        client.disconnect()
+        kept_client.disconnect()

@@ -92,8 +92,16 @@ class AllowlistCache:
             self._snapshot = self._load()
         return True
 
-    def watch(self, sleep: Callable[[float], object], *, stop: Callable[[], bool]) -> None:
+    def watch(
+        self,
+        sleep: Callable[[float], object],
+        *,
+        stop: Callable[[], bool],
+        on_change: Callable[[Snapshot], object] = lambda snapshot: None,
+    ) -> None:
         """Refresh until ``stop()`` is true; run it as a background task of the server.
+
+        ``on_change`` gets each new snapshot (the server re-checks open sockets).
 
         The watcher keeps its database connection between polls (one cheap query
         each). A failed refresh keeps the last snapshot (logged once at ERROR, then
@@ -103,7 +111,9 @@ class AllowlistCache:
             sleep(conf.WHITELIST_REFRESH_INTERVAL)
             try:
                 if self.refresh():
-                    logger.info("Allowlist reloaded: %d rule(s)", len(self.snapshot().index))
+                    snapshot = self.snapshot()
+                    logger.info("Allowlist reloaded: %d rule(s)", len(snapshot.index))
+                    on_change(snapshot)
                 if self._watch_failed:
                     logger.warning("Allowlist refresh works again")
                 self._watch_failed = False

@@ -18,6 +18,14 @@
 
   socket.on("hello.client", (payload) => show("hello", payload.message));
 
+  // The server re-checks open sockets when the rules change.
+  socket.on("permission.revoked", (payload) => {
+    outcome("refused", payload.message);
+    show("reason", payload.reason + " (permission revoked)");
+    show("rule", "");
+    $("next-step").hidden = false;
+  });
+
   socket.on("connect_error", (err) => {
     // A refusal from the server carries the reason; anything else is a network problem.
     if (err.data && err.data.reason) {
@@ -42,7 +50,7 @@
   });
 
   socket.on("disconnect", (reason) => {
-    if (reason === "io server disconnect") {
+    if (reason === "io server disconnect" && $("outcome").dataset.state !== "refused") {
       outcome("disconnected", "The server closed this connection.");
     }
   });

@@ -1,0 +1,192 @@
+"""The seed demo in a real Chromium (Debian's), driven by Playwright, as a person sees it.
+
+Screenshots of each step go to tests/artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.live import ROOT, LiveServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+WELCOME = "Okay, you're cool."
+REFUSAL = "Who invited you to this party?"
+# Keep Chromium off the network: this machine has none, and tests must not need it.
+OFFLINE_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--metrics-recording-only",
+    "--no-default-browser-check",
+]
+
+# `make test` installs Chromium; only outside CI may a missing browser skip these.
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists() and not os.environ.get("CI"), reason="run make test to install chromium"
+)
+
+
+def spki_hash(certificate: Path) -> str:
+    """The certificate's public key hash, for --ignore-certificate-errors-spki-list."""
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def staff_password() -> str:
+    return secrets.token_urlsafe(16)
+
+
+@pytest.fixture(scope="module")
+def demo(start_server: Callable[..., LiveServer], staff_password: str) -> LiveServer:
+    """The seed demo: two plain ports (the first allowed) and one TLS port (allowed)."""
+    server = start_server("{url0}", "{tls0}", ports=2, tls_ports=1)
+    created = server.manage(
+        "createsuperuser", "--no-input", "--username", "staff", "--email", "staff@example.test",
+        DJANGO_SUPERUSER_PASSWORD=staff_password,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return server
+
+
+@pytest.fixture(scope="module")
+def browser(demo: LiveServer, tls_state: Path) -> Iterator[Browser]:
+    trusted = spki_hash(tls_state / "tls" / "dev-cert.pem")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[*OFFLINE_FLAGS, f"--ignore-certificate-errors-spki-list={trusted}"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 900, "height": 700})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def page_url(server: LiveServer, index: int) -> str:
+    return f"http://localhost:{server.ports[index]}/"
+
+
+def test_allowed_page_shows_the_welcome(demo: LiveServer, page: Page) -> None:
+    page.goto(page_url(demo, 0))
+    expect(page.locator("h1")).to_have_text(WELCOME, timeout=15_000)
+    expect(page.locator("#seen-origin")).to_have_text(f"http://localhost:{demo.ports[0]}")
+    expect(page.locator("#protocol")).to_have_text("ws://")
+    expect(page.locator("#hello")).to_contain_text("ws:// protocol")
+    shot(page, "1-allowed-5000")
+
+
+def test_other_port_shows_the_refusal_and_what_to_do(demo: LiveServer, page: Page) -> None:
+    page.goto(page_url(demo, 1))
+    expect(page.locator("h1")).to_have_text(REFUSAL, timeout=15_000)
+    expect(page.locator("#reason")).to_have_text("origin-not-allowed")
+    expect(page.locator("#next-step")).to_be_visible()
+    expect(page.locator("#next-step a")).to_have_attribute(
+        "href", "/admin/whitelist/allowedorigin/add/"
+    )
+    shot(page, "2-refused-5001")
+
+
+def test_denied_site_reads_the_refusal_over_cross_origin_polling(
+    demo: LiveServer, page: Page
+) -> None:
+    page.goto(page_url(demo, 1))  # a refused origin, talking to the other port
+    message = page.evaluate(
+        """(url) => new Promise((done) => {
+            const socket = io(url, { transports: ["polling"], reconnection: false });
+            socket.on("connect_error", (err) => done(err.message + " / " + err.data.reason));
+            socket.on("permission.message", () => done("welcomed"));
+        })""",
+        page_url(demo, 0),
+    )
+    assert message == f"{REFUSAL} / origin-not-allowed"
+
+
+def test_allowed_site_is_welcomed_over_cross_origin_polling(demo: LiveServer, page: Page) -> None:
+    page.goto(page_url(demo, 0))  # the allowed origin, talking to the other port
+    message = page.evaluate(
+        """(url) => new Promise((done) => {
+            const socket = io(url, { transports: ["polling"], reconnection: false,
+                                     withCredentials: true });
+            socket.on("connect_error", (err) => done("refused: " + err.message));
+            socket.on("permission.message", (payload) => done(payload.message));
+        })""",
+        page_url(demo, 1),
+    )
+    assert message == WELCOME
+
+
+def test_staff_allows_the_other_port_in_admin(
+    demo: LiveServer, page: Page, staff_password: str
+) -> None:
+    other = f"http://localhost:{demo.ports[1]}"
+    page.goto(page_url(demo, 0) + "admin/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", staff_password)
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_be_visible()
+    page.goto(page_url(demo, 0) + "admin/whitelist/allowedorigin/add/")
+    page.fill("#id_pattern", other)
+    page.fill("#id_note", "allowed by a browser test")
+    shot(page, "3-admin-add")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    shot(page, "4-admin-added")
+
+    page.goto(other + "/")
+    expect(page.locator("h1")).to_have_text(WELCOME, timeout=15_000)
+    shot(page, "5-allowed-5001-after-admin")
+
+
+def test_revoking_the_rule_updates_the_open_page(
+    demo: LiveServer, browser: Browser, page: Page
+) -> None:
+    pattern = f"http://localhost:{demo.ports[1]}"
+    assert demo.manage("whitelist", "add", pattern).returncode == 0
+    page.goto(page_url(demo, 1))
+    expect(page.locator("h1")).to_have_text(WELCOME, timeout=15_000)
+    assert demo.manage("whitelist", "remove", pattern).returncode == 0
+    expect(page.locator("h1")).to_have_text(REFUSAL, timeout=15_000)
+    expect(page.locator("#reason")).to_contain_text("permission revoked")
+    shot(page, "6-revoked-live")
+
+
+def test_https_page_shows_the_wss_message(demo: LiveServer, page: Page) -> None:
+    page.goto(f"https://localhost:{demo.tls_ports[0]}/")
+    expect(page.locator("h1")).to_have_text(WELCOME, timeout=15_000)
+    expect(page.locator("#hello")).to_have_text(
+        "This is a message from the server. It was sent using the wss:// protocol"
+    )
+    expect(page.locator("#protocol")).to_have_text("wss://")
+    shot(page, "7-https-wss")
