@@ -212,3 +212,57 @@ def test_rules_are_scheme_exact() -> None:
 
 def test_empty_index_matches_nothing() -> None:
     assert AllowlistIndex([]).match(parse_origin_header("https://example.com")) is None
+
+
+FAST_PATH_CASES = [
+    "https://example.com",
+    "https://Example.com",
+    "https://a..b.example",
+    "https://a.-b.example",
+    "https://a-.b.example",
+    "https://.example.com",
+    "https://example.com-",
+    "https://_dmarc.example.com",
+    "https://" + "b" * 63 + ".example",
+    "https://" + "b" * 64 + ".example",
+    "https://x." + "b" * 64,
+    "HTTPS://Example.COM:443",
+    "http://example.com:8080",
+    "http://localhost:5000",
+    "http://under_score.example",
+    "http://example.com:65535",
+    "http://example.com:65536",
+    "http://example.com:0",
+    "http://example.com:080",
+    "http://127.0.0.1:5000",
+    "http://0x7f.1",
+    "http://1.2.3.999",
+    "http://[::1]:5000",
+    "http://-bad.example",
+    "http://bad-.example",
+    "http://" + "a" * 64 + ".example",
+    "http://" + ".".join(["a" * 60] * 5),
+    "https://example.com/",
+    "https://example.com/path?q=1#f",
+    "https://example.com/pa\\th",
+    "https://example.com/a,b",
+    "https://example.com/ space",
+    "https://user@example.com/",
+    "https://example.com:443@evil.com/",
+    "https://example.com.",
+    "ftp://example.com",
+]
+
+
+@pytest.mark.parametrize("value", FAST_PATH_CASES)
+@pytest.mark.parametrize("bare", [True, False])
+def test_fast_path_agrees_with_the_thorough_path(value: str, bare: bool) -> None:
+    from whitelist.origins import _client_origin, _client_origin_thorough
+
+    def outcome(parse: object) -> object:
+        try:
+            return parse(value, bare=bare)  # type: ignore[operator]
+        except OriginError:
+            return "refused"
+
+    assert outcome(_client_origin) == outcome(_client_origin_thorough)

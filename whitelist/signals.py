@@ -9,6 +9,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from .cache import allowlist
+from .conf import conf
 from .models import AllowedOrigin, rules_changed
 
 
@@ -20,6 +21,7 @@ def rule_changed(**kwargs: Any) -> None:
 
 @receiver(setting_changed, dispatch_uid="whitelist.setting_changed")
 def whitelist_setting_changed(setting: str, **kwargs: Any) -> None:
-    """Tests that override database settings must not see an old snapshot."""
-    if setting.startswith("WHITELIST_") or setting == "DATABASES":
+    """Drop cached settings, and the snapshot when the database may differ."""
+    conf.reset()
+    if setting == "DATABASES":
         allowlist.invalidate()

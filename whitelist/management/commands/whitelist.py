@@ -121,7 +121,8 @@ def check_value(value: str) -> Decision:
 
 def describe(value: str, decision: Decision) -> str:
     verdict = "allowed" if decision.allowed else "denied"
-    lines = [f"{verdict}: {value}", f"  reason: {decision.reason} ({decision.detail})"]
+    detail = decision.detail or f"matches {decision.rule}"
+    lines = [f"{verdict}: {value}", f"  reason: {decision.reason} ({detail})"]
     if decision.origin:
         lines.append(f"  origin: {decision.origin} (judged as the {decision.source} header)")
     if decision.rule:

@@ -1,0 +1,66 @@
+"""Decision cost: one ``whitelist.guard.decide`` call, as the connect path makes it.
+
+python bench/decision.py        # prints a JSON list of rows
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from bench.rules import ORIGINS, make_rules  # noqa: E402
+from whitelist.cache import AllowlistCache, Snapshot  # noqa: E402
+from whitelist.guard import decide  # noqa: E402
+from whitelist.origins import AllowlistIndex, parse_rule  # noqa: E402
+
+CALLS = 20_000
+WARMUP = 2_000
+
+
+def time_decisions(cache: AllowlistCache, origin: str) -> list[int]:
+    """Nanoseconds per call, each call timed on its own (timer cost included)."""
+    environ = {"HTTP_ORIGIN": origin, "wsgi.url_scheme": "http"}
+    clock = time.perf_counter_ns
+    for _ in range(WARMUP):
+        decide(environ, cache)
+    samples = []
+    for _ in range(CALLS):
+        start = clock()
+        decide(environ, cache)
+        samples.append(clock() - start)
+    return samples
+
+
+def measure() -> list[dict[str, object]]:
+    rows = []
+    for count in (10, 1_000, 10_000):
+        index = AllowlistIndex(parse_rule(rule) for rule in make_rules(count))
+        cache = AllowlistCache(load=lambda index=index: Snapshot(1, index), revision=lambda: 1)
+        for label, origin in ORIGINS.items():
+            expected = label.startswith("allowed")
+            assert decide({"HTTP_ORIGIN": origin}, cache).allowed is expected, (count, label)
+            samples = sorted(time_decisions(cache, origin))
+            rows.append(
+                {
+                    "rules": count,
+                    "origin": label,
+                    "median_us": statistics.median(samples) / 1000,
+                    "p99_us": samples[int(0.99 * len(samples))] / 1000,
+                }
+            )
+    return rows
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure()))

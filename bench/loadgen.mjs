@@ -1,0 +1,109 @@
+// Load generator for bench/run.py: speaks Engine.IO 4 / Socket.IO 5 over raw WebSockets
+// (package `ws`), so the client costs little and measures only what the server does.
+//
+//   node bench/loadgen.mjs connect URL ORIGIN CONCURRENCY SECONDS
+//     Each worker loops: open a WebSocket, connect to namespace "/", wait for the answer
+//     (CONNECT or CONNECT_ERROR), close. Prints one JSON line of counts and latencies.
+//   node bench/loadgen.mjs hold URL ORIGIN COUNT SECONDS
+//     Opens COUNT connected sockets, prints "OPENED n", answers pings for SECONDS,
+//     then prints one JSON line saying how many are still open.
+import WebSocket from "ws";
+
+const [mode, base, origin, amountText, secondsText] = process.argv.slice(2);
+const amount = Number(amountText);
+const seconds = Number(secondsText);
+const endpoint = base.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket";
+
+function openSocket(onAnswer) {
+  const ws = new WebSocket(endpoint, { origin, perMessageDeflate: false });
+  let opened = false;
+  ws.on("message", (raw) => {
+    const text = raw.toString();
+    if (text === "2") return ws.send("3"); // Engine.IO ping -> pong
+    if (!opened && text.startsWith("0")) {
+      opened = true;
+      return ws.send("40");
+    }
+    if (text.startsWith("40")) onAnswer("connected", ws);
+    else if (text.startsWith("44")) onAnswer("refused", ws);
+  });
+  ws.on("error", () => onAnswer("error", ws));
+  return ws;
+}
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function connectMode() {
+  const latencies = [];
+  const counts = { connected: 0, refused: 0, error: 0 };
+  const cpuBefore = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      const outcome = await new Promise((done) => {
+        let settled = false;
+        const ws = openSocket((kind, socket) => {
+          if (settled) return;
+          settled = true;
+          socket.terminate();
+          done(kind);
+        });
+        setTimeout(() => {
+          if (!settled) {
+            settled = true;
+            ws.terminate();
+            done("error");
+          }
+        }, 10_000);
+      });
+      counts[outcome] += 1;
+      if (outcome !== "error") latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: amount }, worker));
+  const elapsed = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  latencies.sort((a, b) => a - b);
+  console.log(
+    JSON.stringify({
+      ...counts,
+      seconds: elapsed,
+      rate: (counts.connected + counts.refused) / elapsed,
+      p50_ms: percentile(latencies, 50),
+      p99_ms: percentile(latencies, 99),
+      client_cpu_seconds: (cpu.user + cpu.system) / 1e6,
+    }),
+  );
+}
+
+async function holdMode() {
+  const sockets = [];
+  let closedEarly = 0;
+  let failed = 0;
+  const openOne = () =>
+    new Promise((done) => {
+      const ws = openSocket((kind, socket) => {
+        if (kind === "connected") {
+          sockets.push(socket);
+          socket.on("close", () => (closedEarly += 1));
+        } else failed += 1;
+        done();
+      });
+    });
+  const batch = 200;
+  for (let i = 0; i < amount; i += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, amount - i) }, openOne));
+  }
+  console.log(`OPENED ${sockets.length}`);
+  await new Promise((done) => setTimeout(done, seconds * 1000));
+  const stillOpen = sockets.filter((ws) => ws.readyState === WebSocket.OPEN).length;
+  console.log(JSON.stringify({ opened: sockets.length, failed, still_open: stillOpen, closed_early: closedEarly }));
+  for (const ws of sockets) ws.terminate();
+}
+
+await (mode === "hold" ? holdMode() : connectMode());
