@@ -8,6 +8,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -307,8 +308,11 @@ def test_gencert_makes_and_reuses(tmp_path: Path, migrated_template: Path) -> No
     assert (tmp_path / "dev-key.pem").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.fixture
-def gunicorn(migrated_template: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(scope="module")
+def gunicorn(
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    tmp_path = tmp_path_factory.mktemp("gunicorn")
     port = free_port()
     env = server_env(
         migrated_template,
@@ -328,25 +332,28 @@ def gunicorn(migrated_template: Path, tmp_path: Path) -> Iterator[tuple[str, Pat
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+    url, ca = f"https://localhost:{port}", tmp_path / "tls" / "dev-cert.pem"
     try:
-        wait_for_port(port, process, log)
-        yield f"https://localhost:{port}", tmp_path / "tls" / "dev-cert.pem"
+        wait_for_worker(url, ca, process, log)
+        yield url, ca
     finally:
         process.terminate()
         process.wait(15)
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+def wait_for_worker(url: str, ca: Path, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Ready when a worker answers a page over TLS (the master listens before that)."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(log.read_text())
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            context = ssl.create_default_context(cafile=str(ca))
+            urllib.request.urlopen(url + "/", timeout=5, context=context).close()
             return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not listen:\n{log.read_text()}")
+        except (OSError, ValueError):
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer:\n{log.read_text()}")
 
 
 @pytest.mark.parametrize("transport", ["polling", "websocket"])
