@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run test lint format admin setup chromium clean
+.PHONY: run test bench lint format admin setup chromium clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -33,6 +33,10 @@ test: $(VENV)/.dev node_modules/.installed chromium
 	$(VENV)/bin/coverage run -m pytest
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85
+
+# Benchmarks (about 6 minutes): results in bench/results/, table for the README.
+bench: $(VENV)/.dev node_modules/.installed
+	$(PY) bench/run.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

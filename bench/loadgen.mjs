@@ -47,19 +47,21 @@ async function connectMode() {
       const t0 = performance.now();
       const outcome = await new Promise((done) => {
         let settled = false;
-        const ws = openSocket((kind, socket) => {
+        const settle = (kind, socket) => {
           if (settled) return;
           settled = true;
+          clearTimeout(timer);
+          // Leave as socket.io-client does (namespace, then Engine.IO close), so the
+          // server can forget the session at once instead of at its ping timeout.
+          if (socket.readyState === WebSocket.OPEN) {
+            if (kind === "connected") socket.send("41");
+            socket.send("1");
+          }
           socket.terminate();
           done(kind);
-        });
-        setTimeout(() => {
-          if (!settled) {
-            settled = true;
-            ws.terminate();
-            done("error");
-          }
-        }, 10_000);
+        };
+        const ws = openSocket(settle);
+        const timer = setTimeout(() => settle("error", ws), 10_000);
       });
       counts[outcome] += 1;
       if (outcome !== "error") latencies.push(performance.now() - t0);
@@ -107,3 +109,4 @@ async function holdMode() {
 }
 
 await (mode === "hold" ? holdMode() : connectMode());
+process.exit(0);

@@ -1,7 +1,9 @@
 """The baseline: a plain python-socketio eventlet server with no origin check.
 
-It sends the same two events as Guardsite, and its pool is sized like runsocket's
-(eventlet's default of 1,024 would stall the held-connections test).
+It sends the same two events as Guardsite, and is served exactly like runsocket
+serves Guardsite: a pool of 10,000 (eventlet's default of 1,024 would stall the
+held-connections test) and TCP_NODELAY (without it, Nagle's algorithm and delayed
+ACKs hold small frames for ~40 ms), so that a/b measures the guard alone.
 
     python bench/plain_server.py PORT
 """
@@ -15,6 +17,8 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import eventlet  # noqa: E402
 
 eventlet.monkey_patch()
+
+import socket  # noqa: E402
 
 import eventlet.wsgi  # noqa: E402
 import socketio  # noqa: E402
@@ -35,6 +39,7 @@ def not_found(environ: dict, start_response: object) -> list[bytes]:
 
 if __name__ == "__main__":
     listener = eventlet.listen(("127.0.0.1", int(sys.argv[1])), backlog=2048, reuse_port=False)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     print("READY", flush=True)
     eventlet.wsgi.server(
         listener, socketio.WSGIApp(sio, not_found), max_size=10000, log_output=False, debug=False

@@ -88,7 +88,8 @@ def listen(
 ) -> list[Any]:
     """Bind every endpoint before serving any, so a busy port fails at once.
 
-    TLS listeners hand each accepted socket over without a handshake; the
+    Accepted sockets send small frames at once (TCP_NODELAY). TLS listeners hand
+    each accepted socket over without a handshake; the
     handshake runs in that connection's own green thread, so a slow client
     cannot stall the accept loop.
     """
@@ -107,6 +108,10 @@ def listen(
             except OSError as exc:
                 where = f"{endpoint.host}:{endpoint.port}"
                 raise AddressError(f"cannot listen on {where}: {exc.strerror}") from None
+            # Socket.IO writes many small frames back to back; with Nagle's algorithm
+            # each can wait for the peer's delayed ACK (~40 ms). Accepted sockets
+            # inherit this option from the listener.
+            sockets[-1].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if endpoint.tls:
                 if tls_context is None:
                     raise AddressError(f"{endpoint.url()} needs a TLS certificate")

@@ -121,7 +121,7 @@ class GuardedServer(socketio.Server):
     def _guarded_connect(self, namespace: str, sid: str, environ: dict, *rest: Any) -> Any:
         decision = decide(environ)
         if not decision.allowed:
-            logger.info("Refused %s on %s: %s", decision.origin, namespace, decision.detail)
+            log_refusal(decision, namespace)
             raise Refused(conf.WHITELIST_REFUSAL_MESSAGE, decision.as_error_data())
         self.open_sockets.add(OpenSocket(sid, namespace, decision, self.transport(sid, namespace)))
         try:
@@ -147,6 +147,19 @@ class GuardedServer(socketio.Server):
             return
         self.emit(WELCOME_EVENT, welcome_payload(admitted), to=sid, namespace=namespace)
         self.emit(HELLO_EVENT, hello_payload(admitted), to=sid, namespace=namespace)
+
+
+_logged_refusals: set[tuple[str | None, str]] = set()
+
+
+def log_refusal(decision: Decision, namespace: str) -> None:
+    """Clients choose what they send: each origin and reason at INFO once, then DEBUG."""
+    key = (decision.origin, decision.reason)
+    first = key not in _logged_refusals and len(_logged_refusals) < 1000
+    if first:
+        _logged_refusals.add(key)
+    level = logging.INFO if first else logging.DEBUG
+    logger.log(level, "Refused %s on %s: %s", decision.origin, namespace, decision.detail)
 
 
 def welcome_payload(socket: OpenSocket) -> dict[str, Any]:

@@ -1,0 +1,126 @@
+"""Turn the raw benchmark numbers into the Markdown table the README shows."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from typing import Any
+
+from bench.rules import ORIGINS
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}–{max(values):.2f}]"
+
+
+def _limit(server_cpu: float, client_cpu: float) -> str:
+    if server_cpu >= 0.9:
+        return "server CPU"
+    if client_cpu >= 0.9:
+        return "client CPU"
+    return "neither saturated (latency-bound)"
+
+
+def decisions(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "### Decision cost (µs per `decide()`, median / p99, each call timed alone)",
+        "",
+        "| rules | " + " | ".join(ORIGINS) + " |",
+        "|---:|" + "---:|" * len(ORIGINS),
+    ]
+    by_rules: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        by_rules[row["rules"]][row["origin"]] = row
+    for count, cells in sorted(by_rules.items()):
+        values = [f"{cells[o]['median_us']:.2f} / {cells[o]['p99_us']:.2f}" for o in ORIGINS]
+        lines.append(f"| {count:,} | " + " | ".join(values) + " |")
+    return lines
+
+
+def connects(runs: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
+    groups: dict[tuple[str, bool], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        groups[(run["server"], run["allowed"])].append(run)
+    lines = [
+        f"### Connect rate (websocket, concurrency {settings['concurrency']}, "
+        f"{settings['rounds']} alternating rounds of {settings['run_seconds']:.0f} s)",
+        "",
+        "| server | origin | connects/s, median [range] | p50 ms | p99 ms | server CPU | "
+        "client CPU | limited by |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for (server, allowed), group in groups.items():
+        server_cpu = statistics.median(r["server_cpu"] for r in group)
+        client_cpu = statistics.median(r["client_cpu"] for r in group)
+        errors = sum(r["error"] for r in group)
+        lines.append(
+            f"| {server} | {'allowed' if allowed else 'refused'} | "
+            f"{_spread([r['rate'] for r in group])} | "
+            f"{statistics.median(r['p50_ms'] for r in group):.1f} | "
+            f"{statistics.median(r['p99_ms'] for r in group):.1f} | "
+            f"{server_cpu:.0%} | {client_cpu:.0%} | {_limit(server_cpu, client_cpu)}"
+            + (f" ({errors} errors)" if errors else "")
+            + " |"
+        )
+    lines += ["", "Ratios per round (median [range]):", ""]
+    rounds: dict[int, dict[tuple[str, bool], float]] = defaultdict(dict)
+    for run in runs:
+        rounds[run["round"]][(run["server"][0], run["allowed"])] = run["rate"]
+    for label, top, bottom in (
+        ("a/b, allowed", ("a", True), ("b", True)),
+        ("a/c, allowed", ("a", True), ("c", True)),
+        ("a/c, refused", ("a", False), ("c", False)),
+    ):
+        ratios = [r[top] / r[bottom] for r in rounds.values() if top in r and bottom in r]
+        lines.append(f"- {label}: {_spread(ratios)}")
+    return lines
+
+
+def held(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### Held connections ({settings['hold_count']:,} websocket Socket.IO sockets "
+        f"per server, held {settings['hold_seconds']:.0f} s, past one 25 s ping interval)",
+        "",
+        "| server | opened | still open | RSS before → held (MiB) | KiB per connection |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['server']} | {row['opened']:,} | {row['still_open']:,} | "
+            f"{row['rss_before_mib']:.0f} → {row['rss_held_mib']:.0f} | "
+            f"{row['kib_per_connection']:.1f} |"
+        )
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    queries = results["queries"]
+    propagation = results["propagation"]
+    lines = [
+        f"## Benchmark results ({results['started'][:16]} UTC, {results['rules']:,} rules, "
+        f"{results['seconds']:.0f} s)",
+        "",
+        *decisions(results["decisions"]),
+        "",
+        *connects(results["connects"], results["settings"]),
+        "",
+        "### SQL queries per connect (steady state, through the real server)",
+        "",
+        f"{queries['per_connect']:.3f} per connect: {queries['queries']} statements during "
+        f"{queries['connects']:,} answered connects, all {queries['watcher_polls']} of them "
+        "the watcher's revision polls (one every 0.25 s, independent of connects)."
+        if queries["queries"] == queries["watcher_polls"]
+        else f"{queries['per_connect']:.3f} per connect ({queries['queries']} statements, "
+        f"{queries['watcher_polls']} watcher polls, {queries['connects']:,} connects).",
+        "",
+        *held(results["held"], results["settings"]),
+        "",
+        f"### Propagation (CLI in another process → enforced, {propagation['trials']} trials)",
+        "",
+        f"- rule added: median {propagation['add_median_ms']:.0f} ms, "
+        f"max {propagation['add_max_ms']:.0f} ms",
+        f"- rule removed: median {propagation['remove_median_ms']:.0f} ms, "
+        f"max {propagation['remove_max_ms']:.0f} ms",
+        "",
+    ]
+    return "\n".join(lines)
