@@ -130,11 +130,12 @@ def main() -> None:
                     )
             results["connects"] = runs
 
-            print("Held connections ...", flush=True)
-            results["held"] = hold_connections(targets, ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
-
+            # Before the held connections: dropping 15,000 sockets keeps servers busy.
             print("Propagation ...", flush=True)
             results["propagation"] = propagation(guardsite, env, database, PROPAGATION_TRIALS)
+
+            print("Held connections ...", flush=True)
+            results["held"] = hold_connections(targets, ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
         finally:
             for target in targets:
                 stop(target.process)
