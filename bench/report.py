@@ -14,11 +14,10 @@ def _spread(values: list[float]) -> str:
 
 
 def _limit(server_cpu: float, client_cpu: float) -> str:
-    if server_cpu >= 0.9:
-        return "server CPU"
-    if client_cpu >= 0.9:
-        return "client CPU"
-    return "neither saturated (latency-bound)"
+    """The busier of the two cores, once it is nearly full; else latency."""
+    if max(server_cpu, client_cpu) < 0.8:
+        return "neither core (latency)"
+    return "server CPU" if server_cpu >= client_cpu else "client CPU"
 
 
 def decisions(rows: list[dict[str, Any]]) -> list[str]:

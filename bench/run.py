@@ -62,16 +62,69 @@ def guardsite_env(work: Path, database: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_guardsite(work: Path, name: str, **extra: str) -> tuple[Target, dict[str, str], Path]:
+def prepare_database(work: Path, name: str, **extra: str) -> tuple[dict[str, str], Path]:
+    """A migrated SQLite file holding the benchmark's rules, and the env that uses it."""
     database = work / f"{name}.sqlite3"
     env = guardsite_env(work, database, **extra)
     manage(env, "migrate", "--no-input", "-v0")
     manage(env, "whitelist", "add", *make_rules(RULES))
-    port = free_port()
-    log = work / f"{name}.log"
-    process = spawn([PYTHON, "manage.py", "runsocket", f"127.0.0.1:{port}"], env, log, SERVER_CORE)
-    wait_for(log, "Quit with CONTROL-C.", process)
-    return Target("a. Guardsite runsocket", f"http://127.0.0.1:{port}", process), env, database
+    return env, database
+
+
+def start_servers(
+    work: Path, env: dict[str, str], rules_file: Path, which: str = "abc"
+) -> list[Target]:
+    """Fresh a, b and c, so that no server carries another round's leftovers."""
+    ports = [free_port() for _ in range(3)]
+    commands = {
+        "a": [PYTHON, "manage.py", "runsocket", f"127.0.0.1:{ports[0]}"],
+        "b": [PYTHON, "bench/plain_server.py", str(ports[1])],
+        "c": [NODE, "bench/node_server.mjs", str(ports[2]), str(rules_file)],
+    }
+    labels = {
+        "a": "a. Guardsite runsocket",
+        "b": "b. python-socketio, no check",
+        "c": "c. Node socket.io 4, io.use()",
+    }
+    ready = {"a": "Quit with CONTROL-C.", "b": "READY", "c": "READY"}
+    targets = []
+    for (key, command), port in zip(commands.items(), ports, strict=True):
+        if key not in which:
+            continue
+        log = work / f"server-{key}.log"
+        process = spawn(command, env, log, SERVER_CORE)
+        targets.append(Target(labels[key], f"http://127.0.0.1:{port}", process))
+        wait_for(log, ready[key], process)
+    return targets
+
+
+def stop_servers(targets: list[Target]) -> None:
+    for target in targets:
+        stop(target.process)
+
+
+def connect_rounds(work: Path, env: dict[str, str], rules_file: Path) -> list[dict]:
+    runs: list[dict] = []
+    for round_number in range(ROUNDS):
+        print(f"Connect rate, round {round_number + 1}/{ROUNDS} ...", flush=True)
+        guardsite, plain, node = targets = start_servers(work, env, rules_file)
+        plan = [
+            (guardsite, ALLOWED_EXACT),
+            (plain, ALLOWED_EXACT),
+            (node, ALLOWED_EXACT),
+            (guardsite, DENIED),
+            (node, DENIED),
+        ]
+        try:
+            for target, origin in plan:
+                row = run_connects(target, origin, CONCURRENCY, RUN_SECONDS)
+                allowed = origin == ALLOWED_EXACT
+                runs.append(
+                    {"round": round_number, "server": target.label, "allowed": allowed, **row}
+                )
+        finally:
+            stop_servers(targets)
+    return runs
 
 
 def main() -> None:
@@ -87,68 +140,29 @@ def main() -> None:
         work = Path(folder)
         rules_file = work / "rules.txt"
         rules_file.write_text("\n".join(make_rules(RULES)) + "\n")
-        guardsite, env, database = start_guardsite(work, "guardsite")
-        plain_port, node_port = free_port(), free_port()
-        plain_process = spawn(
-            [PYTHON, "bench/plain_server.py", str(plain_port)], env, work / "plain.log", SERVER_CORE
-        )
-        node_process = spawn(
-            [NODE, "bench/node_server.mjs", str(node_port), str(rules_file)],
-            env,
-            work / "node.log",
-            SERVER_CORE,
-        )
-        wait_for(work / "plain.log", "READY", plain_process)
-        wait_for(work / "node.log", "READY", node_process)
-        plain = Target(
-            "b. python-socketio, no check", f"http://127.0.0.1:{plain_port}", plain_process
-        )
-        node = Target(
-            "c. Node socket.io 4, io.use()", f"http://127.0.0.1:{node_port}", node_process
-        )
-        targets = [guardsite, plain, node]
-        try:
-            plan = [
-                (guardsite, ALLOWED_EXACT),
-                (plain, ALLOWED_EXACT),
-                (node, ALLOWED_EXACT),
-                (guardsite, DENIED),
-                (node, DENIED),
-            ]
-            runs: list[dict] = []
-            for round_number in range(ROUNDS):
-                print(f"Connect rate, round {round_number + 1}/{ROUNDS} ...", flush=True)
-                for target, origin in plan:
-                    row = run_connects(target, origin, CONCURRENCY, RUN_SECONDS)
-                    runs.append(
-                        {
-                            "round": round_number,
-                            "server": target.label,
-                            "allowed": origin == ALLOWED_EXACT,
-                            **row,
-                        }
-                    )
-            results["connects"] = runs
+        env, database = prepare_database(work, "guardsite")
+        results["connects"] = connect_rounds(work, env, rules_file)
 
+        targets = start_servers(work, env, rules_file)
+        try:
             # Before the held connections: dropping 15,000 sockets keeps servers busy.
             print("Propagation ...", flush=True)
-            results["propagation"] = propagation(guardsite, env, database, PROPAGATION_TRIALS)
-
+            results["propagation"] = propagation(targets[0], env, database, PROPAGATION_TRIALS)
             print("Held connections ...", flush=True)
             results["held"] = hold_connections(targets, ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
         finally:
-            for target in targets:
-                stop(target.process)
+            stop_servers(targets)
 
         print("Queries per connect ...", flush=True)
         query_log = work / "queries.log"
         query_log.touch()
-        counted, _, _ = start_guardsite(
+        query_env, _ = prepare_database(
             work,
             "queries",
             DJANGO_SETTINGS_MODULE="bench.query_settings",
             GUARDSITE_QUERY_LOG=str(query_log),
         )
+        (counted,) = start_servers(work, query_env, rules_file, which="a")
         try:
             results["queries"] = count_queries(counted, query_log, [ALLOWED_EXACT, DENIED], 2.0)
         finally:

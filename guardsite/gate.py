@@ -40,8 +40,14 @@ class OriginGate:
         path = environ.get("PATH_INFO", "")
         if not (path + "/").startswith(self.path):
             return self.app(environ, start_response)
-        if "j" in parse_qs(environ.get("QUERY_STRING", "")):
+        query = environ.get("QUERY_STRING", "")
+        if "j=" in query and "j" in parse_qs(query):
             return _respond(start_response, "400 Bad Request", {"error": "JSONP is not supported"})
+        if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
+            conf.WHITELIST_REFUSE_AT_HANDSHAKE
+        ):
+            # Browsers apply no CORS to WebSockets; the namespace connect decides.
+            return self.app(environ, start_response)
         decision = decide(environ)
         cors = _cors_headers(environ, decision)
         if not decision.allowed and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
