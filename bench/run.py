@@ -35,7 +35,7 @@ from bench.servers import (  # noqa: E402
     stop,
     wait_for,
 )
-from tests.live import free_port  # noqa: E402
+from tests.live import free_port, server_env  # noqa: E402
 
 RULES = 1_000
 CONCURRENCY = 32
@@ -49,17 +49,14 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def guardsite_env(work: Path, database: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WHITELIST_"))}
-    env.update(
-        DATABASE_URL=f"sqlite:///{database}",
-        DJANGO_SETTINGS_MODULE="guardsite.settings",
-        DJANGO_DEBUG="0",
-        GUARDSITE_LOG_LEVEL="WARNING",
-        GUARDSITE_STATE_DIR=str(work),
-        PYTHONWARNINGS="ignore::DeprecationWarning",
-    )
-    env.update(extra)
-    return env
+    """The tests' server environment, with production-like settings and quiet logs."""
+    options = {
+        "DJANGO_SETTINGS_MODULE": "guardsite.settings",
+        "DJANGO_DEBUG": "0",
+        "GUARDSITE_LOG_LEVEL": "WARNING",
+        "GUARDSITE_STATE_DIR": str(work),
+    }
+    return server_env(database, **(options | extra))
 
 
 def prepare_database(work: Path, name: str, **extra: str) -> tuple[dict[str, str], Path]:
