@@ -22,7 +22,8 @@ django.setup()
 from bench.rules import ORIGINS, make_rules  # noqa: E402
 from whitelist.cache import AllowlistCache, Snapshot  # noqa: E402
 from whitelist.guard import decide  # noqa: E402
-from whitelist.origins import AllowlistIndex, parse_rule  # noqa: E402
+from whitelist.index import AllowlistIndex  # noqa: E402
+from whitelist.origins import parse_rule  # noqa: E402
 
 CALLS = 20_000
 WARMUP = 2_000

@@ -7,7 +7,8 @@ from django.test import override_settings
 
 from whitelist import guard
 from whitelist.cache import AllowlistCache, Snapshot
-from whitelist.origins import AllowlistIndex, parse_rule
+from whitelist.index import AllowlistIndex
+from whitelist.origins import parse_rule
 
 INDEX = AllowlistIndex([parse_rule("https://shop.example.com"), parse_rule("https://*.corp.test")])
 

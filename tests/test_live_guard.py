@@ -128,3 +128,13 @@ def test_allowed_client_can_use_a_namespace(socket_server: LiveServer) -> None:
         assert client.call("echo", {"n": 1}, namespace="/late", timeout=10) == {"n": 1}
     finally:
         client.disconnect()
+
+
+def test_project_handlers_see_what_the_guard_decided(socket_server: LiveServer) -> None:
+    _, client = try_connect(socket_server.url, origin=ALLOWED, keep=True)
+    try:
+        sid = client.get_sid()
+        answer = client.call("whoami", timeout=10)
+    finally:
+        client.disconnect()
+    assert answer == {"sid": sid, "origin": ALLOWED, "transport": "polling"}

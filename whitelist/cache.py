@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from django.db import connection
 
 from .conf import conf
-from .origins import AllowlistIndex, OriginError, Rule, parse_rule
+from .index import AllowlistIndex
+from .origins import OriginError, Rule, parse_rule
 
 logger = logging.getLogger(__name__)
 

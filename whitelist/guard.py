@@ -13,7 +13,8 @@ from typing import Any, NamedTuple
 
 from .cache import AllowlistCache, allowlist
 from .conf import conf
-from .origins import AllowlistIndex, OriginError, origin_of_referer, parse_origin_header
+from .index import AllowlistIndex
+from .origins import OriginError, origin_of_referer, parse_origin_header
 
 logger = logging.getLogger(__name__)
 
