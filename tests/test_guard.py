@@ -93,3 +93,19 @@ def test_decide_fails_closed_on_a_real_database_error() -> None:
         cursor.execute("DROP TABLE whitelist_allowedorigin")
     decision = guard.decide({"HTTP_ORIGIN": "https://shop.example.com"}, AllowlistCache())
     assert (decision.allowed, decision.reason) == (False, guard.INTERNAL_ERROR)
+
+
+def test_guard_recovers_when_the_rules_load_again(caplog: pytest.LogCaptureFixture) -> None:
+    attempts = {"n": 0}
+
+    def flaky_load() -> Snapshot:
+        attempts["n"] += 1
+        if attempts["n"] == 1:
+            raise ConnectionError("database is down")
+        return Snapshot(2, INDEX)
+
+    cache = AllowlistCache(load=flaky_load, revision=lambda: 2)
+    environ = {"HTTP_ORIGIN": "https://shop.example.com"}
+    assert guard.decide(environ, cache).reason == guard.INTERNAL_ERROR
+    assert guard.decide(environ, cache).allowed
+    assert "works again" in caplog.text

@@ -91,10 +91,12 @@ def decide(environ: Mapping[str, Any], cache: AllowlistCache = allowlist) -> Dec
         decision = decide_headers(
             environ.get("HTTP_ORIGIN"), environ.get("HTTP_REFERER"), cache.snapshot().index
         )
-        return decision._replace(secure=True) if secure else decision
     except Exception:
         _log_failure()
         return Decision(False, INTERNAL_ERROR, detail="the guard failed")
+    if _failures:
+        _log_recovery()
+    return decision._replace(secure=True) if secure else decision
 
 
 _failures = 0
@@ -108,3 +110,10 @@ def _log_failure() -> None:
         logger.exception("The origin guard failed; refusing connections until it works")
     else:
         logger.info("The origin guard failed again (%d times); refusing", _failures, exc_info=True)
+
+
+def _log_recovery() -> None:
+    """Say so once, and let the next failure be loud again."""
+    global _failures
+    logger.warning("The origin guard works again after %d failed decisions", _failures)
+    _failures = 0
