@@ -40,8 +40,8 @@ class OriginGate:
         path = environ.get("PATH_INFO", "")
         if not (path + "/").startswith(self.path):
             return self.app(environ, start_response)
-        query = environ.get("QUERY_STRING", "")
-        if "j=" in query and "j" in parse_qs(query):
+        # Decoded as Engine.IO decodes it: "%6A=0" is "j=0" too.
+        if "j" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
             return _respond(start_response, "400 Bad Request", {"error": "JSONP is not supported"})
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
             conf.WHITELIST_REFUSE_AT_HANDSHAKE

@@ -6,7 +6,9 @@ it: python-socketio calls ``_trigger_event("connect", ...)`` for each namespace
 connect, whether or not a handler exists, so that is where the guard sits.
 Refusals are raised as ``ConnectionRefusedError``, the only exception that
 python-socketio turns into a ``connect_error`` for the client; any other error
-in a connect handler is converted to a refusal here too (fail closed).
+in a connect handler is converted to a refusal here too (fail closed). Clients
+cannot reach that path with an event of their own named ``connect``: such
+events are dropped.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class GuardedServer(socketio.Server):
         kwargs["always_connect"] = False
         super().__init__(**kwargs)
         self.open_sockets = OpenSockets()
+        # Decisions between the guard and the connect acknowledgement, by (namespace, eio sid).
+        self._admitting: dict[tuple[str, str], tuple[str, Decision]] = {}
         self._watcher: Any = None
 
     def start_allowlist_watcher(self) -> None:
@@ -98,14 +102,25 @@ class GuardedServer(socketio.Server):
             revoked += 1
             logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
             payload = {"message": conf.WHITELIST_REFUSAL_MESSAGE, **decision.as_error_data()}
-            self.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
-            self.disconnect(socket.sid, namespace=socket.namespace)
+            try:
+                self.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
+                self.disconnect(socket.sid, namespace=socket.namespace)
+            except Exception:  # one broken socket must not shield the others
+                logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)
+            self.open_sockets.discard(socket.namespace, socket.sid)
         return revoked
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
         # Under gunicorn nobody calls start_allowlist_watcher: the first client does.
         self.start_allowlist_watcher()
         return super()._handle_eio_connect(eio_sid, environ)
+
+    def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> Any:
+        """Clients may not send events named like the server's own (``connect``...)."""
+        if isinstance(data, list) and data and data[0] in self.reserved_events:
+            logger.debug("Dropped a client event named %r", data[0])
+            return None
+        return super()._handle_event(eio_sid, namespace, id, data)
 
     def _trigger_event(self, event: str, namespace: str, *args: Any) -> Any:
         close_old_connections()
@@ -118,35 +133,53 @@ class GuardedServer(socketio.Server):
         finally:
             close_old_connections()
 
-    def _guarded_connect(self, namespace: str, sid: str, environ: dict, *rest: Any) -> Any:
+    def _guarded_connect(self, namespace: str, sid: str, environ: dict, *auth: Any) -> Any:
+        """The guard, then the application's handler; every failure is a refusal."""
         decision = decide(environ)
         if not decision.allowed:
             log_refusal(decision, namespace)
             raise Refused(conf.WHITELIST_REFUSAL_MESSAGE, decision.as_error_data())
-        self.open_sockets.add(OpenSocket(sid, namespace, decision, self.transport(sid, namespace)))
+        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+        self._admitting[(namespace, eio_sid)] = (sid, decision)
         try:
-            return super()._trigger_event("connect", namespace, sid, environ, *rest)
-        except (Refused, TypeError):
-            # TypeError lets python-socketio retry a handler without the auth argument.
+            return self._application_connect(namespace, sid, environ, *auth)
+        except Refused:
             raise
         except Exception:
             logger.exception("The connect handler of %s failed; refusing", namespace)
             refusal = Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
             raise Refused(conf.WHITELIST_REFUSAL_MESSAGE, refusal.as_error_data()) from None
 
+    def _application_connect(self, namespace: str, sid: str, environ: dict, *auth: Any) -> Any:
+        """Call the handler, with the legacy two-argument form when it takes no auth.
+
+        python-socketio retries on TypeError itself, but a TypeError raised inside a
+        handler would then escape and leave the client hanging; trying here keeps
+        every outcome a welcome or a refusal.
+        """
+        try:
+            return super()._trigger_event("connect", namespace, sid, environ, *auth)
+        except TypeError:
+            if auth and auth[0] is not None:
+                raise
+            return super()._trigger_event("connect", namespace, sid, environ)
+
     def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
         """Welcome a socket once its connect is acknowledged, never before."""
         namespace = namespace or "/"
-        super()._handle_connect(eio_sid, namespace, data)
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
-        admitted = self.open_sockets.get(namespace, sid) if sid else None
-        if admitted is None:
+        try:
+            super()._handle_connect(eio_sid, namespace, data)
+        finally:
+            admitting = self._admitting.pop((namespace, eio_sid), None)
+        if admitting is None:
             return
+        sid, decision = admitting
         if not self.manager.is_connected(sid, namespace):
-            self.open_sockets.discard(namespace, sid)
             return
-        self.emit(WELCOME_EVENT, welcome_payload(admitted), to=sid, namespace=namespace)
-        self.emit(HELLO_EVENT, hello_payload(admitted), to=sid, namespace=namespace)
+        socket = OpenSocket(sid, namespace, decision, self.transport(sid, namespace))
+        self.open_sockets.add(socket)
+        self.emit(WELCOME_EVENT, welcome_payload(socket), to=sid, namespace=namespace)
+        self.emit(HELLO_EVENT, hello_payload(socket), to=sid, namespace=namespace)
 
 
 _logged_refusals: set[tuple[str | None, str]] = set()

@@ -25,3 +25,19 @@ def register(server: socketio.Server) -> None:
         from whitelist.models import AllowedOrigin
 
         return AllowedOrigin.objects.count()
+
+    @server.on("connect", namespace="/refusing")
+    def refusing_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        return False
+
+    @server.on("connect", namespace="/typeerror")
+    def typeerror_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        raise TypeError("a bug that happens to be a TypeError")
+
+    @server.on("connect", namespace="/legacy")
+    def legacy_connect(sid: str, environ: dict[str, Any]) -> None:
+        """The two-argument form python-socketio still accepts."""
+
+    @server.on("open_sockets", namespace="/late")
+    def open_sockets(sid: str) -> int:
+        return len(server.open_sockets)  # type: ignore[attr-defined]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from whitelist.cache import AllowlistCache, allowlist
+from whitelist.cache import AllowlistCache, Snapshot, allowlist
 from whitelist.guard import decide
+from whitelist.index import AllowlistIndex
 from whitelist.models import AllowedOrigin, AllowlistRevision
 from whitelist.origins import parse_origin_header
 
@@ -87,3 +88,38 @@ def test_watch_keeps_the_last_rules_when_the_database_fails() -> None:
     cache.watch(sleep=lambda _seconds: None, stop=lambda: next(rounds, None) is None)
     assert calls["revision"] == 3
     assert cache.snapshot().index.match(parse_origin_header(ORIGIN)) is not None
+
+
+def test_watch_rechecks_a_snapshot_another_caller_reloaded() -> None:
+    """A change in this process: a connect reloads the snapshot before the watcher looks."""
+    revision = {"n": 1}
+    index = AllowlistCache().snapshot().index
+    cache = AllowlistCache(
+        load=lambda: Snapshot(revision["n"], index), revision=lambda: revision["n"]
+    )
+    cache.snapshot()
+    seen: list[int] = []
+    ticks = iter(range(3))
+
+    def tick(_seconds: float) -> None:
+        if next(ticks) == 1:  # between two polls: a local change, then a connect
+            revision["n"] = 2
+            cache.invalidate()
+            cache.snapshot()
+
+    cache.watch(tick, stop=lambda: len(seen) >= 1, on_change=lambda s: seen.append(s.revision))
+    assert seen == [2]
+
+
+def test_watch_offers_a_snapshot_again_when_the_recheck_failed() -> None:
+    cache = AllowlistCache(load=lambda: Snapshot(7, AllowlistIndex([])), revision=lambda: 7)
+    calls: list[int] = []
+
+    def flaky(snapshot: Snapshot) -> None:
+        calls.append(snapshot.revision)
+        if len(calls) == 1:
+            raise RuntimeError("socket trouble")
+
+    rounds = iter(range(3))
+    cache.watch(lambda _s: None, stop=lambda: next(rounds, None) is None, on_change=flaky)
+    assert calls == [7, 7]

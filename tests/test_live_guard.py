@@ -138,3 +138,29 @@ def test_project_handlers_see_what_the_guard_decided(socket_server: LiveServer) 
     finally:
         client.disconnect()
     assert answer == {"sid": sid, "origin": ALLOWED, "transport": "polling"}
+
+
+@pytest.mark.parametrize(("namespace", "reason"), [("/typeerror", "internal-error")])
+def test_type_error_in_a_connect_handler_is_a_refusal(
+    socket_server: LiveServer, namespace: str, reason: str
+) -> None:
+    outcome, _ = try_connect(socket_server.url, origin=ALLOWED, namespace=namespace)
+    assert outcome.refusal_reason == reason
+
+
+def test_legacy_two_argument_connect_handler_is_welcomed(socket_server: LiveServer) -> None:
+    outcome, _ = try_connect(socket_server.url, origin=ALLOWED, namespace="/legacy")
+    assert outcome.welcome is not None
+
+
+def test_refused_connects_leave_no_open_socket_behind(socket_server: LiveServer) -> None:
+    _, client = try_connect(socket_server.url, origin=ALLOWED, namespace="/late", keep=True)
+    try:
+        before = client.call("open_sockets", namespace="/late", timeout=10)
+        for namespace in ("/broken", "/refusing", "/typeerror"):
+            outcome, _ = try_connect(socket_server.url, origin=ALLOWED, namespace=namespace)
+            assert not outcome.connected
+        after = client.call("open_sockets", namespace="/late", timeout=10)
+    finally:
+        client.disconnect()
+    assert after == before

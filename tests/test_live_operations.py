@@ -77,9 +77,10 @@ def test_cross_origin_preflight_is_answered_from_the_allowlist(socket_server: Li
     assert response.headers["Access-Control-Allow-Headers"] == "x-token"
 
 
-def test_jsonp_polling_is_refused(socket_server: LiveServer) -> None:
+@pytest.mark.parametrize("jsonp", ["&j=0", "&%6A=0", "&j="])
+def test_jsonp_polling_is_refused(socket_server: LiveServer, jsonp: str) -> None:
     response = requests.get(
-        socket_server.url + HANDSHAKE + "&j=0", headers={"Referer": ALLOWED + "/"}, timeout=10
+        socket_server.url + HANDSHAKE + jsonp, headers={"Referer": ALLOWED + "/"}, timeout=10
     )
     assert response.status_code == 400
 
@@ -179,3 +180,27 @@ def test_removing_a_rule_disconnects_its_open_sockets(
     finally:
         client.disconnect()
         kept_client.disconnect()
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        ("disconnect", None),
+        ("connect", {"HTTP_ORIGIN": "https://kept.test", "REMOTE_USER": "admin"}),
+    ],
+)
+def test_client_events_named_like_server_events_cannot_dodge_revocation(
+    start_server: Callable[..., LiveServer], forged: tuple[str, object]
+) -> None:
+    server = start_server(ALLOWED, "https://kept.test")
+    outcome, client = try_connect(server.url, origin=ALLOWED, keep=True)
+    try:
+        assert outcome.welcome is not None
+        client.emit(forged[0], forged[1])
+        assert server.manage("whitelist", "remove", ALLOWED).returncode == 0
+        deadline = time.monotonic() + 10
+        while client.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not client.connected
+    finally:
+        client.disconnect()

@@ -60,3 +60,16 @@ def test_rule_has_timestamps_and_is_enabled_by_default() -> None:
     assert rule.created_at is not None
     assert rule.updated_at >= rule.created_at
     assert str(rule) == "https://a.example"
+
+
+def test_bulk_create_normalises_and_bumps_the_revision() -> None:
+    start = AllowlistRevision.current()
+    AllowedOrigin.objects.bulk_create([AllowedOrigin(pattern="HTTPS://Bulk.Example:443")])
+    assert AllowedOrigin.objects.get().pattern == "https://bulk.example"
+    assert AllowlistRevision.current() == start + 1
+
+
+def test_bulk_create_refuses_a_malformed_rule() -> None:
+    with pytest.raises(OriginError):
+        AllowedOrigin.objects.bulk_create([AllowedOrigin(pattern="https://x.example/path")])
+    assert not AllowedOrigin.objects.exists()

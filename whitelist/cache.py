@@ -102,19 +102,26 @@ class AllowlistCache:
     ) -> None:
         """Refresh until ``stop()`` is true; run it as a background task of the server.
 
-        ``on_change`` gets each new snapshot (the server re-checks open sockets).
+        ``on_change`` gets every snapshot of a revision it has not seen, however
+        that snapshot was loaded (here, or by a connect after a change in this
+        process); if it fails, it gets the same snapshot again next time.
 
         The watcher keeps its database connection between polls (one cheap query
         each). A failed refresh keeps the last snapshot (logged once at ERROR, then
         at INFO) and closes the connection so the next try reconnects.
         """
+        seen = self._snapshot.revision if self._snapshot is not None else None
         while not stop():
             sleep(conf.WHITELIST_REFRESH_INTERVAL)
             try:
-                if self.refresh():
-                    snapshot = self.snapshot()
-                    logger.info("Allowlist reloaded: %d rule(s)", len(snapshot.index))
+                self.refresh()
+                snapshot = self.snapshot()
+                if snapshot.revision != seen:
+                    logger.info(
+                        "Allowlist revision %d: %d rule(s)", snapshot.revision, len(snapshot.index)
+                    )
                     on_change(snapshot)
+                    seen = snapshot.revision
                 if self._watch_failed:
                     logger.warning("Allowlist refresh works again")
                 self._watch_failed = False

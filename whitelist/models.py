@@ -32,11 +32,32 @@ def validate_rule(value: str) -> None:
 
 
 class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
-    """Bulk updates bypass save() and its signals, so they bump the revision here."""
+    """Bulk writes bypass save() and its signals: they normalise and bump the revision here.
+
+    Raw SQL bypasses both; whoever writes it must bump ``AllowlistRevision`` too.
+    """
 
     def update(self, **kwargs: Any) -> int:
         kwargs.setdefault("updated_at", timezone.now())
         count = super().update(**kwargs)
+        if count:
+            rules_changed(self.db)
+        return count
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[AllowedOrigin]:
+        objs = list(objs)
+        for obj in objs:
+            obj.pattern = str(parse_rule(obj.pattern))
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            rules_changed(self.db)
+        return created
+
+    def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
+        objs = list(objs)
+        for obj in objs:
+            obj.pattern = str(parse_rule(obj.pattern))
+        count = super().bulk_update(objs, fields, *args, **kwargs)
         if count:
             rules_changed(self.db)
         return count
