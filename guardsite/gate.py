@@ -40,14 +40,15 @@ class OriginGate:
         path = environ.get("PATH_INFO", "")
         if not (path + "/").startswith(self.path):
             return self.app(environ, start_response)
-        # Decoded as Engine.IO decodes it: "%6A=0" is "j=0" too.
-        if "j" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
-            return _respond(start_response, "400 Bad Request", {"error": "JSONP is not supported"})
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
             conf.WHITELIST_REFUSE_AT_HANDSHAKE
         ):
-            # Browsers apply no CORS to WebSockets; the namespace connect decides.
+            # Browsers apply no CORS to WebSockets, and JSONP is a polling matter:
+            # the namespace connect decides.
             return self.app(environ, start_response)
+        # Decoded as Engine.IO decodes it: "%6A=0" is "j=0" too.
+        if "j" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+            return _respond(start_response, "400 Bad Request", {"error": "JSONP is not supported"})
         decision = decide(environ)
         cors = _cors_headers(environ, decision)
         if not decision.allowed and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
