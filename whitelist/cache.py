@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import connection
 
@@ -29,8 +28,6 @@ class Snapshot:
 
     revision: int
     index: AllowlistIndex
-    loaded_at: float = field(default_factory=time.monotonic)
-    skipped: tuple[str, ...] = ()
 
 
 def load_snapshot() -> Snapshot:
@@ -47,7 +44,7 @@ def load_snapshot() -> Snapshot:
             skipped.append(pattern)
     if skipped:
         logger.error("Ignoring %d malformed allowlist rule(s): %s", len(skipped), skipped)
-    return Snapshot(revision, AllowlistIndex(rules), skipped=tuple(skipped))
+    return Snapshot(revision, AllowlistIndex(rules))
 
 
 def read_revision() -> int:

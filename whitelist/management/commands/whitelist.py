@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from argparse import ArgumentParser
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -21,8 +20,7 @@ from whitelist.origins import OriginError, parse_rule
 class Command(BaseCommand):
     help = "Manage the Socket.IO origin allowlist."
 
-    def add_arguments(self, parser: ArgumentParser) -> None:
-        assert isinstance(parser, CommandParser)
+    def add_arguments(self, parser: CommandParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True, parser_class=CommandParser)
         add = actions.add_parser("add", help="Add (or re-enable) rules.")
         add.add_argument(
