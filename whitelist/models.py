@@ -45,25 +45,27 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
         return count
 
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[AllowedOrigin]:
-        objs = list(objs)
-        for obj in objs:
-            obj.pattern = str(parse_rule(obj.pattern))
-        created = super().bulk_create(objs, *args, **kwargs)
+        created = super().bulk_create(_normalised(objs), *args, **kwargs)
         if created:
             rules_changed(self.db)
         return created
 
     def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
-        objs = list(objs)
-        for obj in objs:
-            obj.pattern = str(parse_rule(obj.pattern))
-        count = super().bulk_update(objs, fields, *args, **kwargs)
+        count = super().bulk_update(_normalised(objs), fields, *args, **kwargs)
         if count:
             rules_changed(self.db)
         return count
 
     def enabled(self) -> AllowedOriginQuerySet:
         return self.filter(enabled=True)
+
+
+def _normalised(rules: Any) -> list[AllowedOrigin]:
+    """The rules with their patterns normalised; a malformed one raises OriginError."""
+    rules = list(rules)
+    for rule in rules:
+        rule.pattern = str(parse_rule(rule.pattern))
+    return rules
 
 
 class AllowedOrigin(models.Model):
