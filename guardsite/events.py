@@ -1,13 +1,13 @@
-"""The project's own Socket.IO event handlers (the guard is not here: see sockets.py)."""
+"""The project's own Socket.IO event handlers (the guard is in whitelist.socketio)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import socketio
+from whitelist.socketio import GuardedServer
 
 
-def register(server: socketio.Server) -> None:
+def register(server: GuardedServer) -> None:
     """Add the demo's handlers to ``server``."""
 
     @server.on("whoami")

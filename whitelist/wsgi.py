@@ -1,6 +1,6 @@
 """WSGI gate in front of the Socket.IO endpoint: CORS, JSONP and handshake refusal.
 
-Engine.IO's own CORS handling is switched off (sockets.py), because it either
+Engine.IO's own CORS handling is switched off (``GuardedServer``), because it either
 trusts only the page's own host or, with ``"*"``, sends
 ``Access-Control-Allow-Credentials`` to every site. This gate answers with the
 allowlist instead:
@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from whitelist.conf import conf
-from whitelist.guard import Decision, decide
+from .conf import conf
+from .guard import Decision, decide
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -91,3 +91,13 @@ def _respond(
     response_headers.append(("Content-Length", str(len(payload))))
     start_response(status, response_headers)
     return [payload]
+
+
+def guarded_application(
+    server: Any, django_application: WSGIApp, socketio_path: str = "socket.io"
+) -> OriginGate:
+    """One WSGI app for the whole site: Socket.IO behind the gate, Django for the rest."""
+    import socketio
+
+    app = socketio.WSGIApp(server, django_application, socketio_path=socketio_path)
+    return OriginGate(app, path=socketio_path)
