@@ -110,6 +110,8 @@ class AllowlistCache:
         seen = self._snapshot.revision if self._snapshot is not None else None
         while not stop():
             sleep(conf.WHITELIST_REFRESH_INTERVAL)
+            if stop():
+                break
             try:
                 self.refresh()
                 snapshot = self.snapshot()

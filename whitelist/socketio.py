@@ -47,6 +47,8 @@ from .refusal_log import log_refusal
 logger = logging.getLogger(__name__)
 
 CATCH_ALL = "*"
+EVENT_TYPE = str(socketio.packet.EVENT)
+BINARY_EVENT_TYPE = str(socketio.packet.BINARY_EVENT)
 _UNDECIDED = object()
 
 
@@ -77,9 +79,10 @@ class GuardedServer(socketio.Server):
         # Outcomes decided ahead of the admin UI's report (see _guard_before_instrumentation).
         self._decided: dict[tuple[str, str], Any] = {}
         self._watcher: Any = None
+        self._stopping = False
         super().on("connect", self._guard_connect(CATCH_ALL, None), namespace=CATCH_ALL)
         super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
-        _welcome_after_each_message(self)
+        _hook_engineio_messages(self)
 
     # -- registration: every connect and disconnect handler is wrapped ---------------
 
@@ -311,9 +314,14 @@ class GuardedServer(socketio.Server):
             self._watcher = self.start_background_task(
                 self.allowlist.watch,
                 self.sleep,
-                stop=lambda: False,
+                stop=lambda: self._stopping,
                 on_change=self.recheck_open_sockets,
             )
+
+    def shutdown(self) -> None:
+        """Stop the allowlist watcher (after its current sleep) and python-socketio's tasks."""
+        self._stopping = True
+        super().shutdown()
 
     def recheck_open_sockets(self, snapshot: Snapshot) -> int:
         """Disconnect open sockets whose origin the new rules no longer allow."""
@@ -343,26 +351,49 @@ class GuardedServer(socketio.Server):
 # 4.15.1 (whitelist.versions.TESTED); make test runs the guard's tests at both ends.
 
 
-def _welcome_after_each_message(server: GuardedServer) -> None:
-    """Send welcomes after python-socketio has handled the message that carried the connect.
+def _hook_engineio_messages(server: GuardedServer) -> None:
+    """Drop client events named like reserved ones; welcome once each connect is acknowledged.
 
-    python-socketio acknowledges a connect (the CONNECT packet, then
-    ``manager.connect``) after the connect handler returns, and offers no hook
-    for "after"; before 5.18 the manager is not even told. Engine.IO delivers
-    each client message through the handler python-socketio registered with
-    ``eio.on("message")``; wrapping that handler puts the welcome right behind
-    the acknowledgement, in the same thread, in every async mode.
+    Engine.IO delivers each client message through the handler python-socketio
+    registered with ``eio.on("message")``; wrapping that handler is the one
+    place that sees a message before python-socketio dispatches it and after it
+    has answered it:
+
+    * python-socketio dispatches a client's event named ``connect`` or
+      ``disconnect`` to those handlers, in a thread of its own, so it could
+      race a real disconnect; dropped here, it never gets that far.
+    * python-socketio acknowledges a connect (the CONNECT packet, then
+      ``manager.connect``) after the connect handler returns and offers no hook
+      for "after"; the welcome goes out right behind it, in the same thread.
     """
     handle_message = server.eio.handlers["message"]
 
-    def handle_then_welcome(eio_sid: str, data: Any) -> Any:
+    def handle_message_guarded(eio_sid: str, data: Any) -> Any:
+        if _names_a_reserved_event(server, data):
+            logger.debug("Dropped a client event named like a reserved one")
+            return None
         try:
             return handle_message(eio_sid, data)
         finally:
             if server._unwelcomed:
                 server._send_welcomes(eio_sid)
 
-    server.eio.on("message", handle_then_welcome)
+    server.eio.on("message", handle_message_guarded)
+
+
+def _names_a_reserved_event(server: GuardedServer, data: Any) -> bool:
+    """Is ``data`` an EVENT or BINARY_EVENT packet (text encoding) named connect or disconnect?
+
+    Decoded as python-socketio decodes it, since JSON escapes can spell a name.
+    Other serializers (msgpack) are left to the handler wrappers' own checks.
+    """
+    if not isinstance(data, str) or data[:1] not in (EVENT_TYPE, BINARY_EVENT_TYPE):
+        return False
+    try:
+        decoded = server.packet_class(encoded_packet=data).data
+    except Exception:  # python-socketio refuses it the same way right after
+        return False
+    return isinstance(decoded, list) and bool(decoded) and decoded[0] in server.reserved_events
 
 
 def _guard_before_instrumentation(server: GuardedServer) -> None:
