@@ -20,6 +20,8 @@ class Outcome:
     hello: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     events: list[tuple[str, Any]] = field(default_factory=list)
+    # "connect", "permission.message" and "hello.client" in the order they arrived.
+    order: list[str] = field(default_factory=list)
 
     @property
     def refusal_reason(self) -> str | None:
@@ -38,6 +40,7 @@ def try_connect(
     keep: bool = False,
     ca: Path | None = None,
     extra_headers: dict[str, str] | None = None,
+    auth: Any = None,
 ) -> tuple[Outcome, socketio.Client]:
     """Connect once, wait for the welcome or the refusal, and return both the outcome and client.
 
@@ -61,13 +64,19 @@ def try_connect(
     welcomed = threading.Event()
     greeted = threading.Event()
 
+    @client.on("connect", namespace=namespace)
+    def on_connect() -> None:
+        outcome.order.append("connect")
+
     @client.on("permission.message", namespace=namespace)
     def on_welcome(payload: dict[str, Any]) -> None:
+        outcome.order.append("permission.message")
         outcome.welcome = payload
         welcomed.set()
 
     @client.on("hello.client", namespace=namespace)
     def on_hello(payload: dict[str, Any]) -> None:
+        outcome.order.append("hello.client")
         outcome.hello = payload
         greeted.set()
 
@@ -86,6 +95,7 @@ def try_connect(
             transports=[transport],
             namespaces=[namespace],
             wait_timeout=timeout,
+            auth=auth,
         )
     except socketio.exceptions.ConnectionError:
         outcome.connected = False

@@ -87,3 +87,17 @@ def socket_server(start_server: Callable[..., LiveServer]) -> LiveServer:
 def dev_ca(socket_server: LiveServer, tls_state: Path) -> Path:
     """The development certificate the shared server made, as a client's trust anchor."""
     return tls_state / "tls" / "dev-cert.pem"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An on-disk SQLite test database: in-process servers read it from their own threads.
+
+    Shared-cache in-memory SQLite fails at once ("table is locked") when two
+    threads meet; a file in WAL mode waits instead.
+    """
+    from django.db import connections
+
+    database = connections["default"].settings_dict
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("testdb") / "test.sqlite3")

@@ -1,0 +1,90 @@
+"""Serve a WSGI app in this process, on a free loopback port, in either async mode.
+
+* ``threading``: Werkzeug's threaded server, which gives simple-websocket the
+  raw socket, as gunicorn's gthread worker does.
+* ``eventlet``: ``eventlet.wsgi`` in an OS thread of its own, whose hub runs the
+  server's green threads. The test process is not monkey-patched: only the
+  server's own code runs on that hub, and the clients use ordinary threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+MODES = ["threading", "eventlet"]
+START_TIMEOUT = 15
+
+
+@contextmanager
+def serving(
+    app: Callable[..., Any], mode: str, before_stop: Callable[[], object] = lambda: None
+) -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields its base URL.
+
+    ``before_stop`` (a Socket.IO server's ``shutdown``) runs in the server's own
+    thread, where an eventlet server's green threads live.
+    """
+    serve = _serve_threading if mode == "threading" else _serve_eventlet
+    ready: list[int] = []
+    started = threading.Event()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=serve,
+        args=(app, ready, started, stop, before_stop),
+        name=f"{mode}-server",
+        daemon=True,
+    )
+    thread.start()
+    if not started.wait(START_TIMEOUT) or not ready:
+        raise RuntimeError(f"the {mode} server did not start")
+    try:
+        yield f"http://127.0.0.1:{ready[0]}"
+    finally:
+        stop.set()
+        thread.join(START_TIMEOUT)
+
+
+def _serve_threading(
+    app: Callable[..., Any],
+    ready: list[int],
+    started: threading.Event,
+    stop: threading.Event,
+    before_stop: Callable[[], object],
+) -> None:
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    ready.append(server.server_port)
+    started.set()
+    watcher = threading.Thread(
+        target=lambda: (stop.wait(), before_stop(), server.shutdown()), daemon=True
+    )
+    watcher.start()
+    try:
+        server.serve_forever(poll_interval=0.05)
+    finally:
+        server.server_close()
+
+
+def _serve_eventlet(
+    app: Callable[..., Any],
+    ready: list[int],
+    started: threading.Event,
+    stop: threading.Event,
+    before_stop: Callable[[], object],
+) -> None:
+    import eventlet
+    import eventlet.wsgi
+
+    listener = eventlet.listen(("127.0.0.1", 0))
+    ready.append(listener.getsockname()[1])
+    server = eventlet.spawn(eventlet.wsgi.server, listener, app, log_output=False)
+    started.set()
+    while not stop.is_set():
+        eventlet.sleep(0.05)
+    before_stop()
+    server.kill()
+    listener.close()

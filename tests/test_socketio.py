@@ -1,0 +1,385 @@
+"""whitelist.socketio in this process: the guard on a real server, in both async modes.
+
+Each test builds a ``GuardedServer``, registers handlers the way a project
+would, serves it on a loopback port (Werkzeug threads or an eventlet hub) and
+connects with python-socketio's client. ``make test`` also runs this module
+on the lowest python-socketio and python-engineio versions of the tested range.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import socketio
+
+from tests.clients import Outcome, try_connect
+from tests.inprocess import MODES, serving
+from whitelist.cache import allowlist
+from whitelist.models import AllowedOrigin
+from whitelist.socketio import GuardedServer
+from whitelist.wsgi import OriginGate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALLOWED = "https://shop.example.com"
+KEPT = "https://kept.example.com"
+REFUSED = "https://evil.example.net"
+WELCOME = "Okay, you're cool."
+REFUSAL = "Who invited you to this party?"
+WAIT = 10
+
+
+@pytest.fixture(params=MODES)
+def server(request: pytest.FixtureRequest) -> GuardedServer:
+    """A guarded server in one async mode, with two allowed origins."""
+    AllowedOrigin.objects.create(pattern=ALLOWED)
+    AllowedOrigin.objects.create(pattern=KEPT)
+    allowlist.invalidate()
+    # python-engineio can hold a long-poll GET that races the client's close until
+    # ping_interval + ping_timeout (also without the guard): keep that short here.
+    return GuardedServer(async_mode=request.param, ping_interval=1, ping_timeout=2)
+
+
+@pytest.fixture
+def url(server: GuardedServer) -> Iterator[str]:
+    app = OriginGate(socketio.WSGIApp(server))
+    with serving(app, server.async_mode, before_stop=server.shutdown) as url:
+        yield url
+
+
+def attempt(url: str, origin: str, **kwargs: Any) -> Outcome:
+    outcome, _ = try_connect(url, origin=origin, **kwargs)
+    return outcome
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def refused(outcome: Outcome, reason: str, origin: str | None) -> bool:
+    return not outcome.connected and outcome.error == {
+        "message": REFUSAL,
+        "data": {"reason": reason, "origin": origin},
+    }
+
+
+# -- admitted and refused -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_allowed_origin_is_welcomed_after_the_connect_is_acknowledged(
+    server: GuardedServer, url: str, transport: str
+) -> None:
+    outcome = attempt(url, ALLOWED, transport=transport)
+    assert outcome.welcome == {
+        "message": WELCOME,
+        "origin": ALLOWED,
+        "rule": ALLOWED,
+        "transport": transport,
+    }
+    assert outcome.hello is not None and outcome.hello["protocol"] == "ws://"
+    assert outcome.order == ["connect", "permission.message", "hello.client"]
+
+
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_refused_origin_gets_a_polite_connect_error_and_no_session(
+    server: GuardedServer, url: str, transport: str
+) -> None:
+    calls: list[str] = []
+    server.on("connect", lambda sid, environ: calls.append(sid))
+    outcome = attempt(url, REFUSED, transport=transport)
+    assert refused(outcome, "origin-not-allowed", REFUSED)
+    assert outcome.events == [] and outcome.welcome is None
+    assert calls == []
+    assert len(server.open_sockets) == 0
+    assert list(server.manager.get_participants("/", None)) == []
+
+
+def test_namespace_without_any_handler_is_guarded(server: GuardedServer, url: str) -> None:
+    server.namespaces = "*"  # python-socketio then accepts every namespace
+    assert refused(attempt(url, REFUSED, namespace="/anything"), "origin-not-allowed", REFUSED)
+    assert attempt(url, ALLOWED, namespace="/anything").welcome is not None
+
+
+def test_namespace_registered_after_clients_connected_is_guarded(
+    server: GuardedServer, url: str
+) -> None:
+    assert attempt(url, ALLOWED).welcome is not None
+
+    @server.on("connect", namespace="/late")
+    def late_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        return True  # welcomes everybody: the guard must still run first
+
+    assert refused(attempt(url, REFUSED, namespace="/late"), "origin-not-allowed", REFUSED)
+    assert attempt(url, ALLOWED, namespace="/late").welcome is not None
+
+
+def test_event_decorator_registers_a_guarded_connect(server: GuardedServer, url: str) -> None:
+    seen: list[str] = []
+
+    @server.event
+    def connect(sid: str, environ: dict[str, Any]) -> None:
+        seen.append(environ["HTTP_ORIGIN"])
+
+    assert refused(attempt(url, REFUSED), "origin-not-allowed", REFUSED)
+    assert attempt(url, ALLOWED).welcome is not None
+    assert seen == [ALLOWED]
+
+
+class ChatNamespace(socketio.Namespace):
+    """A class-based namespace, as python-socketio's documentation writes one."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.connected: list[Any] = []
+        self.disconnected: list[str] = []
+
+    def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        self.connected.append(auth)
+
+    def on_disconnect(self, sid: str, reason: str) -> None:
+        self.disconnected.append(reason)
+
+    def on_echo(self, sid: str, data: Any) -> Any:
+        return data
+
+
+def test_class_based_namespace_is_guarded(server: GuardedServer, url: str) -> None:
+    chat = ChatNamespace("/chat")
+    server.register_namespace(chat)
+    assert refused(attempt(url, REFUSED, namespace="/chat"), "origin-not-allowed", REFUSED)
+    assert chat.connected == []
+    outcome, client = try_connect(url, origin=ALLOWED, namespace="/chat", auth={"t": 1}, keep=True)
+    try:
+        assert outcome.welcome is not None
+        assert client.call("echo", "hi", namespace="/chat", timeout=WAIT) == "hi"
+    finally:
+        client.disconnect()
+    assert chat.connected == [{"t": 1}]
+    assert wait_for(lambda: len(chat.disconnected) == 1), chat.disconnected
+
+
+def test_catch_all_class_namespace_is_guarded(server: GuardedServer, url: str) -> None:
+    server.register_namespace(ChatNamespace("*"))
+    server.namespaces = "*"
+    assert refused(attempt(url, REFUSED, namespace="/room"), "origin-not-allowed", REFUSED)
+    assert attempt(url, ALLOWED, namespace="/room").welcome is not None
+
+
+# -- connect handlers: the three forms, with and without auth --------------------------
+
+
+def form_two(calls: list[tuple[Any, ...]]) -> Callable[..., None]:
+    def connect(sid: str, environ: dict[str, Any]) -> None:
+        calls.append(())
+
+    return connect
+
+
+def form_three(calls: list[tuple[Any, ...]]) -> Callable[..., None]:
+    def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
+        calls.append((auth,))
+
+    return connect
+
+
+def form_default(calls: list[tuple[Any, ...]]) -> Callable[..., None]:
+    def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        calls.append((auth,))
+
+    return connect
+
+
+@pytest.mark.parametrize("auth", [None, {"token": "abc"}], ids=["no-auth", "auth"])
+@pytest.mark.parametrize("form", [form_two, form_three, form_default])
+def test_every_connect_handler_form_is_welcomed(
+    server: GuardedServer, url: str, form: Callable[..., Any], auth: Any
+) -> None:
+    calls: list[tuple[Any, ...]] = []
+    server.on("connect", form(calls), namespace="/form")
+    outcome = attempt(url, ALLOWED, namespace="/form", auth=auth)
+    assert outcome.welcome is not None, outcome.error
+    assert calls == ([()] if form is form_two else [(auth,)])
+
+
+def test_catch_all_connect_handler_gets_the_namespace(server: GuardedServer, url: str) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    @server.on("connect", namespace="*")
+    def any_connect(namespace: str, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        seen.append((namespace, auth))
+
+    server.namespaces = "*"
+    assert refused(attempt(url, REFUSED, namespace="/x"), "origin-not-allowed", REFUSED)
+    assert attempt(url, ALLOWED, namespace="/x", auth={"a": 1}).welcome is not None
+    assert seen == [("/x", {"a": 1})]
+
+
+# -- every failure of a connect handler is a refusal -------------------------------------
+
+
+def raise_runtime(sid: str, environ: dict[str, Any]) -> None:
+    raise RuntimeError("a bug in a connect handler")
+
+
+def raise_type_error(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    raise TypeError("a bug that happens to be a TypeError")
+
+
+@pytest.mark.parametrize("handler", [raise_runtime, raise_type_error])
+def test_connect_handler_error_is_a_refusal(
+    server: GuardedServer, url: str, handler: Callable[..., Any]
+) -> None:
+    server.on("connect", handler, namespace="/broken")
+    outcome = attempt(url, ALLOWED, namespace="/broken")
+    assert refused(outcome, "internal-error", ALLOWED)
+    assert len(server.open_sockets) == 0
+
+
+def test_connect_handler_returning_false_refuses(server: GuardedServer, url: str) -> None:
+    server.on("connect", lambda sid, environ: False, namespace="/no")
+    outcome = attempt(url, ALLOWED, namespace="/no")
+    assert not outcome.connected and outcome.welcome is None
+    assert len(server.open_sockets) == 0
+
+
+def test_builtin_connection_refused_error_is_a_refusal(server: GuardedServer, url: str) -> None:
+    def refuse(sid: str, environ: dict[str, Any]) -> None:
+        raise ConnectionRefusedError("members only")
+
+    server.on("connect", refuse, namespace="/members")
+    outcome = attempt(url, ALLOWED, namespace="/members")
+    assert not outcome.connected
+    assert outcome.error is not None and outcome.error["message"] == "members only"
+
+
+# -- client events named like reserved ones ---------------------------------------------
+
+
+def test_client_events_named_connect_or_disconnect_never_reach_handlers(
+    server: GuardedServer, url: str
+) -> None:
+    connects: list[Any] = []
+    disconnects: list[Any] = []
+    server.on("connect", lambda sid, environ, auth=None: connects.append(environ))
+    server.on("disconnect", lambda sid, reason=None: disconnects.append(reason))
+    server.on("ping_back", lambda sid: "pong")
+    outcome, client = try_connect(url, origin=ALLOWED, keep=True)
+    try:
+        assert outcome.welcome is not None
+        client.emit("connect", {"HTTP_ORIGIN": KEPT, "REMOTE_USER": "admin"})
+        client.emit("disconnect", "client disconnect")
+        assert client.call("ping_back", timeout=WAIT) == "pong"  # the two came before
+        assert len(connects) == 1 and disconnects == []
+        assert len(server.open_sockets) == 1
+    finally:
+        client.disconnect()
+    # The real disconnect, once (its reason depends on how the transport closed).
+    assert wait_for(lambda: len(disconnects) == 1)
+    assert wait_for(lambda: len(server.open_sockets) == 0)
+
+
+# -- revocation ---------------------------------------------------------------------
+
+
+def test_open_sockets_are_known_by_origin_and_revoked_when_their_rule_goes(
+    server: GuardedServer, url: str
+) -> None:
+    outcome, client = try_connect(url, origin=ALLOWED, keep=True)
+    kept, kept_client = try_connect(url, origin=KEPT, keep=True)
+    revoked: list[dict[str, Any]] = []
+    client.on("permission.revoked", revoked.append)
+    try:
+        assert outcome.welcome is not None and kept.welcome is not None
+        assert {socket.decision.origin for socket in server.open_sockets} == {ALLOWED, KEPT}
+        AllowedOrigin.objects.filter(pattern=ALLOWED).delete()
+        assert wait_for(lambda: not client.connected)
+        assert revoked == [{"message": REFUSAL, "reason": "origin-not-allowed", "origin": ALLOWED}]
+        assert kept_client.connected
+        assert [socket.decision.origin for socket in server.open_sockets] == [KEPT]
+    finally:
+        client.disconnect()
+        kept_client.disconnect()
+
+
+# -- python-socketio's admin UI ------------------------------------------------------
+
+
+@pytest.fixture
+def admin_reports(server: GuardedServer, url: str) -> Iterator[list[dict[str, Any]]]:
+    """Instrument the server and watch its admin namespace as the admin UI would."""
+    admin = server.instrument(auth=False, server_stats_interval=0.2)
+    reports: list[dict[str, Any]] = []
+    watcher = socketio.Client(reconnection=False)
+    watching = threading.Event()
+
+    @watcher.on("socket_connected", namespace="/admin")
+    def on_socket_connected(socket: dict[str, Any], *_: Any) -> None:
+        reports.append(socket)
+
+    @watcher.on("config", namespace="/admin")
+    def on_config(*_: Any) -> None:
+        watching.set()
+
+    watcher.connect(url, headers={"Origin": ALLOWED}, namespaces=["/admin"], wait_timeout=WAIT)
+    try:
+        assert watching.wait(WAIT)
+        yield reports
+    finally:
+        watcher.disconnect()
+        if server.async_mode == "threading":
+            admin.shutdown()
+        admin.uninstrument()
+
+
+def test_admin_ui_never_shows_a_refused_socket(
+    server: GuardedServer, url: str, admin_reports: list[dict[str, Any]]
+) -> None:
+    server.on("connect", lambda sid, environ: False, namespace="/closed")
+    assert refused(attempt(url, REFUSED), "origin-not-allowed", REFUSED)
+    assert not attempt(url, ALLOWED, namespace="/closed").connected
+    assert attempt(url, KEPT).welcome is not None
+    assert wait_for(lambda: any(report["nsp"] == "/" for report in admin_reports))
+    origins = [report["handshake"]["headers"].get("origin") for report in admin_reports]
+    assert REFUSED not in origins
+    assert all(report["nsp"] != "/closed" for report in admin_reports)
+
+
+def test_admin_ui_survives_a_client_event_named_disconnect(
+    server: GuardedServer, url: str, admin_reports: list[dict[str, Any]]
+) -> None:
+    outcome, client = try_connect(url, origin=ALLOWED, keep=True)
+    assert outcome.welcome is not None
+    client.emit("disconnect", "client disconnect")
+    client.disconnect()
+    # Only the admin UI's own socket stays: the real disconnect went through.
+    assert wait_for(lambda: [s.namespace for s in server.open_sockets] == ["/admin"])
+    assert attempt(url, ALLOWED).welcome is not None
+
+
+def test_admin_namespace_itself_is_guarded(
+    server: GuardedServer, url: str, admin_reports: list[dict[str, Any]]
+) -> None:
+    assert refused(attempt(url, REFUSED, namespace="/admin"), "origin-not-allowed", REFUSED)
+
+
+# -- construction ---------------------------------------------------------------------
+
+
+def test_always_connect_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="always_connect"):
+        GuardedServer(async_mode="threading", always_connect=True)
+
+
+def test_engineio_cors_cannot_be_switched_back_on() -> None:
+    with pytest.raises(ValueError, match="OriginGate"):
+        GuardedServer(async_mode="threading", cors_allowed_origins="*")
