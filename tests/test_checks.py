@@ -10,7 +10,7 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from tests.live import manage
-from whitelist.checks import check_deploy_settings, check_settings
+from whitelist.checks import check_deploy_settings, check_settings, check_socketio_versions
 
 
 def ids() -> list[str]:
@@ -60,3 +60,31 @@ def test_deploy_check_is_quiet_when_secure_is_required() -> None:
 def test_deploy_warning_shows_in_check_deploy(migrated_template: Path) -> None:
     result = manage(migrated_template, "check", "--deploy")
     assert "whitelist.W002" in result.stderr + result.stdout
+
+
+def version_ids() -> list[str]:
+    return [message.id for message in check_socketio_versions()]
+
+
+def test_installed_socketio_releases_are_in_the_tested_range() -> None:
+    assert version_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("socketio", "engineio", "expected"),
+    [
+        ("5.14.0", "4.13.2", []),
+        ("5.18.9", "4.15.9", []),
+        ("5.13.0", "4.15.1", ["whitelist.E004"]),
+        ("5.18.1", "4.13.1", ["whitelist.E004"]),
+        ("5.19.0", "4.15.1", ["whitelist.W003"]),
+        ("6.0.0", "4.16.0", ["whitelist.W003", "whitelist.W003"]),
+        ("main", "4.15.1", ["whitelist.W003"]),
+    ],
+)
+def test_socketio_releases_outside_the_tested_range_are_reported(
+    monkeypatch: pytest.MonkeyPatch, socketio: str, engineio: str, expected: list[str]
+) -> None:
+    installed = {"python-socketio": socketio, "python-engineio": engineio}
+    monkeypatch.setattr("whitelist.checks.installed_release", installed.get)
+    assert version_ids() == expected

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import conf
+from .versions import TESTED, installed_release, parse_release
 
 
 @register(Tags.security)
@@ -69,3 +70,34 @@ def check_deploy_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             id="whitelist.W002",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_socketio_versions(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """python-socketio and python-engineio releases outside the range the guard is tested with."""
+    messages: list[CheckMessage] = []
+    for distribution, tested in TESTED.items():
+        version = installed_release(distribution)
+        if version is None:
+            continue  # the server cannot start without it; Django will say so on import
+        release = parse_release(version)
+        if release is not None and release < tested.lowest:
+            messages.append(
+                Error(
+                    f"{distribution} {version} is older than whitelist supports "
+                    f"({tested.describe()}): {tested.why_lowest}.",
+                    hint=f"pip install '{distribution}{tested.describe()}'",
+                    id="whitelist.E004",
+                )
+            )
+        elif release is None or release >= tested.untested:
+            messages.append(
+                Warning(
+                    f"{distribution} {version} is outside the range whitelist is tested "
+                    f"with ({tested.describe()}).",
+                    hint="The guard may still work; run its tests on this release, or "
+                    f"pin '{distribution}{tested.describe()}'.",
+                    id="whitelist.W003",
+                )
+            )
+    return messages
