@@ -4,6 +4,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
+# The lowest python-socketio and python-engineio of the tested ranges (constraints-lowest.txt).
+LOWEST := .venv-lowest
+GUARD_TESTS := tests/test_socketio.py tests/test_handlers.py tests/test_checks.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
@@ -24,11 +27,16 @@ run: $(VENV)/.runtime node_modules/.installed
 	@echo
 	$(PY) manage.py runsocket $(DEMO_ADDRS)
 
-test: $(VENV)/.dev node_modules/.installed chromium
+test: $(VENV)/.dev $(LOWEST)/.dev node_modules/.installed chromium
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	node --test tests/js/
+	@echo "The guard's tests on the lowest tested releases:"
+	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(GUARD_TESTS)
+	@echo "The whole suite on the newest releases:"
+	@$(PY) -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
 	rm -f .coverage .coverage.*
 	$(VENV)/bin/coverage run -m pytest
 	$(VENV)/bin/coverage combine -q
@@ -69,9 +77,15 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
+$(LOWEST)/.dev: requirements.txt requirements-dev.txt constraints-lowest.txt
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python -m pip install --quiet -r requirements-dev.txt -c constraints-lowest.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
 clean:
-	rm -rf $(VENV) node_modules staticfiles .coverage htmlcov
+	rm -rf $(VENV) $(LOWEST) node_modules staticfiles .coverage htmlcov
