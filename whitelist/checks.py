@@ -65,8 +65,8 @@ def check_deploy_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     return [
         Warning(
             "WHITELIST_REQUIRE_SECURE is off: sockets may connect over plain ws:// and http://.",
-            hint="Serve over TLS (runsocket --tls or gunicorn.conf.py) and set "
-            "WHITELIST_REQUIRE_SECURE = True (env WHITELIST_REQUIRE_SECURE=1).",
+            hint="Serve over TLS (or behind a TLS proxy that Django trusts through "
+            "SECURE_PROXY_SSL_HEADER) and set WHITELIST_REQUIRE_SECURE = True.",
             id="whitelist.W002",
         )
     ]
