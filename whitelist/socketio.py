@@ -240,11 +240,16 @@ class GuardedServer(socketio.Server):
             if not self.manager.is_connected(socket.sid, socket.namespace):
                 self.open_sockets.discard(socket.namespace, socket.sid)
                 continue
-            transport = self.transport(socket.sid, socket.namespace)
-            welcome = welcome_payload(socket.decision, transport)
-            self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=socket.namespace)
-            hello = hello_payload(socket.decision)
-            self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=socket.namespace)
+            try:
+                transport = self.transport(socket.sid, socket.namespace)
+                welcome = welcome_payload(socket.decision, transport)
+                self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=socket.namespace)
+                hello = hello_payload(socket.decision)
+                self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=socket.namespace)
+            except Exception:  # the session went away meanwhile: nobody left to welcome
+                logger.debug(
+                    "Could not welcome %s on %s", socket.sid, socket.namespace, exc_info=True
+                )
 
     # -- disconnect ----------------------------------------------------------------
 
