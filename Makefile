@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The lowest python-socketio and python-engineio of the tested ranges (constraints-lowest.txt).
 LOWEST := .venv-lowest
-GUARD_TESTS := tests/test_socketio.py tests/test_handlers.py tests/test_checks.py
+GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py tests/test_checks.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443

@@ -1,0 +1,136 @@
+"""whitelist.wsgi.OriginGate in this process: CORS from the allowlist, JSONP and 403 refusals."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+from django.test import override_settings
+from werkzeug.test import Client
+
+from whitelist.cache import allowlist
+from whitelist.models import AllowedOrigin
+from whitelist.wsgi import OriginGate
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALLOWED = "https://shop.example.com"
+REFUSED = "https://evil.example.net"
+POLLING = "/socket.io/?EIO=4&transport=polling"
+
+
+class Recorder:
+    """The app behind the gate: answers 200 and remembers what reached it."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        self.paths.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"inner"]
+
+
+@pytest.fixture
+def inner() -> Recorder:
+    AllowedOrigin.objects.create(pattern=ALLOWED)
+    allowlist.invalidate()
+    return Recorder()
+
+
+@pytest.fixture
+def client(inner: Recorder) -> Client:
+    return Client(OriginGate(inner))
+
+
+def test_other_paths_pass_through_untouched(client: Client, inner: Recorder) -> None:
+    response = client.get("/admin/", headers={"Origin": REFUSED})
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert inner.paths == ["/admin/"]
+
+
+def test_allowed_origin_gets_credentialed_cors(client: Client) -> None:
+    response = client.get(POLLING, headers={"Origin": ALLOWED})
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    assert response.headers["Vary"] == "Origin"
+
+
+def test_refused_origin_can_read_but_never_with_credentials(client: Client) -> None:
+    response = client.get(POLLING, headers={"Origin": REFUSED})
+    assert response.status_code == 200  # the namespace connect refuses politely
+    assert response.headers["Access-Control-Allow-Origin"] == REFUSED
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_malformed_origin_is_never_echoed(client: Client) -> None:
+    response = client.get(POLLING, headers={"Origin": "https://a.test, https://b.test"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_preflight_is_answered_by_the_gate(client: Client, inner: Recorder) -> None:
+    response = client.options(
+        POLLING,
+        headers={"Origin": ALLOWED, "Access-Control-Request-Headers": "content-type"},
+    )
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Methods"] == "GET, POST, OPTIONS"
+    assert response.headers["Access-Control-Allow-Headers"] == "content-type"
+    assert inner.paths == []
+
+
+def test_unprintable_requested_headers_are_not_echoed(client: Client) -> None:
+    response = client.options(
+        POLLING, headers={"Origin": ALLOWED, "Access-Control-Request-Headers": "x\x7f"}
+    )
+    assert "Access-Control-Allow-Headers" not in response.headers
+
+
+@pytest.mark.parametrize("query", ["j=0", "%6A=0", "j="])
+def test_jsonp_polling_is_refused(client: Client, inner: Recorder, query: str) -> None:
+    response = client.get(f"{POLLING}&{query}", headers={"Origin": ALLOWED})
+    assert response.status_code == 400
+    assert json.loads(response.data) == {"error": "JSONP is not supported"}
+    assert inner.paths == []
+
+
+def test_websocket_upgrade_is_left_to_the_namespace_guard(client: Client, inner: Recorder) -> None:
+    response = client.get(
+        "/socket.io/?EIO=4&transport=websocket",
+        headers={"Origin": REFUSED, "Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert inner.paths == ["/socket.io/"]
+
+
+@override_settings(WHITELIST_REFUSE_AT_HANDSHAKE=True)
+@pytest.mark.parametrize("upgrade", [{}, {"Upgrade": "websocket", "Connection": "Upgrade"}])
+def test_refusal_at_handshake_answers_403_before_any_session(
+    client: Client, inner: Recorder, upgrade: dict[str, str]
+) -> None:
+    response = client.get(POLLING, headers={"Origin": REFUSED, **upgrade})
+    assert response.status_code == 403
+    assert json.loads(response.data) == {
+        "message": "Who invited you to this party?",
+        "data": {"reason": "origin-not-allowed", "origin": REFUSED},
+    }
+    assert inner.paths == []
+
+
+@override_settings(WHITELIST_REFUSE_AT_HANDSHAKE=True)
+def test_refusal_at_handshake_still_admits_allowed_origins(client: Client, inner: Recorder) -> None:
+    assert client.get(POLLING, headers={"Origin": ALLOWED}).status_code == 200
+    assert inner.paths == ["/socket.io/"]
+
+
+def test_gate_path_is_configurable(inner: Recorder) -> None:
+    client = Client(OriginGate(inner, path="/ws"))
+    response = client.get("/ws/?EIO=4&transport=polling&j=0", headers={"Origin": ALLOWED})
+    assert response.status_code == 400
+    assert client.get(POLLING + "&j=0").status_code == 200  # not the Socket.IO path here
