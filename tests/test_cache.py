@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from django.db import connection
 
@@ -18,6 +20,16 @@ ORIGIN = "https://shop.example.com"
 
 def allowed(cache: AllowlistCache, origin: str = ORIGIN) -> bool:
     return decide({"HTTP_ORIGIN": origin}, cache).allowed
+
+
+def rounds(count: int) -> tuple[Callable[[float], None], Callable[[], bool]]:
+    """A sleep and a stop that let the watcher poll ``count`` times."""
+    slept = [0]
+
+    def sleep(_seconds: float) -> None:
+        slept[0] += 1
+
+    return sleep, lambda: slept[0] > count
 
 
 def test_steady_state_decisions_make_no_queries(django_assert_num_queries) -> None:  # noqa: ANN001
@@ -84,8 +96,8 @@ def test_watch_keeps_the_last_rules_when_the_database_fails() -> None:
 
     cache = AllowlistCache(revision=failing_revision)
     cache.snapshot()
-    rounds = iter(range(3))
-    cache.watch(sleep=lambda _seconds: None, stop=lambda: next(rounds, None) is None)
+    sleep, stop = rounds(3)
+    cache.watch(sleep=sleep, stop=stop)
     assert calls["revision"] == 3
     assert cache.snapshot().index.match(parse_origin_header(ORIGIN)) is not None
 
@@ -120,6 +132,6 @@ def test_watch_offers_a_snapshot_again_when_the_recheck_failed() -> None:
         if len(calls) == 1:
             raise RuntimeError("socket trouble")
 
-    rounds = iter(range(3))
-    cache.watch(lambda _s: None, stop=lambda: next(rounds, None) is None, on_change=flaky)
+    sleep, stop = rounds(3)
+    cache.watch(sleep, stop=stop, on_change=flaky)
     assert calls == [7, 7]
