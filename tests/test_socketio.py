@@ -262,6 +262,38 @@ def test_builtin_connection_refused_error_is_a_refusal(server: GuardedServer, ur
     assert outcome.error is not None and outcome.error["message"] == "members only"
 
 
+def test_socketio_connection_refused_error_keeps_its_message_and_data(
+    server: GuardedServer, url: str
+) -> None:
+    def refuse(sid: str, environ: dict[str, Any]) -> None:
+        raise socketio.exceptions.ConnectionRefusedError("members only", {"plan": "free"})
+
+    server.on("connect", refuse, namespace="/members")
+    outcome = attempt(url, ALLOWED, namespace="/members")
+    assert outcome.error == {"message": "members only", "data": {"plan": "free"}}
+
+
+class DispatchingNamespace(socketio.Namespace):
+    """A namespace that routes every event itself, as Flask-SocketIO's do."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.events: list[tuple[str, int]] = []
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        self.events.append((event, len(args)))
+
+
+def test_namespace_with_its_own_dispatch_gets_the_full_connect(
+    server: GuardedServer, url: str
+) -> None:
+    custom = DispatchingNamespace("/custom")
+    server.register_namespace(custom)
+    assert refused(attempt(url, REFUSED, namespace="/custom"), "origin-not-allowed", REFUSED)
+    assert attempt(url, ALLOWED, namespace="/custom").welcome is not None
+    assert ("connect", 3) in custom.events
+
+
 # -- client events named like reserved ones ---------------------------------------------
 
 
@@ -286,6 +318,26 @@ def test_client_events_named_connect_or_disconnect_never_reach_handlers(
     # The real disconnect, once (its reason depends on how the transport closed).
     assert wait_for(lambda: len(disconnects) == 1)
     assert wait_for(lambda: len(server.open_sockets) == 0)
+
+
+def test_handler_wrappers_refuse_forged_calls_on_their_own(server: GuardedServer, url: str) -> None:
+    """The second line, for serializers the message hook does not decode (msgpack)."""
+    calls: list[Any] = []
+    server.on("connect", lambda sid, environ: calls.append("connect"))
+    server.on("disconnect", lambda sid, reason=None: calls.append("disconnect"))
+    outcome, client = try_connect(url, origin=ALLOWED, keep=True)
+    try:
+        assert outcome.welcome is not None
+        (socket,) = server.open_sockets
+        forged_environ = {"HTTP_ORIGIN": ALLOWED}
+        assert server.handlers["/"]["connect"](socket.sid, forged_environ) is None
+        assert server.handlers["/"]["disconnect"](socket.sid, "client disconnect") is None
+        assert server.handlers["*"]["connect"]("/", socket.sid, forged_environ) is None
+        assert server.handlers["*"]["disconnect"]("/", socket.sid, "forged") is None
+        assert calls == ["connect"]
+        assert len(server.open_sockets) == 1
+    finally:
+        client.disconnect()
 
 
 # -- revocation ---------------------------------------------------------------------
