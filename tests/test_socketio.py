@@ -33,12 +33,17 @@ REFUSAL = "Who invited you to this party?"
 WAIT = 10
 
 
-@pytest.fixture(params=MODES)
-def server(request: pytest.FixtureRequest) -> GuardedServer:
-    """A guarded server in one async mode, with two allowed origins."""
+@pytest.fixture
+def rules() -> None:
+    """Two allowed origins, and no snapshot left from an earlier test."""
     AllowedOrigin.objects.create(pattern=ALLOWED)
     AllowedOrigin.objects.create(pattern=KEPT)
     allowlist.invalidate()
+
+
+@pytest.fixture(params=MODES)
+def server(request: pytest.FixtureRequest, rules: None) -> GuardedServer:
+    """A guarded server in one async mode, with two allowed origins."""
     # python-engineio can hold a long-poll GET that races the client's close until
     # ping_interval + ping_timeout (also without the guard): keep that short here.
     return GuardedServer(async_mode=request.param, ping_interval=1, ping_timeout=2)
@@ -330,14 +335,62 @@ def test_handler_wrappers_refuse_forged_calls_on_their_own(server: GuardedServer
         assert outcome.welcome is not None
         (socket,) = server.open_sockets
         forged_environ = {"HTTP_ORIGIN": ALLOWED}
-        assert server.handlers["/"]["connect"](socket.sid, forged_environ) is None
+        # python-socketio takes anything but False from a connect handler as a welcome.
+        assert server.handlers["/"]["connect"](socket.sid, forged_environ) is False
         assert server.handlers["/"]["disconnect"](socket.sid, "client disconnect") is None
-        assert server.handlers["*"]["connect"]("/", socket.sid, forged_environ) is None
+        assert server.handlers["*"]["connect"]("/", socket.sid, forged_environ) is False
         assert server.handlers["*"]["disconnect"]("/", socket.sid, "forged") is None
         assert calls == ["connect"]
         assert len(server.open_sockets) == 1
     finally:
         client.disconnect()
+
+
+def test_msgpack_clients_cannot_send_reserved_events_either(rules: None) -> None:
+    """Other serializers reach the same message hook; binary frames, not text."""
+    pytest.importorskip("msgpack")
+    server = GuardedServer(
+        async_mode="threading", serializer="msgpack", ping_interval=1, ping_timeout=2
+    )
+    connects: list[Any] = []
+    server.on("connect", lambda sid, environ, auth=None: connects.append(sid))
+    server.on("ping_back", lambda sid: "pong")
+    with serving(OriginGate(socketio.WSGIApp(server)), "threading", server.shutdown) as url:
+        client = socketio.Client(reconnection=False, serializer="msgpack")
+        refused_client = socketio.Client(reconnection=False, serializer="msgpack")
+        welcomed = threading.Event()
+        client.on("permission.message", lambda payload: welcomed.set())
+        try:
+            client.connect(url, headers={"Origin": ALLOWED}, wait_timeout=WAIT)
+            assert welcomed.wait(WAIT)
+            client.emit("connect", {"HTTP_ORIGIN": KEPT})
+            assert client.call("ping_back", timeout=WAIT) == "pong"
+            assert len(connects) == 1
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                refused_client.connect(url, headers={"Origin": REFUSED}, wait_timeout=WAIT)
+            assert len(connects) == 1
+        finally:
+            client.disconnect()
+            refused_client.disconnect()
+
+
+def test_literal_catch_all_namespace_is_refused(rules: None) -> None:
+    """python-socketio accepts the namespace "*" once a catch-all handler exists.
+
+    The text encoding cannot name it (namespaces start with "/"); msgpack can.
+    """
+    pytest.importorskip("msgpack")
+    server = GuardedServer(
+        async_mode="threading", serializer="msgpack", ping_interval=1, ping_timeout=2
+    )
+    with serving(OriginGate(socketio.WSGIApp(server)), "threading", server.shutdown) as url:
+        client = socketio.Client(reconnection=False, serializer="msgpack")
+        try:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                client.connect(url, headers={"Origin": ALLOWED}, namespaces=["*"], wait_timeout=3)
+            assert len(server.open_sockets) == 0
+        finally:
+            client.disconnect()
 
 
 # -- revocation ---------------------------------------------------------------------

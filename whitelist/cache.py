@@ -77,6 +77,11 @@ class AllowlistCache:
                     snapshot = self._snapshot = self._load()
         return snapshot
 
+    def loaded_revision(self) -> int | None:
+        """The revision of the snapshot in memory, without loading one (None if none)."""
+        snapshot = self._snapshot
+        return None if snapshot is None else snapshot.revision
+
     def invalidate(self) -> None:
         """Forget the snapshot: the next decision reloads it."""
         self._snapshot = None

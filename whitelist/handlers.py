@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.db import close_old_connections
+
+logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -50,19 +53,28 @@ def namespace_method(namespace: Any, event: str) -> Callable[..., Any] | None:
     return getattr(namespace, f"on_{event}", None)
 
 
-def closing_connections(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Close the handler's database connection when it returns.
+def close_connections() -> None:
+    """Close this thread's stale database connections; never raise over a handler's outcome.
 
     python-socketio runs each event in a green thread or thread of its own, and
-    Django opens one connection per thread: without this, every event would
-    leave one open (Django's request cycle does the same for views).
+    Django opens one connection per thread: without this every event would leave
+    one open (Django's request cycle does the same for views).
     """
+    try:
+        close_old_connections()
+    except Exception:
+        logger.warning("Could not close a database connection", exc_info=True)
+
+
+def closing_connections(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler``, closing stale database connections before and after it runs."""
 
     @functools.wraps(handler)
     def handle(*args: Any) -> Any:
+        close_connections()
         try:
             return handler(*args)
         finally:
-            close_old_connections()
+            close_connections()
 
     return handle

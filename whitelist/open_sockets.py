@@ -15,6 +15,8 @@ class OpenSocket:
     sid: str
     namespace: str
     decision: Decision
+    # The rules' revision in memory when the decision was taken (None: none loaded yet).
+    revision: int | None = None
 
 
 class OpenSockets:

@@ -9,12 +9,14 @@ API, the way Flask-SocketIO wraps handlers:
 * the guard runs first; a refusal is a ``ConnectionRefusedError``, which
   python-socketio sends as the client's ``connect_error``, and any other error
   in a connect handler is a refusal too (fail closed);
-* client events named ``connect`` or ``disconnect`` never reach a handler;
+* client events named ``connect`` or ``disconnect`` never reach a handler, and
+  no event reaches one before its socket's connect is acknowledged;
 * the welcome (``permission.message`` and ``hello.client``) is sent once the
   connect is acknowledged, never before;
 * admitted sockets are kept in ``open_sockets`` by origin, so that a rule change
   revokes them (``permission.revoked``, then a disconnect).
 
+What python-socketio offers no public hook for is in ``whitelist.upstream``.
 Wrap the WSGI app with ``whitelist.wsgi.OriginGate`` for CORS answers.
 """
 
@@ -22,13 +24,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import socketio
-from django.db import close_old_connections
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from . import upstream
 from .cache import AllowlistCache, Snapshot, allowlist
 from .events import (
     HELLO_EVENT,
@@ -40,15 +43,13 @@ from .events import (
     welcome_payload,
 )
 from .guard import INTERNAL_ERROR, Decision, decide, decide_headers
-from .handlers import closing_connections, fitting, namespace_method
+from .handlers import close_connections, closing_connections, fitting, namespace_method
 from .open_sockets import OpenSocket, OpenSockets
 from .refusal_log import log_refusal
 
 logger = logging.getLogger(__name__)
 
 CATCH_ALL = "*"
-EVENT_TYPE = str(socketio.packet.EVENT)
-BINARY_EVENT_TYPE = str(socketio.packet.BINARY_EVENT)
 _UNDECIDED = object()
 
 
@@ -74,15 +75,16 @@ class GuardedServer(socketio.Server):
         self.allowlist = allowlist_cache
         self.open_sockets = OpenSockets()
         self._class_namespaces: dict[str, socketio.Namespace] = {}
-        # Admitted sockets waiting for python-socketio to acknowledge their connect.
-        self._unwelcomed: dict[str, list[OpenSocket]] = {}
-        # Outcomes decided ahead of the admin UI's report (see _guard_before_instrumentation).
-        self._decided: dict[tuple[str, str], Any] = {}
+        # Admitted sockets by (eio sid, namespace) until python-socketio acknowledges them.
+        self._unwelcomed: dict[tuple[str, str], OpenSocket] = {}
+        # Outcomes decided ahead of the admin UI's report (upstream.guard_before_instrumentation).
+        self.decided: dict[tuple[str, str], Any] = {}
         self._watcher: Any = None
+        self._watcher_lock = threading.Lock()
         self._stopping = False
         super().on("connect", self._guard_connect(CATCH_ALL, None), namespace=CATCH_ALL)
         super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
-        _hook_engineio_messages(self)
+        upstream.hook_engineio_messages(self)
 
     # -- registration: every connect and disconnect handler is wrapped ---------------
 
@@ -123,38 +125,43 @@ class GuardedServer(socketio.Server):
         )
 
     def instrument(self, *args: Any, **kwargs: Any) -> Any:
-        """python-socketio's admin UI, reporting only what the guard admitted."""
+        """python-socketio's admin UI, told of a connect only once the guard admitted it."""
         admin = super().instrument(*args, **kwargs)
-        _guard_before_instrumentation(self)
+        upstream.guard_before_instrumentation(self)
         return admin
 
     # -- connect -------------------------------------------------------------------
 
     def _guard_connect(self, registered: str, handler: Callable[..., Any] | None) -> Callable:
-        """The connect handler python-socketio calls for ``registered``: guard, then ``handler``."""
+        """The connect handler python-socketio calls for ``registered``: guard, then ``handler``.
+
+        Anything but a real connect is answered ``False``: python-socketio takes
+        any other value as a welcome.
+        """
 
         def guarded_connect(*args: Any) -> Any:
-            call = self._connect_call(registered, args)
+            call = self.connect_call(registered, args)
             if call is None:
-                logger.debug("Dropped a client event named 'connect'")
-                return None
+                logger.debug("Refused a connect call that python-socketio did not make")
+                return False
             namespace, prefix, sid, environ, auth = call
-            decided = self._decided.pop((namespace, sid), _UNDECIDED)
+            decided = self.decided.pop((namespace, sid), _UNDECIDED)
             if decided is not _UNDECIDED:
                 return decided
+            close_connections()
             try:
                 return self._admit(namespace, sid, environ, auth, handler, prefix)
             finally:
-                close_old_connections()
+                close_connections()
 
         if handler is not None:
             functools.update_wrapper(guarded_connect, handler)
         return guarded_connect
 
-    def _connect_call(
+    def connect_call(
         self, registered: str, args: tuple[Any, ...]
     ) -> tuple[str, tuple[Any, ...], str, dict[str, Any], Any] | None:
-        """Namespace, prefix, sid, environ and auth of a real connect; None for a client event.
+        """Namespace, prefix, sid, environ and auth of a real connect; None for anything else.
 
         A real connect passes the very environ python-socketio stored for the
         session; a client's event named ``connect`` can only pass JSON data.
@@ -181,12 +188,15 @@ class GuardedServer(socketio.Server):
         prefix: tuple[Any, ...],
     ) -> Any:
         """Decide, run the application's handler, and queue the welcome; raise to refuse."""
+        if namespace == CATCH_ALL:
+            return False  # python-socketio accepts "*" itself once a catch-all exists
+        revision = self.allowlist.loaded_revision()
         decision = decide(environ, self.allowlist)
         if not decision.allowed:
             log_refusal(decision, namespace)
             raise Refused(*refusal_data(decision))
-        self.start_allowlist_watcher()
         try:
+            self.start_allowlist_watcher()
             result = self._application_connect(namespace, sid, environ, auth, handler, prefix)
         except Refused:
             raise
@@ -198,10 +208,9 @@ class GuardedServer(socketio.Server):
             raise Refused(*refusal_data(failed)) from None
         if result is False:
             return False
-        socket = OpenSocket(sid, namespace, decision)
+        socket = OpenSocket(sid, namespace, decision, revision)
         self.open_sockets.add(socket)
-        eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
-        self._unwelcomed.setdefault(eio_sid, []).append(socket)
+        self._unwelcomed[(self.manager.eio_sid_from_sid(sid, namespace), namespace)] = socket
         return result
 
     def _application_connect(
@@ -233,39 +242,54 @@ class GuardedServer(socketio.Server):
             return self._class_namespaces[CATCH_ALL], (namespace,)
         return None
 
-    def _send_welcomes(self, eio_sid: str) -> None:
-        """Welcome the sockets of ``eio_sid`` whose connect python-socketio acknowledged."""
-        sockets = self._unwelcomed.pop(eio_sid, None)
-        for socket in sockets or ():
-            if not self.manager.is_connected(socket.sid, socket.namespace):
-                self.open_sockets.discard(socket.namespace, socket.sid)
-                continue
-            try:
-                transport = self.transport(socket.sid, socket.namespace)
-                welcome = welcome_payload(socket.decision, transport)
-                self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=socket.namespace)
-                hello = hello_payload(socket.decision)
-                self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=socket.namespace)
-            except Exception:  # the session went away meanwhile: nobody left to welcome
-                logger.debug(
-                    "Could not welcome %s on %s", socket.sid, socket.namespace, exc_info=True
-                )
+    def is_welcomed(self, eio_sid: str, namespace: str, sid: str | None) -> bool:
+        """Was this socket admitted, acknowledged and not revoked? (Events wait for that.)"""
+        return (
+            sid is not None
+            and (eio_sid, namespace) not in self._unwelcomed
+            and (namespace, sid) in self.open_sockets
+        )
+
+    def welcome(self, eio_sid: str, namespace: str) -> None:
+        """Welcome the socket python-socketio has just acknowledged, if the guard admitted it."""
+        socket = self._unwelcomed.pop((eio_sid, namespace), None)
+        if socket is None:
+            return
+        if not self.manager.is_connected(socket.sid, namespace):
+            self.open_sockets.discard(namespace, socket.sid)
+            return
+        if socket.revision != self.allowlist.loaded_revision() and self._revoke_if_refused(
+            socket, self.allowlist.snapshot()
+        ):
+            return  # the rules changed while it connected, and no longer allow it
+        try:
+            transport = self.transport(socket.sid, namespace)
+            welcome = welcome_payload(socket.decision, transport)
+            self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=namespace)
+            hello = hello_payload(socket.decision)
+            self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=namespace)
+        except Exception:  # the session went away meanwhile: nobody left to welcome
+            logger.debug("Could not welcome %s", socket, exc_info=True)
 
     # -- disconnect ----------------------------------------------------------------
 
     def _guard_disconnect(self, registered: str, handler: Callable[..., Any] | None) -> Callable:
-        """The disconnect handler for ``registered``: clients cannot fake it."""
+        """The disconnect handler for ``registered``: runs once per admitted socket."""
 
         def guarded_disconnect(*args: Any) -> Any:
             call = self._disconnect_call(registered, args)
             if call is None:
-                logger.debug("Dropped a client event named 'disconnect'")
+                logger.debug("Ignored a disconnect call that python-socketio did not make")
                 return None
             namespace, prefix, sid, rest = call
+            close_connections()
             try:
                 return self._application_disconnect(namespace, prefix, sid, rest, handler)
+            except TypeError:  # python-socketio would retry it and then lose it
+                logger.exception("The disconnect handler of %s failed", namespace)
+                return None
             finally:
-                close_old_connections()
+                close_connections()
 
         if handler is not None:
             functools.update_wrapper(guarded_disconnect, handler)
@@ -274,10 +298,11 @@ class GuardedServer(socketio.Server):
     def _disconnect_call(
         self, registered: str, args: tuple[Any, ...]
     ) -> tuple[str, tuple[Any, ...], str, tuple[Any, ...]] | None:
-        """Namespace, prefix, sid and the rest of a real disconnect; None for a client event.
+        """Namespace, prefix, sid and the rest of a real disconnect; None for anything else.
 
         python-socketio marks a socket as disconnecting before it calls the
-        handler, so a socket that is still connected is sending an event.
+        handler, so a socket that is still connected is sending an event; and
+        only the first call for a socket takes it out of ``open_sockets``.
         """
         layouts = [(args[0], (args[0],), args[1:])] if registered == CATCH_ALL and args else []
         layouts.append((registered, (), args))
@@ -285,11 +310,12 @@ class GuardedServer(socketio.Server):
             if not rest or not isinstance(namespace, str) or not isinstance(rest[0], str):
                 continue
             sid = rest[0]
-            if (namespace, sid) not in self.open_sockets:
+            if (namespace, sid) not in self.open_sockets or self.manager.is_connected(
+                sid, namespace
+            ):
                 continue
-            if self.manager.is_connected(sid, namespace):
-                return None
-            self.open_sockets.discard(namespace, sid)
+            if self.open_sockets.discard(namespace, sid) is None:
+                return None  # another call got there first
             return namespace, prefix, sid, rest[1:]
         return None
 
@@ -301,7 +327,6 @@ class GuardedServer(socketio.Server):
         rest: tuple[Any, ...],
         handler: Callable[..., Any] | None,
     ) -> Any:
-        self._unwelcomed.pop(self.manager.eio_sid_from_sid(sid, namespace) or "", None)
         if handler is not None:
             return handler(*fitting(handler, (*prefix, sid, *rest), len(prefix) + 1))
         found = self._class_namespace(namespace)
@@ -315,13 +340,16 @@ class GuardedServer(socketio.Server):
 
     def start_allowlist_watcher(self) -> None:
         """Follow rule changes made by other processes (once per server; idempotent)."""
-        if self._watcher is None:
-            self._watcher = self.start_background_task(
-                self.allowlist.watch,
-                self.sleep,
-                stop=lambda: self._stopping,
-                on_change=self.recheck_open_sockets,
-            )
+        if self._watcher is not None:
+            return
+        with self._watcher_lock:
+            if self._watcher is None:
+                self._watcher = self.start_background_task(
+                    self.allowlist.watch,
+                    self.sleep,
+                    stop=lambda: self._stopping,
+                    on_change=self.recheck_open_sockets,
+                )
 
     def shutdown(self) -> None:
         """Stop the allowlist watcher (after its current sleep) and python-socketio's tasks."""
@@ -329,105 +357,32 @@ class GuardedServer(socketio.Server):
         super().shutdown()
 
     def recheck_open_sockets(self, snapshot: Snapshot) -> int:
-        """Disconnect open sockets whose origin the new rules no longer allow."""
+        """Disconnect open sockets whose origin the new rules no longer allow.
+
+        A socket whose connect is not acknowledged yet is checked at its
+        welcome instead, which sees that the revision changed.
+        """
         revoked = 0
         for socket in self.open_sockets:
-            origin = socket.decision.origin
-            if origin is None:  # admitted without an origin, by setting
-                continue
-            decision = decide_headers(origin, None, snapshot.index)
-            if decision.allowed:
-                continue
-            revoked += 1
-            logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
-            try:
-                payload = revoked_payload(decision)
-                self.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
-                self.disconnect(socket.sid, namespace=socket.namespace)
-            except Exception:  # one broken socket must not shield the others
-                logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)
-            self.open_sockets.discard(socket.namespace, socket.sid)
+            if self.manager.is_connected(socket.sid, socket.namespace):
+                revoked += self._revoke_if_refused(socket, snapshot)
         return revoked
 
-
-# -- the two places that reach past python-socketio's public API -------------------
-#
-# Checked against python-socketio 5.14.0 to 5.18.1 with python-engineio 4.13.2 to
-# 4.15.1 (whitelist.versions.TESTED); make test runs the guard's tests at both ends.
-
-
-def _hook_engineio_messages(server: GuardedServer) -> None:
-    """Drop client events named like reserved ones; welcome once each connect is acknowledged.
-
-    Engine.IO delivers each client message through the handler python-socketio
-    registered with ``eio.on("message")``; wrapping that handler is the one
-    place that sees a message before python-socketio dispatches it and after it
-    has answered it:
-
-    * python-socketio dispatches a client's event named ``connect`` or
-      ``disconnect`` to those handlers, in a thread of its own, so it could
-      race a real disconnect; dropped here, it never gets that far.
-    * python-socketio acknowledges a connect (the CONNECT packet, then
-      ``manager.connect``) after the connect handler returns and offers no hook
-      for "after"; the welcome goes out right behind it, in the same thread.
-    """
-    handle_message = server.eio.handlers["message"]
-
-    def handle_message_guarded(eio_sid: str, data: Any) -> Any:
-        if _names_a_reserved_event(server, data):
-            logger.debug("Dropped a client event named like a reserved one")
-            return None
+    def _revoke_if_refused(self, socket: OpenSocket, snapshot: Snapshot) -> bool:
+        """Tell the socket and disconnect it if ``snapshot`` no longer allows its origin."""
+        origin = socket.decision.origin
+        if origin is None:  # admitted without an origin, by setting
+            return False
+        decision = decide_headers(origin, None, snapshot.index)
+        if decision.allowed:
+            return False
+        logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
         try:
-            return handle_message(eio_sid, data)
-        finally:
-            if server._unwelcomed:
-                server._send_welcomes(eio_sid)
-
-    server.eio.on("message", handle_message_guarded)
-
-
-def _names_a_reserved_event(server: GuardedServer, data: Any) -> bool:
-    """Is ``data`` an EVENT or BINARY_EVENT packet (text encoding) named connect or disconnect?
-
-    Decoded as python-socketio decodes it, since JSON escapes can spell a name.
-    Other serializers (msgpack) are left to the handler wrappers' own checks.
-    """
-    if not isinstance(data, str) or data[:1] not in (EVENT_TYPE, BINARY_EVENT_TYPE):
-        return False
-    try:
-        decoded = server.packet_class(encoded_packet=data).data
-    except Exception:  # python-socketio refuses it the same way right after
-        return False
-    return isinstance(decoded, list) and bool(decoded) and decoded[0] in server.reserved_events
-
-
-def _guard_before_instrumentation(server: GuardedServer) -> None:
-    """Put the guard in front of the admin UI's report of each connect and disconnect.
-
-    ``Server.instrument()`` replaces the private ``_trigger_event`` with one that
-    reports every connect to the admin UI *before* calling the connect handler,
-    and every client event named ``disconnect`` as a disconnect (then fails on
-    the real one). Here the guard and the application's handler decide first;
-    only an admitted socket is reported, and the handler is not run twice.
-    """
-    report = server._trigger_event
-    dispatch = functools.partial(socketio.Server._trigger_event, server)
-
-    def trigger_event(event: str, namespace: str, *args: Any) -> Any:
-        if event == "connect":
-            if server._connect_call(namespace, args) is None:
-                return None
-            sid = args[0]
-            outcome = dispatch(event, namespace, *args)  # raises or returns False to refuse
-            if outcome is False:
-                return False
-            server._decided[(namespace, sid)] = outcome
-            try:
-                return report(event, namespace, *args)
-            finally:
-                server._decided.pop((namespace, sid), None)
-        if event == "disconnect" and args and server.manager.is_connected(args[0], namespace):
-            return None  # a client's event named "disconnect"
-        return report(event, namespace, *args)
-
-    server._trigger_event = trigger_event  # type: ignore[method-assign]
+            payload = revoked_payload(decision)
+            self.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
+            self.disconnect(socket.sid, namespace=socket.namespace)
+        except Exception:  # one broken socket must not shield the others
+            logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)
+        # Out of open_sockets, it gets no more events even if the disconnect failed.
+        self.open_sockets.discard(socket.namespace, socket.sid)
+        return True

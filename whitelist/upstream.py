@@ -1,0 +1,121 @@
+"""The two places where the guard reaches past python-socketio's public API.
+
+Checked against python-socketio 5.14.0 to 5.18.1 with python-engineio 4.13.2 to
+4.15.1 (``whitelist.versions.TESTED``); ``make test`` runs the guard's tests on
+both ends of those ranges.
+
+* ``hook_engineio_messages`` wraps the handler python-socketio registers with
+  ``eio.on("message")``: the only place that sees a client message before
+  python-socketio dispatches it, and right after it has answered it.
+* ``guard_before_instrumentation`` puts the guard in front of the private
+  ``_trigger_event`` that ``Server.instrument()`` (the admin UI) replaces.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+import socketio
+from socketio import packet
+
+if TYPE_CHECKING:
+    from .socketio import GuardedServer
+
+logger = logging.getLogger(__name__)
+
+# The first character of a packet in python-socketio's default (text) encoding.
+_TEXT_TYPES = {str(packet.CONNECT), str(packet.EVENT), str(packet.BINARY_EVENT)}
+_EVENT_TYPES = {packet.EVENT, packet.BINARY_EVENT}
+
+
+def hook_engineio_messages(server: GuardedServer) -> None:
+    """Hold events until their socket is welcomed; welcome once python-socketio acknowledged.
+
+    * python-socketio dispatches a client's event named ``connect`` or
+      ``disconnect`` to those handlers, in a thread of its own, where it could
+      race a real disconnect; and before 5.18 it dispatches events of a socket
+      whose connect handler is still deciding (the manager already counts it as
+      connected). Such events are dropped here.
+    * python-socketio acknowledges a connect (the CONNECT packet) after the
+      connect handler returns, and offers no hook for "after". The message that
+      carried the connect is handled in this call, so the welcome follows it
+      here, whatever else the session sends meanwhile.
+    """
+    handle_message = server.eio.handlers["message"]
+
+    def handle_message_guarded(eio_sid: str, data: Any) -> Any:
+        decoded = _decode(server, data)
+        if decoded is not None and decoded.packet_type in _EVENT_TYPES:
+            namespace = decoded.namespace or "/"
+            if not _admissible_event(server, eio_sid, namespace, decoded.data):
+                logger.debug("Dropped an event for %s on %s", eio_sid, namespace)
+                return None
+        try:
+            return handle_message(eio_sid, data)
+        finally:
+            if decoded is not None and decoded.packet_type == packet.CONNECT:
+                server.welcome(eio_sid, decoded.namespace or "/")
+
+    server.eio.on("message", handle_message_guarded)
+
+
+def _decode(server: GuardedServer, data: Any) -> Any:
+    """The packet as python-socketio will decode it, if it is a connect or an event.
+
+    With the default serializer only text messages of those types are decoded
+    (binary attachments are not packets); other serializers (msgpack) are
+    decoded whole. None when it is not one of those, or does not decode.
+    """
+    if server.packet_class is packet.Packet and not (
+        isinstance(data, str) and data[:1] in _TEXT_TYPES
+    ):
+        return None
+    try:
+        return server.packet_class(encoded_packet=data)
+    except Exception:  # python-socketio refuses it the same way right after
+        return None
+
+
+def _admissible_event(server: GuardedServer, eio_sid: str, namespace: str, data: Any) -> bool:
+    if isinstance(data, list) and data and data[0] in server.reserved_events:
+        return False
+    sid = server.manager.sid_from_eio_sid(eio_sid, namespace)
+    return server.is_welcomed(eio_sid, namespace, sid)
+
+
+def guard_before_instrumentation(server: GuardedServer) -> None:
+    """Tell the admin UI of a connect only once the guard and the handler admitted it.
+
+    ``Server.instrument()`` replaces the private ``_trigger_event`` with one that
+    reports every connect to the admin UI *before* calling the connect handler,
+    and forgets a socket on any disconnect call (failing on a second one). Here
+    the guard and the application's handler decide first, the handler is not
+    run twice, and a disconnect is reported only for a socket that was.
+
+    The admin UI's periodic socket list reads python-socketio's rooms, which
+    also hold sockets whose connect is still being decided: one refused in that
+    moment can show up there until the admin UI reloads.
+    """
+    report = server._trigger_event
+    dispatch = functools.partial(socketio.Server._trigger_event, server)
+
+    def trigger_event(event: str, namespace: str, *args: Any) -> Any:
+        if event == "connect":
+            if server.connect_call(namespace, args) is None:
+                return False
+            sid = args[0]
+            outcome = dispatch(event, namespace, *args)  # raises or returns False to refuse
+            if outcome is False:
+                return False
+            server.decided[(namespace, sid)] = outcome
+            try:
+                return report(event, namespace, *args)
+            finally:
+                server.decided.pop((namespace, sid), None)
+        if event == "disconnect" and (not args or (namespace, args[0]) not in server.open_sockets):
+            return dispatch(event, namespace, *args)  # never reported as connected
+        return report(event, namespace, *args)
+
+    server._trigger_event = trigger_event  # type: ignore[method-assign]
