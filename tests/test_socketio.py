@@ -416,6 +416,26 @@ def test_open_sockets_are_known_by_origin_and_revoked_when_their_rule_goes(
         kept_client.disconnect()
 
 
+def test_rule_removed_while_a_socket_connects_revokes_it_instead_of_welcoming(
+    server: GuardedServer, url: str
+) -> None:
+    def connect_while_staff_remove_the_rule(sid: str, environ: dict[str, Any]) -> None:
+        AllowedOrigin.objects.filter(pattern=ALLOWED).delete()
+
+    server.on("connect", connect_while_staff_remove_the_rule, namespace="/slow")
+    outcome, client = try_connect(url, origin=ALLOWED, namespace="/slow", keep=True, timeout=3)
+    try:
+        assert outcome.welcome is None
+        assert (
+            "permission.revoked",
+            ({"message": REFUSAL, "reason": "origin-not-allowed", "origin": ALLOWED},),
+        ) in outcome.events
+        assert wait_for(lambda: not client.connected)
+        assert len(server.open_sockets) == 0
+    finally:
+        client.disconnect()
+
+
 # -- python-socketio's admin UI ------------------------------------------------------
 
 
