@@ -26,7 +26,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
@@ -51,6 +51,20 @@ logger = logging.getLogger(__name__)
 
 CATCH_ALL = "*"
 _UNDECIDED = object()
+
+
+class ConnectCall(NamedTuple):
+    """A connect python-socketio really made: for which namespace, socket and client."""
+
+    namespace: str
+    prefix: tuple[Any, ...]  # the namespace itself, for catch-all handlers
+    sid: str
+    environ: dict[str, Any]
+    auth: Any
+
+    def arguments(self) -> tuple[Any, ...]:
+        """The arguments of the newest handler form: ``([namespace,] sid, environ, auth)``."""
+        return (*self.prefix, self.sid, self.environ, self.auth)
 
 
 class GuardedServer(socketio.Server):
@@ -144,13 +158,12 @@ class GuardedServer(socketio.Server):
             if call is None:
                 logger.debug("Refused a connect call that python-socketio did not make")
                 return False
-            namespace, prefix, sid, environ, auth = call
-            decided = self.decided.pop((namespace, sid), _UNDECIDED)
+            decided = self.decided.pop((call.namespace, call.sid), _UNDECIDED)
             if decided is not _UNDECIDED:
                 return decided
             close_connections()
             try:
-                return self._admit(namespace, sid, environ, auth, handler, prefix)
+                return self._admit(call, handler)
             finally:
                 close_connections()
 
@@ -158,10 +171,8 @@ class GuardedServer(socketio.Server):
             functools.update_wrapper(guarded_connect, handler)
         return guarded_connect
 
-    def connect_call(
-        self, registered: str, args: tuple[Any, ...]
-    ) -> tuple[str, tuple[Any, ...], str, dict[str, Any], Any] | None:
-        """Namespace, prefix, sid, environ and auth of a real connect; None for anything else.
+    def connect_call(self, registered: str, args: tuple[Any, ...]) -> ConnectCall | None:
+        """The connect python-socketio made with ``args``; None for anything else.
 
         A real connect passes the very environ python-socketio stored for the
         session; a client's event named ``connect`` can only pass JSON data.
@@ -175,60 +186,48 @@ class GuardedServer(socketio.Server):
             sid, environ = rest[0], rest[1]
             if environ is not None and environ is self.get_environ(sid, namespace):
                 auth = rest[2] if len(rest) > 2 else None
-                return namespace, prefix, sid, environ, auth
+                return ConnectCall(namespace, prefix, sid, environ, auth)
         return None
 
-    def _admit(
-        self,
-        namespace: str,
-        sid: str,
-        environ: dict[str, Any],
-        auth: Any,
-        handler: Callable[..., Any] | None,
-        prefix: tuple[Any, ...],
-    ) -> Any:
+    def _admit(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
         """Decide, run the application's handler, and queue the welcome; raise to refuse."""
-        if namespace == CATCH_ALL:
+        if call.namespace == CATCH_ALL:
             return False  # python-socketio accepts "*" itself once a catch-all exists
         revision = self.allowlist.loaded_revision()
-        decision = decide(environ, self.allowlist)
+        decision = decide(call.environ, self.allowlist)
         if not decision.allowed:
-            log_refusal(decision, namespace)
+            log_refusal(decision, call.namespace)
             raise Refused(*refusal_data(decision))
         try:
             self.start_allowlist_watcher()
-            result = self._application_connect(namespace, sid, environ, auth, handler, prefix)
+            result = self._application_connect(call, handler)
         except Refused:
             raise
         except ConnectionRefusedError as exc:  # the built-in one: python-socketio <5.18 misses it
             raise Refused(*(exc.args or ("Connection refused by server",))) from None
         except Exception:
-            logger.exception("The connect handler of %s failed; refusing", namespace)
+            logger.exception("The connect handler of %s failed; refusing", call.namespace)
             failed = Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
             raise Refused(*refusal_data(failed)) from None
         if result is False:
             return False
-        socket = OpenSocket(sid, namespace, decision, revision)
+        socket = OpenSocket(call.sid, call.namespace, decision, revision)
         self.open_sockets.add(socket)
-        self._unwelcomed[(self.manager.eio_sid_from_sid(sid, namespace), namespace)] = socket
+        eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
+        self._unwelcomed[(eio_sid, call.namespace)] = socket
         return result
 
-    def _application_connect(
-        self,
-        namespace: str,
-        sid: str,
-        environ: dict[str, Any],
-        auth: Any,
-        handler: Callable[..., Any] | None,
-        prefix: tuple[Any, ...],
-    ) -> Any:
+    def _application_connect(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
+        """The application's own connect handler, or the class-based namespace's."""
+        minimum = len(call.prefix) + 2  # ([namespace,] sid, environ)
         if handler is not None:
-            return handler(*fitting(handler, (*prefix, sid, environ, auth), len(prefix) + 2))
-        found = self._class_namespace(namespace)
+            return handler(*fitting(handler, call.arguments(), minimum))
+        found = self._class_namespace(call.namespace)
         if found is None:
             return True
         instance, prefix = found
-        args = (*prefix, sid, environ, auth)
+        call = call._replace(prefix=prefix)
+        args = call.arguments()
         method = namespace_method(instance, "connect")
         if method is not None:  # else a custom trigger_event may still want it all
             args = fitting(method, args, len(prefix) + 2)
@@ -316,6 +315,8 @@ class GuardedServer(socketio.Server):
                 continue
             if self.open_sockets.discard(namespace, sid) is None:
                 return None  # another call got there first
+            eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
+            self._unwelcomed.pop((eio_sid, namespace), None)  # gone before its welcome
             return namespace, prefix, sid, rest[1:]
         return None
 
