@@ -26,45 +26,30 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from . import upstream
 from .cache import AllowlistCache, Snapshot, allowlist
+from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
 from .events import (
     HELLO_EVENT,
-    REVOKED_EVENT,
     WELCOME_EVENT,
     hello_payload,
     refusal_data,
-    revoked_payload,
     welcome_payload,
 )
-from .guard import INTERNAL_ERROR, Decision, decide, decide_headers
+from .guard import INTERNAL_ERROR, Decision, decide
 from .handlers import close_connections, closing_connections, fitting, namespace_method
 from .open_sockets import OpenSocket, OpenSockets
 from .refusal_log import log_refusal
+from .revocation import revoke_if_refused
 
 logger = logging.getLogger(__name__)
 
-CATCH_ALL = "*"
 _UNDECIDED = object()
-
-
-class ConnectCall(NamedTuple):
-    """A connect python-socketio really made: for which namespace, socket and client."""
-
-    namespace: str
-    prefix: tuple[Any, ...]  # the namespace itself, for catch-all handlers
-    sid: str
-    environ: dict[str, Any]
-    auth: Any
-
-    def arguments(self) -> tuple[Any, ...]:
-        """The arguments of the newest handler form: ``([namespace,] sid, environ, auth)``."""
-        return (*self.prefix, self.sid, self.environ, self.auth)
 
 
 class GuardedServer(socketio.Server):
@@ -172,22 +157,8 @@ class GuardedServer(socketio.Server):
         return guarded_connect
 
     def connect_call(self, registered: str, args: tuple[Any, ...]) -> ConnectCall | None:
-        """The connect python-socketio made with ``args``; None for anything else.
-
-        A real connect passes the very environ python-socketio stored for the
-        session; a client's event named ``connect`` can only pass JSON data.
-        """
-        layouts = [(args[0], (args[0],), args[1:])] if registered == CATCH_ALL and args else []
-        # The literal namespace "*" is called without the namespace in front.
-        layouts.append((registered, (), args))
-        for namespace, prefix, rest in layouts:
-            if len(rest) < 2 or not isinstance(namespace, str) or not isinstance(rest[0], str):
-                continue
-            sid, environ = rest[0], rest[1]
-            if environ is not None and environ is self.get_environ(sid, namespace):
-                auth = rest[2] if len(rest) > 2 else None
-                return ConnectCall(namespace, prefix, sid, environ, auth)
-        return None
+        """The connect python-socketio made with ``args``; None for a client's event."""
+        return connect_call(self, registered, args)
 
     def _admit(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
         """Decide, run the application's handler, and queue the welcome; raise to refuse."""
@@ -257,8 +228,8 @@ class GuardedServer(socketio.Server):
         if not self.manager.is_connected(socket.sid, namespace):
             self.open_sockets.discard(namespace, socket.sid)
             return
-        if socket.revision != self.allowlist.loaded_revision() and self._revoke_if_refused(
-            socket, self.allowlist.snapshot()
+        if socket.revision != self.allowlist.loaded_revision() and revoke_if_refused(
+            self, socket, self.allowlist.snapshot()
         ):
             return  # the rules changed while it connected, and no longer allow it
         try:
@@ -276,16 +247,17 @@ class GuardedServer(socketio.Server):
         """The disconnect handler for ``registered``: runs once per admitted socket."""
 
         def guarded_disconnect(*args: Any) -> Any:
-            call = self._disconnect_call(registered, args)
-            if call is None:
+            call = disconnect_call(self, registered, args)
+            if call is None or self.open_sockets.discard(call.namespace, call.sid) is None:
                 logger.debug("Ignored a disconnect call that python-socketio did not make")
-                return None
-            namespace, prefix, sid, rest = call
+                return None  # or another call for this socket got there first
+            eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
+            self._unwelcomed.pop((eio_sid, call.namespace), None)  # gone before its welcome
             close_connections()
             try:
-                return self._application_disconnect(namespace, prefix, sid, rest, handler)
+                return self._application_disconnect(call, handler)
             except TypeError:  # python-socketio would retry it and then lose it
-                logger.exception("The disconnect handler of %s failed", namespace)
+                logger.exception("The disconnect handler of %s failed", call.namespace)
                 return None
             finally:
                 close_connections()
@@ -294,48 +266,18 @@ class GuardedServer(socketio.Server):
             functools.update_wrapper(guarded_disconnect, handler)
         return guarded_disconnect
 
-    def _disconnect_call(
-        self, registered: str, args: tuple[Any, ...]
-    ) -> tuple[str, tuple[Any, ...], str, tuple[Any, ...]] | None:
-        """Namespace, prefix, sid and the rest of a real disconnect; None for anything else.
-
-        python-socketio marks a socket as disconnecting before it calls the
-        handler, so a socket that is still connected is sending an event; and
-        only the first call for a socket takes it out of ``open_sockets``.
-        """
-        layouts = [(args[0], (args[0],), args[1:])] if registered == CATCH_ALL and args else []
-        layouts.append((registered, (), args))
-        for namespace, prefix, rest in layouts:
-            if not rest or not isinstance(namespace, str) or not isinstance(rest[0], str):
-                continue
-            sid = rest[0]
-            if (namespace, sid) not in self.open_sockets or self.manager.is_connected(
-                sid, namespace
-            ):
-                continue
-            if self.open_sockets.discard(namespace, sid) is None:
-                return None  # another call got there first
-            eio_sid = self.manager.eio_sid_from_sid(sid, namespace)
-            self._unwelcomed.pop((eio_sid, namespace), None)  # gone before its welcome
-            return namespace, prefix, sid, rest[1:]
-        return None
-
     def _application_disconnect(
-        self,
-        namespace: str,
-        prefix: tuple[Any, ...],
-        sid: str,
-        rest: tuple[Any, ...],
-        handler: Callable[..., Any] | None,
+        self, call: DisconnectCall, handler: Callable[..., Any] | None
     ) -> Any:
+        """The application's own disconnect handler, or the class-based namespace's."""
         if handler is not None:
-            return handler(*fitting(handler, (*prefix, sid, *rest), len(prefix) + 1))
-        found = self._class_namespace(namespace)
+            return handler(*fitting(handler, call.arguments(), len(call.prefix) + 1))
+        found = self._class_namespace(call.namespace)
         if found is None:
             return None
         instance, prefix = found
         # Namespace.trigger_event retries a disconnect without its reason itself.
-        return instance.trigger_event("disconnect", *prefix, sid, *rest)
+        return instance.trigger_event("disconnect", *call._replace(prefix=prefix).arguments())
 
     # -- rule changes --------------------------------------------------------------
 
@@ -366,24 +308,5 @@ class GuardedServer(socketio.Server):
         revoked = 0
         for socket in self.open_sockets:
             if self.manager.is_connected(socket.sid, socket.namespace):
-                revoked += self._revoke_if_refused(socket, snapshot)
+                revoked += revoke_if_refused(self, socket, snapshot)
         return revoked
-
-    def _revoke_if_refused(self, socket: OpenSocket, snapshot: Snapshot) -> bool:
-        """Tell the socket and disconnect it if ``snapshot`` no longer allows its origin."""
-        origin = socket.decision.origin
-        if origin is None:  # admitted without an origin, by setting
-            return False
-        decision = decide_headers(origin, None, snapshot.index)
-        if decision.allowed:
-            return False
-        logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
-        try:
-            payload = revoked_payload(decision)
-            self.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
-            self.disconnect(socket.sid, namespace=socket.namespace)
-        except Exception:  # one broken socket must not shield the others
-            logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)
-        # Out of open_sockets, it gets no more events even if the disconnect failed.
-        self.open_sockets.discard(socket.namespace, socket.sid)
-        return True

@@ -1,0 +1,36 @@
+"""Close a socket whose origin the rules no longer allow, telling it why first."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .cache import Snapshot
+from .events import REVOKED_EVENT, revoked_payload
+from .guard import decide_headers
+from .open_sockets import OpenSocket
+
+if TYPE_CHECKING:
+    from .socketio import GuardedServer
+
+logger = logging.getLogger(__name__)
+
+
+def revoke_if_refused(server: GuardedServer, socket: OpenSocket, snapshot: Snapshot) -> bool:
+    """Send ``permission.revoked`` and disconnect ``socket`` if ``snapshot`` refuses its origin."""
+    origin = socket.decision.origin
+    if origin is None:  # admitted without an origin, by setting
+        return False
+    decision = decide_headers(origin, None, snapshot.index)
+    if decision.allowed:
+        return False
+    logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
+    try:
+        payload = revoked_payload(decision)
+        server.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
+        server.disconnect(socket.sid, namespace=socket.namespace)
+    except Exception:  # one broken socket must not shield the others
+        logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)
+    # Out of open_sockets, it gets no more events even if the disconnect failed.
+    server.open_sockets.discard(socket.namespace, socket.sid)
+    return True
