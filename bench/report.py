@@ -1,4 +1,4 @@
-"""Turn the raw benchmark numbers into the Markdown table the README shows."""
+"""Turn the raw benchmark numbers into the Markdown tables of bench/RESULTS.md."""
 
 from __future__ import annotations
 
