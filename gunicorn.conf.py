@@ -52,3 +52,10 @@ def ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext
     return server_context(
         Path(config.certfile), Path(config.keyfile), Path(chain) if chain else None
     )
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn's hook, once the worker loaded the app: start the Socket.IO background tasks."""
+    from guardsite.wsgi import sio
+
+    sio.start_background_tasks()

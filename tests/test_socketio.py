@@ -508,3 +508,15 @@ def test_always_connect_is_refused_at_construction() -> None:
 def test_engineio_cors_cannot_be_switched_back_on() -> None:
     with pytest.raises(ValueError, match="OriginGate"):
         GuardedServer(async_mode="threading", cors_allowed_origins="*")
+
+
+def test_background_tasks_start_before_any_client(rules: None) -> None:
+    """python-socketio would start the client manager only at the first connect."""
+    server = GuardedServer(async_mode="threading")
+    assert not server.manager_initialized
+    server.start_background_tasks()
+    try:
+        assert server.manager_initialized
+        assert server._watcher is not None
+    finally:
+        server.shutdown()

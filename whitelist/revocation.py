@@ -27,7 +27,9 @@ def revoke_if_refused(server: GuardedServer, socket: OpenSocket, snapshot: Snaps
     logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
     try:
         payload = revoked_payload(decision)
-        server.emit(REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace)
+        server.emit(
+            REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace, ignore_queue=True
+        )
         server.disconnect(socket.sid, namespace=socket.namespace)
     except Exception:  # one broken socket must not shield the others
         logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)

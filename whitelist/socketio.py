@@ -235,9 +235,10 @@ class GuardedServer(socketio.Server):
         try:
             transport = self.transport(socket.sid, namespace)
             welcome = welcome_payload(socket.decision, transport)
-            self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=namespace)
+            # The socket is on this server: a message queue need not carry these.
+            self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=namespace, ignore_queue=True)
             hello = hello_payload(socket.decision)
-            self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=namespace)
+            self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=namespace, ignore_queue=True)
         except Exception:  # the session went away meanwhile: nobody left to welcome
             logger.debug("Could not welcome %s", socket, exc_info=True)
 
@@ -293,6 +294,17 @@ class GuardedServer(socketio.Server):
                     stop=lambda: self._stopping,
                     on_change=self.recheck_open_sockets,
                 )
+
+    def start_background_tasks(self) -> None:
+        """Start the allowlist watcher and the message queue's listener now.
+
+        python-socketio starts a client manager's listener (Redis and the like)
+        only at the first client connect, so until then emits from other
+        processes would not reach this server's clients; servers call this as
+        they start serving (runsocket, gunicorn.conf.py's post_worker_init).
+        """
+        self.start_allowlist_watcher()
+        upstream.initialize_manager(self)
 
     def shutdown(self) -> None:
         """Stop the allowlist watcher (after its current sleep) and python-socketio's tasks."""

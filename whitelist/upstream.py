@@ -9,6 +9,8 @@ both ends of those ranges.
   python-socketio dispatches it, and right after it has answered it.
 * ``guard_before_instrumentation`` puts the guard in front of the private
   ``_trigger_event`` that ``Server.instrument()`` (the admin UI) replaces.
+* ``initialize_manager`` starts the client manager as python-socketio would at
+  the first Engine.IO connect (``manager_initialized``, then ``initialize()``).
 """
 
 from __future__ import annotations
@@ -119,3 +121,10 @@ def guard_before_instrumentation(server: GuardedServer) -> None:
         return report(event, namespace, *args)
 
     server._trigger_event = trigger_event  # type: ignore[method-assign]
+
+
+def initialize_manager(server: GuardedServer) -> None:
+    """Initialise the client manager (a message queue's listener) before any client connects."""
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()

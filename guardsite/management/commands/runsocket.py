@@ -85,7 +85,7 @@ class Command(BaseCommand):
         from guardsite.wsgi import application, sio
 
         rules = self._load_rules()
-        sio.start_allowlist_watcher()
+        sio.start_background_tasks()
         write = self.stdout.write
         write(
             f"Guardsite: Django {django.get_version()}, python-socketio "
