@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run test bench lint format admin setup chromium clean
+.PHONY: run test bench lint format admin setup chromium redis clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -27,7 +27,7 @@ run: $(VENV)/.runtime node_modules/.installed
 	@echo
 	$(PY) manage.py runsocket $(DEMO_ADDRS)
 
-test: $(VENV)/.dev $(LOWEST)/.dev node_modules/.installed chromium
+test: $(VENV)/.dev $(LOWEST)/.dev node_modules/.installed chromium redis
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -64,6 +64,11 @@ setup: $(VENV)/.dev node_modules/.installed
 chromium:
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# The message-queue tests start their own redis-server on a loopback port.
+redis:
+	@test -x /usr/bin/redis-server || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

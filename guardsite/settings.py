@@ -129,6 +129,9 @@ LOGGING = {
 
 # Socket.IO server (guardsite/sockets.py) and runsocket (guardsite/serving.py).
 GUARDSITE_SOCKETIO_HANDLERS = ["guardsite.events"]
+# redis://host:port/db: every server process shares emits through python-socketio's
+# Redis manager, and guardsite.messaging.emit() reaches their clients from anywhere.
+GUARDSITE_MESSAGE_QUEUE = os.environ.get("GUARDSITE_MESSAGE_QUEUE") or None
 GUARDSITE_MAX_CONNECTIONS = int(os.environ.get("GUARDSITE_MAX_CONNECTIONS", "10000"))
 GUARDSITE_LISTEN_BACKLOG = int(os.environ.get("GUARDSITE_LISTEN_BACKLOG", "2048"))
 # Git-ignored state: the development TLS certificate lives in STATE_DIR/tls.

@@ -6,6 +6,7 @@ import importlib
 
 from django.conf import settings
 
+from guardsite.messaging import client_manager
 from whitelist.socketio import GuardedServer
 
 
@@ -16,7 +17,8 @@ def create_server() -> GuardedServer:
     function; whatever it registers is guarded without further thought.
     """
     async_mode = getattr(settings, "GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet")
-    server = GuardedServer(async_mode=async_mode)
+    manager = client_manager(settings.GUARDSITE_MESSAGE_QUEUE)
+    server = GuardedServer(async_mode=async_mode, client_manager=manager)
     for module_name in getattr(settings, "GUARDSITE_SOCKETIO_HANDLERS", []):
         importlib.import_module(module_name).register(server)
     return server

@@ -38,6 +38,10 @@ def register(server: socketio.Server) -> None:
     def legacy_connect(sid: str, environ: dict[str, Any]) -> None:
         """The two-argument form python-socketio still accepts."""
 
+    @server.on("shout", namespace="/late")
+    def shout(sid: str, data: Any) -> None:
+        server.emit("shouted", data, namespace="/late")  # every node, with a message queue
+
     @server.on("open_sockets", namespace="/late")
     def open_sockets(sid: str) -> int:
         return len(server.open_sockets)  # type: ignore[attr-defined]

@@ -1,0 +1,38 @@
+"""Emit to Socket.IO clients from anywhere: a view, a management command, a worker process.
+
+With ``GUARDSITE_MESSAGE_QUEUE`` set, every server process listens on
+python-socketio's default Redis channel; this helper publishes there through a
+``write_only`` Redis manager, so the event reaches the clients of every node.
+Any other ``socketio.RedisManager(url, write_only=True)`` on the same URL does
+the same.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import socketio
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+def client_manager(url: str | None) -> socketio.RedisManager | None:
+    """The manager a server process uses: Redis when a queue is configured, else none."""
+    return socketio.RedisManager(url) if url else None
+
+
+@functools.cache
+def _publisher(url: str) -> socketio.RedisManager:
+    return socketio.RedisManager(url, write_only=True)
+
+
+def emit(event: str, data: Any = None, *, to: str | None = None, namespace: str = "/") -> None:
+    """Send ``event`` to a room or sid (``to``), or to every client of ``namespace``."""
+    url = settings.GUARDSITE_MESSAGE_QUEUE
+    if not url:
+        raise ImproperlyConfigured(
+            "GUARDSITE_MESSAGE_QUEUE is not set: without a message queue only the server "
+            "process itself can emit to its clients (GuardedServer.emit)."
+        )
+    _publisher(url).emit(event, data, namespace=namespace, room=to)

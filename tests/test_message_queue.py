@@ -1,0 +1,139 @@
+"""Two real runsocket nodes on one real redis-server: emits reach the clients of every node."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import socketio
+
+from tests.clients import Outcome, try_connect
+from tests.conftest import ALLOWED
+from tests.live import LiveServer, manage, migrated_copy
+
+WAIT = 10
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[list[LiveServer]]:
+    """Two server processes sharing one database and one message queue."""
+    folder = tmp_path_factory.mktemp("cluster")
+    database = migrated_copy(migrated_template, folder / "db.sqlite3")
+    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    servers = [
+        LiveServer(database, folder / f"node{i}.log", GUARDSITE_MESSAGE_QUEUE=redis_url)
+        for i in range(2)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def received(outcome: Outcome, event: str) -> list[Any]:
+    return [args[0] if args else None for name, args in outcome.events if name == event]
+
+
+@pytest.fixture
+def clients(nodes: list[LiveServer]) -> Iterator[list[tuple[Outcome, socketio.Client]]]:
+    """One welcomed client on each node, on the default namespace."""
+    pairs = [try_connect(node.url, origin=ALLOWED, keep=True) for node in nodes]
+    try:
+        assert all(outcome.welcome is not None for outcome, _ in pairs)
+        yield pairs
+    finally:
+        for _, client in pairs:
+            client.disconnect()
+
+
+def test_every_node_listens_on_the_queue_before_any_client(
+    nodes: list[LiveServer], redis_url: str
+) -> None:
+    """python-socketio alone would subscribe at the first client connect."""
+    queue = redis.Redis.from_url(redis_url)
+    assert wait_for(lambda: queue.pubsub_numsub("socketio") == [(b"socketio", 2)])
+
+
+def test_a_broadcast_on_one_node_reaches_the_clients_of_the_other(
+    nodes: list[LiveServer],
+) -> None:
+    pairs = [try_connect(node.url, origin=ALLOWED, namespace="/late", keep=True) for node in nodes]
+    (sender, sender_client), (listener, listener_client) = pairs
+    try:
+        assert sender.welcome is not None and listener.welcome is not None
+        sender_client.emit("shout", {"n": 1}, namespace="/late")
+        assert wait_for(lambda: received(listener, "shouted") == [{"n": 1}])
+        assert wait_for(lambda: received(sender, "shouted") == [{"n": 1}])
+    finally:
+        sender_client.disconnect()
+        listener_client.disconnect()
+
+
+def test_manage_py_emit_reaches_the_clients_of_every_node(
+    nodes: list[LiveServer], clients: list[tuple[Outcome, socketio.Client]], redis_url: str
+) -> None:
+    result = nodes[0].manage("emit", "news", "--data", json.dumps({"headline": "hi"}))
+    assert result.returncode == 0, result.stderr
+    for outcome, _ in clients:
+        assert wait_for(lambda outcome=outcome: received(outcome, "news") == [{"headline": "hi"}])
+
+
+def test_any_write_only_manager_on_the_same_url_reaches_them(
+    clients: list[tuple[Outcome, socketio.Client]], redis_url: str
+) -> None:
+    """The default channel: a worker process needs no Guardsite code to emit."""
+    socketio.RedisManager(redis_url, write_only=True).emit("plain", {"from": "worker"})
+    for outcome, _ in clients:
+        assert wait_for(lambda outcome=outcome: received(outcome, "plain") == [{"from": "worker"}])
+
+
+def test_an_emit_to_one_sid_reaches_only_that_client(
+    clients: list[tuple[Outcome, socketio.Client]], redis_url: str
+) -> None:
+    (first, _), (second, second_client) = clients
+    sid = second_client.get_sid()
+    assert sid is not None
+    socketio.RedisManager(redis_url, write_only=True).emit("private", "psst", room=sid)
+    assert wait_for(lambda: received(second, "private") == ["psst"])
+    assert received(first, "private") == []
+
+
+def test_welcomes_do_not_travel_through_the_queue(nodes: list[LiveServer], redis_url: str) -> None:
+    """The guard's own events go to a socket of this very node."""
+    listener = redis.Redis.from_url(redis_url).pubsub()
+    listener.subscribe("socketio")
+    try:
+        outcome, client = try_connect(nodes[0].url, origin=ALLOWED)
+        assert outcome.welcome is not None
+        published = []
+        while (message := listener.get_message(timeout=0.5)) is not None:
+            if message["type"] == "message":
+                published.append(message["data"])
+        assert not any(b"permission.message" in data for data in published)
+    finally:
+        listener.close()
+
+
+def test_emit_without_a_queue_is_a_clear_error(nodes: list[LiveServer]) -> None:
+    result = nodes[0].manage("emit", "news", GUARDSITE_MESSAGE_QUEUE="")
+    assert result.returncode == 1
+    assert "GUARDSITE_MESSAGE_QUEUE is not set" in result.stderr
