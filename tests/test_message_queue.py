@@ -15,6 +15,7 @@ import socketio
 from tests.clients import Outcome, try_connect
 from tests.conftest import ALLOWED
 from tests.live import LiveServer, manage, migrated_copy
+from tests.services import RedisServer
 
 WAIT = 10
 
@@ -137,3 +138,39 @@ def test_emit_without_a_queue_is_a_clear_error(nodes: list[LiveServer]) -> None:
     result = nodes[0].manage("emit", "news", GUARDSITE_MESSAGE_QUEUE="")
     assert result.returncode == 1
     assert "GUARDSITE_MESSAGE_QUEUE is not set" in result.stderr
+
+
+def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A queue of its own, stopped and started again on the same port."""
+    folder = tmp_path_factory.mktemp("outage")
+    queue = RedisServer(folder).start()
+    database = migrated_copy(migrated_template, folder / "db.sqlite3")
+    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    servers = [
+        LiveServer(database, folder / f"node{i}.log", GUARDSITE_MESSAGE_QUEUE=queue.url)
+        for i in range(2)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        queue.stop()
+        # Each node still admits and welcomes its own clients.
+        for server in servers:
+            assert try_connect(server.url, origin=ALLOWED)[0].welcome is not None
+        queue.start()
+        subscribers = redis.Redis.from_url(queue.url)
+        assert wait_for(lambda: subscribers.pubsub_numsub("socketio") == [(b"socketio", 2)], 60)
+        pairs = [try_connect(node.url, origin=ALLOWED, keep=True) for node in servers]
+        try:
+            socketio.RedisManager(queue.url, write_only=True).emit("back", "again")
+            for outcome, _ in pairs:
+                assert wait_for(lambda outcome=outcome: received(outcome, "back") == ["again"])
+        finally:
+            for _, client in pairs:
+                client.disconnect()
+    finally:
+        for server in servers:
+            server.stop()
+        queue.stop()
