@@ -1,4 +1,4 @@
-"""gunicorn settings for Guardsite: the eventlet worker, TLS, sized like runsocket.
+"""gunicorn settings for Guardsite: the eventlet or gthread worker, TLS, sized like runsocket.
 
     gunicorn -c gunicorn.conf.py
 
@@ -7,7 +7,16 @@ Reads the same Django settings as runsocket. Environment: GUARDSITE_BIND
 worker keeps its own Socket.IO sessions, so several need sticky sessions and a
 message queue), GUARDSITE_TLS=1 to serve HTTPS/WSS with GUARDSITE_TLS_CERT and
 GUARDSITE_TLS_KEY, or with the development certificate when those are unset.
-The eventlet worker was removed in gunicorn 26, hence gunicorn<26.
+
+GUARDSITE_WORKER picks the worker:
+
+* ``eventlet`` (the default): green threads, thousands of sockets per worker.
+  gunicorn 26 removed this worker, hence gunicorn<26.
+* ``gthread``: python-socketio's ``threading`` mode on gunicorn's threaded
+  worker, which current gunicorn keeps. Every open socket (a WebSocket, or a
+  long-poll waiting for data) holds one of the worker's GUARDSITE_THREADS
+  threads (default 100), shared with Django's pages: size it to the sockets
+  you expect, or add workers behind sticky sessions.
 """
 
 from __future__ import annotations
@@ -24,9 +33,16 @@ from guardsite.tls import ensure_dev_certificate, server_context
 # Only the settings are read here, never django.setup(): the master must not
 # create Django's thread-locals before each worker's eventlet monkey-patching.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
+WORKER = os.environ.get("GUARDSITE_WORKER", "eventlet")
+if WORKER not in {"eventlet", "gthread"}:
+    raise ValueError(f"GUARDSITE_WORKER={WORKER!r}: use eventlet or gthread")
+if WORKER == "gthread":
+    # Read by guardsite.settings, so set before the settings load.
+    os.environ["GUARDSITE_SOCKETIO_ASYNC_MODE"] = "threading"
+    threads = int(os.environ.get("GUARDSITE_THREADS", "100"))
 
 wsgi_app = "guardsite.wsgi:application"
-worker_class = "eventlet"
+worker_class = WORKER
 workers = int(os.environ.get("GUARDSITE_WORKERS", "1"))
 worker_connections = settings.GUARDSITE_MAX_CONNECTIONS
 backlog = settings.GUARDSITE_LISTEN_BACKLOG

@@ -129,6 +129,10 @@ LOGGING = {
 
 # Socket.IO server (guardsite/sockets.py) and runsocket (guardsite/serving.py).
 GUARDSITE_SOCKETIO_HANDLERS = ["guardsite.events"]
+# eventlet (runsocket, gunicorn's eventlet worker) or threading (gunicorn's gthread worker).
+GUARDSITE_SOCKETIO_ASYNC_MODE = os.environ.get("GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet")
+if GUARDSITE_SOCKETIO_ASYNC_MODE not in {"eventlet", "threading"}:
+    raise ValueError(f"GUARDSITE_SOCKETIO_ASYNC_MODE={GUARDSITE_SOCKETIO_ASYNC_MODE!r}")
 # redis://host:port/db: every server process shares emits through python-socketio's
 # Redis manager, and guardsite.messaging.emit() reaches their clients from anywhere.
 GUARDSITE_MESSAGE_QUEUE = os.environ.get("GUARDSITE_MESSAGE_QUEUE") or None

@@ -16,9 +16,10 @@ def create_server() -> GuardedServer:
     Each module in ``GUARDSITE_SOCKETIO_HANDLERS`` has a ``register(server)``
     function; whatever it registers is guarded without further thought.
     """
-    async_mode = getattr(settings, "GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet")
     manager = client_manager(settings.GUARDSITE_MESSAGE_QUEUE)
-    server = GuardedServer(async_mode=async_mode, client_manager=manager)
+    server = GuardedServer(
+        async_mode=settings.GUARDSITE_SOCKETIO_ASYNC_MODE, client_manager=manager
+    )
     for module_name in getattr(settings, "GUARDSITE_SOCKETIO_HANDLERS", []):
         importlib.import_module(module_name).register(server)
     return server
