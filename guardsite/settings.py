@@ -146,6 +146,10 @@ GUARDSITE_TLS_KEY = os.environ.get("GUARDSITE_TLS_KEY") or None
 GUARDSITE_TLS_CHAIN = os.environ.get("GUARDSITE_TLS_CHAIN") or None
 
 # The allowlist (whitelist/conf.py documents each setting and its default).
+# Rule changes are pushed to every server on the message queue's Redis, if any.
+WHITELIST_CHANGES_URL = GUARDSITE_MESSAGE_QUEUE
+if os.environ.get("WHITELIST_REFRESH_INTERVAL"):
+    WHITELIST_REFRESH_INTERVAL = float(os.environ["WHITELIST_REFRESH_INTERVAL"])
 WHITELIST_ALLOW_MISSING_ORIGIN = env_bool("WHITELIST_ALLOW_MISSING_ORIGIN", False)
 WHITELIST_REFUSE_AT_HANDSHAKE = env_bool("WHITELIST_REFUSE_AT_HANDSHAKE", False)
 WHITELIST_REQUIRE_SECURE = env_bool("WHITELIST_REQUIRE_SECURE", False)

@@ -88,3 +88,17 @@ def test_socketio_releases_outside_the_tested_range_are_reported(
     installed = {"python-socketio": socketio, "python-engineio": engineio}
     monkeypatch.setattr("whitelist.checks.installed_release", installed.get)
     assert version_ids() == expected
+
+
+@pytest.mark.parametrize("url", ["http://queue.test", 6379, "redis"])
+def test_changes_url_must_be_a_redis_url(url: object) -> None:
+    with override_settings(WHITELIST_CHANGES_URL=url):
+        assert ids() == ["whitelist.E005"]
+
+
+@override_settings(WHITELIST_CHANGES_URL="redis://127.0.0.1:6379/0")
+def test_pushed_changes_make_the_poll_a_slow_safety_net() -> None:
+    from whitelist.conf import conf
+
+    assert ids() == []
+    assert conf.WHITELIST_REFRESH_INTERVAL == 5.0

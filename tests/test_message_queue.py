@@ -28,8 +28,14 @@ def nodes(
     folder = tmp_path_factory.mktemp("cluster")
     database = migrated_copy(migrated_template, folder / "db.sqlite3")
     assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    # A poll far slower than the tests' bounds: only the push can explain a fast change.
     servers = [
-        LiveServer(database, folder / f"node{i}.log", GUARDSITE_MESSAGE_QUEUE=redis_url)
+        LiveServer(
+            database,
+            folder / f"node{i}.log",
+            GUARDSITE_MESSAGE_QUEUE=redis_url,
+            WHITELIST_REFRESH_INTERVAL="60",
+        )
         for i in range(2)
     ]
     try:
@@ -72,6 +78,42 @@ def test_every_node_listens_on_the_queue_before_any_client(
     """python-socketio alone would subscribe at the first client connect."""
     queue = redis.Redis.from_url(redis_url)
     assert wait_for(lambda: queue.pubsub_numsub("socketio") == [(b"socketio", 2)])
+
+
+def test_every_node_listens_for_rule_changes(nodes: list[LiveServer], redis_url: str) -> None:
+    queue = redis.Redis.from_url(redis_url)
+    assert wait_for(lambda: queue.pubsub_numsub("whitelist.changes") == [(b"whitelist.changes", 2)])
+
+
+def test_a_rule_added_on_one_node_is_enforced_by_the_other_without_waiting_for_its_poll(
+    nodes: list[LiveServer],
+) -> None:
+    origin = "https://pushed.test"
+    assert try_connect(nodes[1].url, origin=origin)[0].welcome is None
+    assert nodes[0].manage("whitelist", "add", origin).returncode == 0
+    assert wait_for(lambda: try_connect(nodes[1].url, origin=origin)[0].welcome is not None)
+
+
+def test_removing_a_rule_revokes_its_sockets_on_every_node(nodes: list[LiveServer]) -> None:
+    origin = "https://leaving.test"
+    assert nodes[0].manage("whitelist", "add", origin).returncode == 0
+    assert wait_for(lambda: try_connect(nodes[1].url, origin=origin)[0].welcome is not None)
+    pairs = [try_connect(node.url, origin=origin, keep=True) for node in nodes]
+    try:
+        assert all(outcome.welcome is not None for outcome, _ in pairs)
+        assert nodes[0].manage("whitelist", "remove", origin).returncode == 0
+        for outcome, client in pairs:
+            assert wait_for(lambda client=client: not client.connected)
+            assert received(outcome, "permission.revoked") == [
+                {
+                    "message": "Who invited you to this party?",
+                    "reason": "origin-not-allowed",
+                    "origin": origin,
+                }
+            ]
+    finally:
+        for _, client in pairs:
+            client.disconnect()
 
 
 def test_a_broadcast_on_one_node_reaches_the_clients_of_the_other(
@@ -162,6 +204,8 @@ def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
         queue.start()
         subscribers = redis.Redis.from_url(queue.url)
         assert wait_for(lambda: subscribers.pubsub_numsub("socketio") == [(b"socketio", 2)], 60)
+        changes = [(b"whitelist.changes", 2)]
+        assert wait_for(lambda: subscribers.pubsub_numsub("whitelist.changes") == changes, 60)
         pairs = [try_connect(node.url, origin=ALLOWED, keep=True) for node in servers]
         try:
             socketio.RedisManager(queue.url, write_only=True).emit("back", "again")

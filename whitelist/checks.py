@@ -44,6 +44,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             messages.append(
                 Error(f"{name} is {value!r}.", hint="Use True or False.", id="whitelist.E003")
             )
+    url = conf.WHITELIST_CHANGES_URL
+    if url is not None and not (
+        isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://"))
+    ):
+        messages.append(
+            Error(
+                f"WHITELIST_CHANGES_URL is {url!r}.",
+                hint="Use a Redis URL (redis://host:port/db, rediss://, unix://), or None.",
+                id="whitelist.E005",
+            )
+        )
     if conf.WHITELIST_ALLOW_MISSING_ORIGIN is True:
         messages.append(
             Warning(

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .cache import allowlist
+from .changes import publish_change
 from .origins import OriginError, Rule, parse_rule
 
 
@@ -138,6 +139,7 @@ class AllowlistRevision(models.Model):
 
 
 def rules_changed(using: str | None = None) -> None:
-    """Tell every process (the revision) and this one (its snapshot) that rules changed."""
+    """Tell this process, and every other one (the revision; a push if configured)."""
     AllowlistRevision.bump(using)
     transaction.on_commit(allowlist.invalidate, using=using)
+    transaction.on_commit(publish_change, using=using)

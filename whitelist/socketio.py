@@ -31,9 +31,10 @@ from typing import Any
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from . import upstream
+from . import changes, upstream
 from .cache import AllowlistCache, Snapshot, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
+from .conf import conf
 from .events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -283,17 +284,31 @@ class GuardedServer(socketio.Server):
     # -- rule changes --------------------------------------------------------------
 
     def start_allowlist_watcher(self) -> None:
-        """Follow rule changes made by other processes (once per server; idempotent)."""
+        """Follow rule changes made by other processes (once per server; idempotent).
+
+        The watcher polls the revision; with ``WHITELIST_CHANGES_URL`` a
+        listener wakes it as soon as a change is published.
+        """
         if self._watcher is not None:
             return
         with self._watcher_lock:
-            if self._watcher is None:
-                self._watcher = self.start_background_task(
-                    self.allowlist.watch,
-                    self.sleep,
-                    stop=lambda: self._stopping,
-                    on_change=self.recheck_open_sockets,
-                )
+            if self._watcher is not None:
+                return
+            changed = self.eio.create_event()
+
+            def wait_for_change(seconds: float) -> None:
+                if changed.wait(seconds):
+                    changed.clear()
+
+            self._watcher = self.start_background_task(
+                self.allowlist.watch,
+                wait_for_change,
+                stop=lambda: self._stopping,
+                on_change=self.recheck_open_sockets,
+            )
+            if conf.WHITELIST_CHANGES_URL:
+                stop = lambda: self._stopping  # noqa: E731
+                self.start_background_task(changes.listen, changed.set, self.sleep, stop=stop)
 
     def start_background_tasks(self) -> None:
         """Start the allowlist watcher and the message queue's listener now.
