@@ -116,10 +116,25 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"### Propagation (CLI in another process → enforced, {propagation['trials']} trials)",
         "",
-        f"- rule added: median {propagation['add_median_ms']:.0f} ms, "
-        f"max {propagation['add_max_ms']:.0f} ms",
-        f"- rule removed: median {propagation['remove_median_ms']:.0f} ms, "
-        f"max {propagation['remove_max_ms']:.0f} ms",
+        "Polled every 0.25 s (no message queue):",
+        "",
+        *_propagation(propagation),
         "",
     ]
+    pushed = results.get("propagation_pushed")
+    if pushed:
+        lines += [
+            "Pushed over Redis to the second of two nodes (their poll every 60 s):",
+            "",
+            *_propagation(pushed),
+            "",
+        ]
     return "\n".join(lines)
+
+
+def _propagation(numbers: dict[str, Any]) -> list[str]:
+    return [
+        f"- rule {label}: median {numbers[key + '_median_ms']:.0f} ms, "
+        f"p99 {numbers[key + '_p99_ms']:.0f} ms, max {numbers[key + '_max_ms']:.0f} ms"
+        for label, key in (("added", "add"), ("removed", "remove"))
+    ]

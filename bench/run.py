@@ -36,6 +36,7 @@ from bench.servers import (  # noqa: E402
     wait_for,
 )
 from tests.live import free_port, server_env  # noqa: E402
+from tests.services import RedisServer  # noqa: E402
 
 RULES = 1_000
 CONCURRENCY = 32
@@ -95,6 +96,27 @@ def start_servers(
     return targets
 
 
+def pushed_propagation(work: Path) -> dict:
+    """Two nodes on one Redis, polling only every 60 s: how fast a pushed change arrives."""
+    queue = RedisServer(work).start()
+    try:
+        env, database = prepare_database(
+            work, "nodes", GUARDSITE_MESSAGE_QUEUE=queue.url, WHITELIST_REFRESH_INTERVAL="60"
+        )
+        rules_file = work / "no-rules.txt"
+        rules_file.touch()
+        nodes = []
+        for name in ("node0", "node1"):  # a folder each, for their logs
+            (work / name).mkdir()
+            nodes += start_servers(work / name, env, rules_file, "a")
+        try:
+            return propagation(nodes[1], env, database, PROPAGATION_TRIALS)
+        finally:
+            stop_servers(nodes)
+    finally:
+        queue.stop()
+
+
 def stop_servers(targets: list[Target]) -> None:
     for target in targets:
         stop(target.process)
@@ -149,6 +171,9 @@ def main() -> None:
             results["held"] = hold_connections(targets, ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
         finally:
             stop_servers(targets)
+
+        print("Cross-node propagation ...", flush=True)
+        results["propagation_pushed"] = pushed_propagation(work)
 
         print("Queries per connect ...", flush=True)
         query_log = work / "queries.log"

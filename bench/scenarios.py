@@ -144,7 +144,13 @@ def propagation(target: Target, env: dict[str, str], database: Path, trials: int
     return {
         "trials": trials,
         "add_median_ms": statistics.median(added) * 1000,
+        "add_p99_ms": _p99(added) * 1000,
         "add_max_ms": max(added) * 1000,
         "remove_median_ms": statistics.median(removed) * 1000,
+        "remove_p99_ms": _p99(removed) * 1000,
         "remove_max_ms": max(removed) * 1000,
     }
+
+
+def _p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[98]
