@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,3 +124,25 @@ class LiveServer:
             self.process.kill()
             self.process.wait(timeout)
             raise
+
+
+def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``gunicorn -c gunicorn.conf.py`` with ``env``, its output in ``log``."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; never asserts a time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import pytest
 
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
-from tests.live import ROOT, free_port, manage, migrated_copy, server_env
+from tests.live import free_port, manage, migrated_copy, server_env, start_gunicorn
 
 TRANSPORTS = ["polling", "websocket"]
 
@@ -34,14 +33,7 @@ def gthread(migrated_template: Path, tmp_path_factory: pytest.TempPathFactory) -
         DJANGO_SETTINGS_MODULE="tests.live_settings",
     )
     log = folder / "gunicorn.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_gunicorn(env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_worker(url, process, log)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,8 @@ import socketio
 
 from tests.clients import Outcome, try_connect
 from tests.conftest import ALLOWED
-from tests.live import LiveServer, manage, migrated_copy
+from tests.live import LiveServer, manage, migrated_copy, wait_until
 from tests.services import RedisServer
-
-WAIT = 10
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +44,6 @@ def nodes(
             server.stop()
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def received(outcome: Outcome, event: str) -> list[Any]:
     return [args[0] if args else None for name, args in outcome.events if name == event]
 
@@ -77,12 +65,14 @@ def test_every_node_listens_on_the_queue_before_any_client(
 ) -> None:
     """python-socketio alone would subscribe at the first client connect."""
     queue = redis.Redis.from_url(redis_url)
-    assert wait_for(lambda: queue.pubsub_numsub("socketio") == [(b"socketio", 2)])
+    assert wait_until(lambda: queue.pubsub_numsub("socketio") == [(b"socketio", 2)])
 
 
 def test_every_node_listens_for_rule_changes(nodes: list[LiveServer], redis_url: str) -> None:
     queue = redis.Redis.from_url(redis_url)
-    assert wait_for(lambda: queue.pubsub_numsub("whitelist.changes") == [(b"whitelist.changes", 2)])
+    assert wait_until(
+        lambda: queue.pubsub_numsub("whitelist.changes") == [(b"whitelist.changes", 2)]
+    )
 
 
 def test_a_rule_added_on_one_node_is_enforced_by_the_other_without_waiting_for_its_poll(
@@ -91,19 +81,19 @@ def test_a_rule_added_on_one_node_is_enforced_by_the_other_without_waiting_for_i
     origin = "https://pushed.test"
     assert try_connect(nodes[1].url, origin=origin)[0].welcome is None
     assert nodes[0].manage("whitelist", "add", origin).returncode == 0
-    assert wait_for(lambda: try_connect(nodes[1].url, origin=origin)[0].welcome is not None)
+    assert wait_until(lambda: try_connect(nodes[1].url, origin=origin)[0].welcome is not None)
 
 
 def test_removing_a_rule_revokes_its_sockets_on_every_node(nodes: list[LiveServer]) -> None:
     origin = "https://leaving.test"
     assert nodes[0].manage("whitelist", "add", origin).returncode == 0
-    assert wait_for(lambda: try_connect(nodes[1].url, origin=origin)[0].welcome is not None)
+    assert wait_until(lambda: try_connect(nodes[1].url, origin=origin)[0].welcome is not None)
     pairs = [try_connect(node.url, origin=origin, keep=True) for node in nodes]
     try:
         assert all(outcome.welcome is not None for outcome, _ in pairs)
         assert nodes[0].manage("whitelist", "remove", origin).returncode == 0
         for outcome, client in pairs:
-            assert wait_for(lambda client=client: not client.connected)
+            assert wait_until(lambda client=client: not client.connected)
             assert received(outcome, "permission.revoked") == [
                 {
                     "message": "Who invited you to this party?",
@@ -124,8 +114,8 @@ def test_a_broadcast_on_one_node_reaches_the_clients_of_the_other(
     try:
         assert sender.welcome is not None and listener.welcome is not None
         sender_client.emit("shout", {"n": 1}, namespace="/late")
-        assert wait_for(lambda: received(listener, "shouted") == [{"n": 1}])
-        assert wait_for(lambda: received(sender, "shouted") == [{"n": 1}])
+        assert wait_until(lambda: received(listener, "shouted") == [{"n": 1}])
+        assert wait_until(lambda: received(sender, "shouted") == [{"n": 1}])
     finally:
         sender_client.disconnect()
         listener_client.disconnect()
@@ -137,7 +127,7 @@ def test_manage_py_emit_reaches_the_clients_of_every_node(
     result = nodes[0].manage("emit", "news", "--data", json.dumps({"headline": "hi"}))
     assert result.returncode == 0, result.stderr
     for outcome, _ in clients:
-        assert wait_for(lambda outcome=outcome: received(outcome, "news") == [{"headline": "hi"}])
+        assert wait_until(lambda outcome=outcome: received(outcome, "news") == [{"headline": "hi"}])
 
 
 def test_any_write_only_manager_on_the_same_url_reaches_them(
@@ -146,7 +136,9 @@ def test_any_write_only_manager_on_the_same_url_reaches_them(
     """The default channel: a worker process needs no Guardsite code to emit."""
     socketio.RedisManager(redis_url, write_only=True).emit("plain", {"from": "worker"})
     for outcome, _ in clients:
-        assert wait_for(lambda outcome=outcome: received(outcome, "plain") == [{"from": "worker"}])
+        assert wait_until(
+            lambda outcome=outcome: received(outcome, "plain") == [{"from": "worker"}]
+        )
 
 
 def test_an_emit_to_one_sid_reaches_only_that_client(
@@ -156,7 +148,7 @@ def test_an_emit_to_one_sid_reaches_only_that_client(
     sid = second_client.get_sid()
     assert sid is not None
     socketio.RedisManager(redis_url, write_only=True).emit("private", "psst", room=sid)
-    assert wait_for(lambda: received(second, "private") == ["psst"])
+    assert wait_until(lambda: received(second, "private") == ["psst"])
     assert received(first, "private") == []
 
 
@@ -203,14 +195,14 @@ def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
             assert try_connect(server.url, origin=ALLOWED)[0].welcome is not None
         queue.start()
         subscribers = redis.Redis.from_url(queue.url)
-        assert wait_for(lambda: subscribers.pubsub_numsub("socketio") == [(b"socketio", 2)], 60)
+        assert wait_until(lambda: subscribers.pubsub_numsub("socketio") == [(b"socketio", 2)], 60)
         changes = [(b"whitelist.changes", 2)]
-        assert wait_for(lambda: subscribers.pubsub_numsub("whitelist.changes") == changes, 60)
+        assert wait_until(lambda: subscribers.pubsub_numsub("whitelist.changes") == changes, 60)
         pairs = [try_connect(node.url, origin=ALLOWED, keep=True) for node in servers]
         try:
             socketio.RedisManager(queue.url, write_only=True).emit("back", "again")
             for outcome, _ in pairs:
-                assert wait_for(lambda outcome=outcome: received(outcome, "back") == ["again"])
+                assert wait_until(lambda outcome=outcome: received(outcome, "back") == ["again"])
         finally:
             for _, client in pairs:
                 client.disconnect()

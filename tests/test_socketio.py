@@ -9,7 +9,6 @@ on the lowest python-socketio and python-engineio versions of the tested range.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +17,7 @@ import socketio
 
 from tests.clients import Outcome, try_connect
 from tests.inprocess import MODES, serving
+from tests.live import wait_until
 from whitelist.cache import allowlist
 from whitelist.models import AllowedOrigin
 from whitelist.socketio import GuardedServer
@@ -59,15 +59,6 @@ def url(server: GuardedServer) -> Iterator[str]:
 def attempt(url: str, origin: str, **kwargs: Any) -> Outcome:
     outcome, _ = try_connect(url, origin=origin, **kwargs)
     return outcome
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def refused(outcome: Outcome, reason: str, origin: str | None) -> bool:
@@ -170,7 +161,7 @@ def test_class_based_namespace_is_guarded(server: GuardedServer, url: str) -> No
     finally:
         client.disconnect()
     assert chat.connected == [{"t": 1}]
-    assert wait_for(lambda: len(chat.disconnected) == 1), chat.disconnected
+    assert wait_until(lambda: len(chat.disconnected) == 1), chat.disconnected
 
 
 def test_catch_all_class_namespace_is_guarded(server: GuardedServer, url: str) -> None:
@@ -321,8 +312,8 @@ def test_client_events_named_connect_or_disconnect_never_reach_handlers(
     finally:
         client.disconnect()
     # The real disconnect, once (its reason depends on how the transport closed).
-    assert wait_for(lambda: len(disconnects) == 1)
-    assert wait_for(lambda: len(server.open_sockets) == 0)
+    assert wait_until(lambda: len(disconnects) == 1)
+    assert wait_until(lambda: len(server.open_sockets) == 0)
 
 
 def test_handler_wrappers_refuse_forged_calls_on_their_own(server: GuardedServer, url: str) -> None:
@@ -407,7 +398,7 @@ def test_open_sockets_are_known_by_origin_and_revoked_when_their_rule_goes(
         assert outcome.welcome is not None and kept.welcome is not None
         assert {socket.decision.origin for socket in server.open_sockets} == {ALLOWED, KEPT}
         AllowedOrigin.objects.filter(pattern=ALLOWED).delete()
-        assert wait_for(lambda: not client.connected)
+        assert wait_until(lambda: not client.connected)
         assert revoked == [{"message": REFUSAL, "reason": "origin-not-allowed", "origin": ALLOWED}]
         assert kept_client.connected
         assert [socket.decision.origin for socket in server.open_sockets] == [KEPT]
@@ -430,7 +421,7 @@ def test_rule_removed_while_a_socket_connects_revokes_it_instead_of_welcoming(
             "permission.revoked",
             ({"message": REFUSAL, "reason": "origin-not-allowed", "origin": ALLOWED},),
         ) in outcome.events
-        assert wait_for(lambda: not client.connected)
+        assert wait_until(lambda: not client.connected)
         assert len(server.open_sockets) == 0
     finally:
         client.disconnect()
@@ -473,7 +464,7 @@ def test_admin_ui_never_shows_a_refused_socket(
     assert refused(attempt(url, REFUSED), "origin-not-allowed", REFUSED)
     assert not attempt(url, ALLOWED, namespace="/closed").connected
     assert attempt(url, KEPT).welcome is not None
-    assert wait_for(lambda: any(report["nsp"] == "/" for report in admin_reports))
+    assert wait_until(lambda: any(report["nsp"] == "/" for report in admin_reports))
     origins = [report["handshake"]["headers"].get("origin") for report in admin_reports]
     assert REFUSED not in origins
     assert all(report["nsp"] != "/closed" for report in admin_reports)
@@ -487,7 +478,7 @@ def test_admin_ui_survives_a_client_event_named_disconnect(
     client.emit("disconnect", "client disconnect")
     client.disconnect()
     # Only the admin UI's own socket stays: the real disconnect went through.
-    assert wait_for(lambda: [s.namespace for s in server.open_sockets] == ["/admin"])
+    assert wait_until(lambda: [s.namespace for s in server.open_sockets] == ["/admin"])
     assert attempt(url, ALLOWED).welcome is not None
 
 

@@ -6,7 +6,6 @@ import datetime as dt
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.request
 import warnings
@@ -28,7 +27,7 @@ from guardsite.tls import (
 )
 from tests.clients import try_connect
 from tests.conftest import ALLOWED, TLS_ALLOWED
-from tests.live import ROOT, LiveServer, free_port, manage, server_env
+from tests.live import LiveServer, free_port, manage, server_env, start_gunicorn
 
 
 def load(path: Path) -> x509.Certificate:
@@ -324,14 +323,7 @@ def gunicorn(
     result = manage(migrated_template, "whitelist", "add", f"https://localhost:{port}")
     assert result.returncode == 0
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")],
-            env=env,
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_gunicorn(env, log)
     url, ca = f"https://localhost:{port}", tmp_path / "tls" / "dev-cert.pem"
     try:
         wait_for_worker(url, ca, process, log)
