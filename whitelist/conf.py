@@ -54,7 +54,8 @@ class WhitelistSettings:
         """Seconds between checks for rule changes made by other processes.
 
         0.25 by default; 5 when changes are pushed (``WHITELIST_CHANGES_URL``),
-        where the poll is only the safety net.
+        where the poll is only the safety net (and 0.25 again while the
+        listener is not subscribed).
         """
         default = 5.0 if self.WHITELIST_CHANGES_URL else 0.25
         return getattr(settings, "WHITELIST_REFRESH_INTERVAL", default)

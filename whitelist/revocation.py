@@ -30,7 +30,7 @@ def revoke_if_refused(server: GuardedServer, socket: OpenSocket, snapshot: Snaps
         server.emit(
             REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace, ignore_queue=True
         )
-        server.disconnect(socket.sid, namespace=socket.namespace)
+        server.disconnect(socket.sid, namespace=socket.namespace, ignore_queue=True)
     except Exception:  # one broken socket must not shield the others
         logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)
     # Out of open_sockets, it gets no more events even if the disconnect failed.

@@ -295,8 +295,12 @@ class GuardedServer(socketio.Server):
             if self._watcher is not None:
                 return
             changed = self.eio.create_event()
+            listening = changes.Listening()
+            pushed = bool(conf.WHITELIST_CHANGES_URL)
 
             def wait_for_change(seconds: float) -> None:
+                if pushed and not listening.subscribed:  # nothing would wake it: poll fast
+                    seconds = min(seconds, changes.UNPUSHED_REFRESH_INTERVAL)
                 if changed.wait(seconds):
                     changed.clear()
 
@@ -306,9 +310,14 @@ class GuardedServer(socketio.Server):
                 stop=lambda: self._stopping,
                 on_change=self.recheck_open_sockets,
             )
-            if conf.WHITELIST_CHANGES_URL:
-                stop = lambda: self._stopping  # noqa: E731
-                self.start_background_task(changes.listen, changed.set, self.sleep, stop=stop)
+            if pushed:
+                self.start_background_task(
+                    changes.listen,
+                    changed.set,
+                    self.sleep,
+                    stop=lambda: self._stopping,
+                    listening=listening,
+                )
 
     def start_background_tasks(self) -> None:
         """Start the allowlist watcher and the message queue's listener now.

@@ -1,0 +1,41 @@
+"""Publishing a rule change never fails or holds up the change itself."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.test import override_settings
+
+from tests.live import free_port
+from whitelist import changes
+from whitelist.models import AllowedOrigin
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def unreachable_queue(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A Redis URL on a loopback port where nothing listens."""
+    monkeypatch.setattr(changes, "_publish_paused_until", 0.0)
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def test_rule_changes_are_saved_when_the_queue_is_away(
+    unreachable_queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="whitelist.changes")
+    with override_settings(WHITELIST_CHANGES_URL=unreachable_queue):
+        for number in range(5):
+            AllowedOrigin.objects.create(pattern=f"https://shop{number}.example.com")
+        AllowedOrigin.objects.all().delete()
+    assert AllowedOrigin.objects.count() == 0
+    # One warning, not one per change: publishing pauses after a failure.
+    warnings = [r for r in caplog.records if "Could not publish" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_nothing_is_published_without_a_queue(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="whitelist.changes")
+    AllowedOrigin.objects.create(pattern="https://shop.example.com")
+    assert caplog.records == []
