@@ -36,15 +36,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
 WORKER = os.environ.get("GUARDSITE_WORKER", "eventlet")
 if WORKER not in {"eventlet", "gthread"}:
     raise ValueError(f"GUARDSITE_WORKER={WORKER!r}: use eventlet or gthread")
+# Read by guardsite.settings, so set before the settings load (the import is lazy).
+os.environ["GUARDSITE_SOCKETIO_ASYNC_MODE"] = "threading" if WORKER == "gthread" else "eventlet"
 if WORKER == "gthread":
-    # Read by guardsite.settings, so set before the settings load.
-    os.environ["GUARDSITE_SOCKETIO_ASYNC_MODE"] = "threading"
     threads = int(os.environ.get("GUARDSITE_THREADS", "100"))
 
 wsgi_app = "guardsite.wsgi:application"
 worker_class = WORKER
 workers = int(os.environ.get("GUARDSITE_WORKERS", "1"))
-worker_connections = settings.GUARDSITE_MAX_CONNECTIONS
+# A gthread worker serves at most one request per thread; more connections would
+# only queue behind the busy threads instead of going to another worker.
+worker_connections = threads + 32 if WORKER == "gthread" else settings.GUARDSITE_MAX_CONNECTIONS
 backlog = settings.GUARDSITE_LISTEN_BACKLOG
 bind = os.environ.get("GUARDSITE_BIND", "127.0.0.1:8000").split(",")
 # A Socket.IO connection is long-lived: never kill a worker for a quiet socket.

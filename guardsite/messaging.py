@@ -12,27 +12,44 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import redis
 import socketio
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+# A Redis that does not answer must not hold a handler or a view for minutes.
+_OPTIONS = {"socket_connect_timeout": 2, "socket_keepalive": True}
+
 
 def client_manager(url: str | None) -> socketio.RedisManager | None:
     """The manager a server process uses: Redis when a queue is configured, else none."""
-    return socketio.RedisManager(url) if url else None
+    return socketio.RedisManager(url, redis_options=_OPTIONS) if url else None
 
 
 @functools.cache
 def _publisher(url: str) -> socketio.RedisManager:
-    return socketio.RedisManager(url, write_only=True)
+    return socketio.RedisManager(
+        url, write_only=True, redis_options=_OPTIONS | {"socket_timeout": 2}
+    )
+
+
+@functools.cache
+def _probe(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, **_OPTIONS)
 
 
 def emit(event: str, data: Any = None, *, to: str | None = None, namespace: str = "/") -> None:
-    """Send ``event`` to a room or sid (``to``), or to every client of ``namespace``."""
+    """Send ``event`` to a room or sid (``to``), or to every client of ``namespace``.
+
+    Raises ``redis.ConnectionError`` when the queue does not answer.
+    """
     url = settings.GUARDSITE_MESSAGE_QUEUE
     if not url:
         raise ImproperlyConfigured(
             "GUARDSITE_MESSAGE_QUEUE is not set: without a message queue only the server "
             "process itself can emit to its clients (GuardedServer.emit)."
         )
+    # python-socketio's manager logs and drops an emit it cannot publish: ask Redis first,
+    # so that a caller learns that its event went nowhere.
+    _probe(url).ping()
     _publisher(url).emit(event, data, namespace=namespace, room=to)

@@ -23,7 +23,8 @@ def free_port() -> int:
 
 
 def server_env(database: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WHITELIST_"))}
+    prefixes = ("DJANGO_", "WHITELIST_", "GUARDSITE_")  # a developer's own never leak in
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update(
         DATABASE_URL=f"sqlite:///{database}",
         DJANGO_SETTINGS_MODULE="tests.live_settings",

@@ -44,6 +44,10 @@ def nodes(
             server.stop()
 
 
+def welcomed(server: LiveServer, origin: str) -> bool:
+    return try_connect(server.url, origin=origin)[0].welcome is not None
+
+
 def received(outcome: Outcome, event: str) -> list[Any]:
     return [args[0] if args else None for name, args in outcome.events if name == event]
 
@@ -183,16 +187,28 @@ def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
     database = migrated_copy(migrated_template, folder / "db.sqlite3")
     assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
     servers = [
-        LiveServer(database, folder / f"node{i}.log", GUARDSITE_MESSAGE_QUEUE=queue.url)
+        LiveServer(
+            database,
+            folder / f"node{i}.log",
+            GUARDSITE_MESSAGE_QUEUE=queue.url,
+            WHITELIST_REFRESH_INTERVAL="60",
+        )
         for i in range(2)
     ]
     try:
         for server in servers:
             server.start()
         queue.stop()
-        # Each node still admits and welcomes its own clients.
+        # Each node still admits and welcomes its own clients ...
         for server in servers:
             assert try_connect(server.url, origin=ALLOWED)[0].welcome is not None
+        # ... and keeps following rule changes (its listener's retries wake the
+        # watcher, which polls as often as without a push meanwhile).
+        assert servers[0].manage("whitelist", "add", "https://meanwhile.test").returncode == 0
+        for server in servers:
+            assert wait_until(lambda server=server: welcomed(server, "https://meanwhile.test"))
+        result = servers[0].manage("emit", "lost")
+        assert result.returncode == 1 and "Could not publish" in result.stderr
         queue.start()
         subscribers = redis.Redis.from_url(queue.url)
         assert wait_until(lambda: subscribers.pubsub_numsub("socketio") == [(b"socketio", 2)], 60)

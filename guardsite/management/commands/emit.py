@@ -30,6 +30,6 @@ class Command(BaseCommand):
             messaging.emit(options["event"], data, to=options["to"], namespace=options["namespace"])
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
-        except Exception as exc:  # the queue is down or unreachable
+        except Exception as exc:  # the queue does not answer
             raise CommandError(f"Could not publish to the message queue: {exc}") from None
         self.stdout.write(f"Emitted {options['event']!r} on {options['namespace']}.")
