@@ -9,17 +9,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
-from tests.live import free_port, manage, migrated_copy, server_env, start_gunicorn
+from tests.live import free_port, manage, migrated_copy, server_env, start_gunicorn, wait_until
 
 TRANSPORTS = ["polling", "websocket"]
 
 
 @pytest.fixture(scope="module")
-def gthread(migrated_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=gthread, over plain HTTP."""
+def gthread(
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[str]:
+    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=gthread and the message queue."""
     folder = tmp_path_factory.mktemp("gthread")
     database = migrated_copy(migrated_template, folder / "db.sqlite3")
     assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
@@ -27,6 +30,7 @@ def gthread(migrated_template: Path, tmp_path_factory: pytest.TempPathFactory) -
     env = server_env(
         database,
         GUARDSITE_WORKER="gthread",
+        GUARDSITE_MESSAGE_QUEUE=redis_url,
         GUARDSITE_THREADS="20",
         GUARDSITE_BIND=f"127.0.0.1:{port}",
         GUARDSITE_STATE_DIR=str(folder),
@@ -54,6 +58,15 @@ def wait_for_worker(url: str, process: subprocess.Popen[bytes], log: Path) -> No
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"gunicorn did not answer:\n{log.read_text()}")
+
+
+def test_gthread_worker_listens_on_the_queue_before_any_client(
+    gthread: str, redis_url: str
+) -> None:
+    """gunicorn.conf.py's post_worker_init starts the manager and the rule listener."""
+    queue = redis.Redis.from_url(redis_url)
+    assert wait_until(lambda: queue.pubsub_numsub("socketio")[0][1] >= 1)
+    assert wait_until(lambda: queue.pubsub_numsub("whitelist.changes")[0][1] >= 1)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
