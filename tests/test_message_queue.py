@@ -17,24 +17,24 @@ from tests.live import LiveServer, manage, migrated_copy, wait_until
 from tests.services import RedisServer
 
 
+def cluster(template: Path, folder: Path, queue: str) -> list[LiveServer]:
+    """Two server processes (not started) sharing one database and one message queue.
+
+    Their poll is far slower than the tests' bounds: only the push can explain
+    a fast change.
+    """
+    database = migrated_copy(template, folder / "db.sqlite3")
+    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    env = {"GUARDSITE_MESSAGE_QUEUE": queue, "WHITELIST_REFRESH_INTERVAL": "60"}
+    return [LiveServer(database, folder / f"node{i}.log", **env) for i in range(2)]
+
+
 @pytest.fixture(scope="module")
 def nodes(
     migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
 ) -> Iterator[list[LiveServer]]:
     """Two server processes sharing one database and one message queue."""
-    folder = tmp_path_factory.mktemp("cluster")
-    database = migrated_copy(migrated_template, folder / "db.sqlite3")
-    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
-    # A poll far slower than the tests' bounds: only the push can explain a fast change.
-    servers = [
-        LiveServer(
-            database,
-            folder / f"node{i}.log",
-            GUARDSITE_MESSAGE_QUEUE=redis_url,
-            WHITELIST_REFRESH_INTERVAL="60",
-        )
-        for i in range(2)
-    ]
+    servers = cluster(migrated_template, tmp_path_factory.mktemp("cluster"), redis_url)
     try:
         for server in servers:
             server.start()
@@ -184,17 +184,7 @@ def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
     """A queue of its own, stopped and started again on the same port."""
     folder = tmp_path_factory.mktemp("outage")
     queue = RedisServer(folder).start()
-    database = migrated_copy(migrated_template, folder / "db.sqlite3")
-    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
-    servers = [
-        LiveServer(
-            database,
-            folder / f"node{i}.log",
-            GUARDSITE_MESSAGE_QUEUE=queue.url,
-            WHITELIST_REFRESH_INTERVAL="60",
-        )
-        for i in range(2)
-    ]
+    servers = cluster(migrated_template, folder, queue.url)
     try:
         for server in servers:
             server.start()
