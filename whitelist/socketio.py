@@ -140,7 +140,7 @@ class GuardedServer(socketio.Server):
         """
 
         def guarded_connect(*args: Any) -> Any:
-            call = self.connect_call(registered, args)
+            call = connect_call(self, registered, args)
             if call is None:
                 logger.debug("Refused a connect call that python-socketio did not make")
                 return False
@@ -156,10 +156,6 @@ class GuardedServer(socketio.Server):
         if handler is not None:
             functools.update_wrapper(guarded_connect, handler)
         return guarded_connect
-
-    def connect_call(self, registered: str, args: tuple[Any, ...]) -> ConnectCall | None:
-        """The connect python-socketio made with ``args``; None for a client's event."""
-        return connect_call(self, registered, args)
 
     def _admit(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
         """Decide, run the application's handler, and queue the welcome; raise to refuse."""

@@ -1,4 +1,4 @@
-"""The two places where the guard reaches past python-socketio's public API.
+"""The places where the guard reaches past python-socketio's public API.
 
 Checked against python-socketio 5.14.0 to 5.18.1 with python-engineio 4.13.2 to
 4.15.1 (``whitelist.versions.TESTED``); ``make test`` runs the guard's tests on
@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import socketio
 from socketio import packet
+
+from .calls import connect_call
 
 if TYPE_CHECKING:
     from .socketio import GuardedServer
@@ -105,7 +107,7 @@ def guard_before_instrumentation(server: GuardedServer) -> None:
 
     def trigger_event(event: str, namespace: str, *args: Any) -> Any:
         if event == "connect":
-            if server.connect_call(namespace, args) is None:
+            if connect_call(server, namespace, args) is None:
                 return False
             sid = args[0]
             outcome = dispatch(event, namespace, *args)  # raises or returns False to refuse
