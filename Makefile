@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run test bench lint format admin setup chromium redis nginx clean
+.PHONY: run test bench lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -27,7 +27,7 @@ run: $(VENV)/.runtime node_modules/.installed
 	@echo
 	$(PY) manage.py runsocket $(DEMO_ADDRS)
 
-test: $(VENV)/.dev $(LOWEST)/.dev node_modules/.installed chromium redis nginx
+test: $(VENV)/.dev $(LOWEST)/.dev node_modules/.installed chromium redis nginx postgresql
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -74,6 +74,11 @@ redis:
 nginx:
 	@test -x /usr/sbin/nginx || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; }
+
+# tests/test_postgres.py starts its own unprivileged cluster (initdb) on a loopback port.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

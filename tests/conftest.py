@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.live import LiveServer, manage, migrated_copy
-from tests.services import RedisServer
+from tests.services import BINARIES, PostgresServer, RedisServer
 
 ALLOWED = "http://allowed.test:8080"
 WILDCARD = "https://*.example.com"
@@ -113,3 +113,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster of this test run (Debian's package; make test installs it)."""
+    if not (BINARIES / "postgres").exists():
+        pytest.skip("run make test to install postgresql")
+    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
+    yield server
+    server.remove()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -125,3 +129,96 @@ class Nginx(Service):
         command = [binary, "-p", str(self.folder), "-c", str(self.folder / "nginx.conf")]
         self.launch(command, lambda: answers(self.port))
         return self
+
+
+class PostgresServer(Service):
+    """An unprivileged PostgreSQL cluster in a temporary folder, on a loopback port.
+
+    PostgreSQL refuses to run as root: as root, the cluster belongs to the
+    ``postgres`` user of Debian's package and its commands run as that user.
+    ``stop()`` is a fast shutdown; ``start()`` again reuses the same cluster.
+    """
+
+    name = "postgres"
+    user = "guardsite"
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        # Outside pytest's temporary folders, which only root may enter.
+        self.cluster = Path(tempfile.mkdtemp(prefix="guardsite-pg-"))
+        self.data = self.cluster / "data"
+        self.as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.cluster, "postgres", "postgres")
+            self.as_owner = ["runuser", "-u", "postgres", "--"]
+        self._initialised = False
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.user}@127.0.0.1:{self.port}/{self.user}"
+
+    def connect(self, dbname: str | None = None) -> Any:
+        import psycopg2
+
+        return psycopg2.connect(
+            host="127.0.0.1", port=self.port, user=self.user, dbname=dbname or self.user
+        )
+
+    def start(self) -> PostgresServer:
+        if not self._initialised:
+            self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8")
+            self._initialised = True
+        options = {"listen_addresses": "127.0.0.1", "port": str(self.port)}
+        options |= {"unix_socket_directories": str(self.cluster), "fsync": "off"}
+        options |= {"synchronous_commit": "off", "full_page_writes": "off"}
+        command = [*self.as_owner, str(BINARIES / "postgres"), "-D", str(self.data)]
+        command += [part for key, value in options.items() for part in ("-c", f"{key}={value}")]
+        self.launch(command, self._ready)
+        self._create_database()
+        return self
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT): SIGTERM would wait for every client to leave."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        super().stop()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.cluster, ignore_errors=True)
+
+    def _ready(self) -> bool:
+        try:
+            self.connect("postgres").close()
+        except Exception:
+            return False
+        return True
+
+    def _create_database(self) -> None:
+        admin = self.connect("postgres")
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.user])
+            if cursor.fetchone() is None:
+                cursor.execute(f'CREATE DATABASE "{self.user}"')
+        admin.close()
+
+    def _run(self, program: str, *args: str) -> None:
+        result = subprocess.run(
+            [*self.as_owner, str(BINARIES / program), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed:\n{result.stdout}{result.stderr}")
+
+
+def postgres_binaries() -> Path | None:
+    """The newest PostgreSQL server of Debian's packages, or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: p.parent)
+    return found[-1].parent if found else None
+
+
+BINARIES = postgres_binaries() or Path("/usr/lib/postgresql/15/bin")
