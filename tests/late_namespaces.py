@@ -26,6 +26,15 @@ def register(server: socketio.Server) -> None:
 
         return AllowedOrigin.objects.count()
 
+    @server.on("sleep_in_database", namespace="/late")
+    def sleep_in_database(sid: str, seconds: float) -> str:
+        """A slow query (PostgreSQL only): other sockets must not wait for it."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(%s)", [seconds])
+        return "slept"
+
     @server.on("connect", namespace="/refusing")
     def refusing_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         return False

@@ -1,14 +1,19 @@
-"""Push rule changes to every server process at once, over a Redis pub/sub channel.
+"""Push rule changes to every server process at once.
 
-Without it each server notices a change made elsewhere at its next revision
-poll (``WHITELIST_REFRESH_INTERVAL``). With ``WHITELIST_CHANGES_URL`` set, the
-process that commits a change publishes on ``WHITELIST_CHANGES_CHANNEL`` and
-every server's listener wakes its watcher at once. The poll stays as the
-safety net: slow while the listener is subscribed, as fast as without a push
-while it is not, and the listener also wakes the watcher after every
-(re)subscription, since pub/sub drops what is sent while nobody listens. The
-channel is Guardsite's own: python-socketio's manager ignores kinds it does
-not know.
+Without a push each server notices a change made elsewhere at its next revision
+poll (``WHITELIST_REFRESH_INTERVAL``). Two pushes exist:
+
+- on PostgreSQL, the change's own transaction sends a ``NOTIFY`` (delivered
+  only if it commits) and every server ``LISTEN``s on a connection of its own;
+- on any other database, with ``WHITELIST_CHANGES_URL`` set, the process that
+  committed a change publishes on a Redis pub/sub channel that every server
+  subscribes to (Guardsite's own channel: python-socketio's manager ignores
+  kinds it does not know).
+
+The poll stays as the safety net: slow while the listener is subscribed, as
+fast as without a push while it is not, and the listener wakes the watcher
+after every (re)subscription, since neither push keeps what is sent while
+nobody listens.
 """
 
 from __future__ import annotations
@@ -19,20 +24,47 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.db import connections, router
+
 from .conf import conf
+from .feeds import CHANGED, SUBSCRIBED, Feed, PostgresFeed, RedisFeed
 
 logger = logging.getLogger(__name__)
 
+POSTGRESQL = "postgresql"
+REDIS = "redis"
 RETRY_SECONDS = (0.5, 1, 2, 5)
 # The watcher's poll while the listener is not subscribed (the default without a push).
 UNPUSHED_REFRESH_INTERVAL = 0.25
-# A listener pings Redis this often, so a dead connection is noticed even when quiet.
+# A listener pings this often, so a dead connection is noticed even when quiet.
 HEALTH_CHECK_SECONDS = 15
 # Publishing must never hold up the request that changed a rule for long.
 PUBLISH_TIMEOUT = 1.0
 PUBLISH_PAUSE_AFTER_FAILURE = 10.0
 
 _publish_paused_until = 0.0
+
+
+def rules_database() -> str:
+    """The database alias the rules are written to (where a NOTIFY is sent)."""
+    from .models import AllowlistRevision
+
+    return router.db_for_write(AllowlistRevision)
+
+
+def push_source() -> str | None:
+    """How changes reach the servers: ``"postgresql"``, ``"redis"`` or None (poll only)."""
+    if connections[rules_database()].vendor == "postgresql":
+        return POSTGRESQL
+    return REDIS if conf.WHITELIST_CHANGES_URL else None
+
+
+def notify_in_transaction(using: str) -> None:
+    """On PostgreSQL, queue a NOTIFY in the current transaction (sent when it commits)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, 'changed')", [conf.WHITELIST_CHANGES_CHANNEL])
 
 
 class Listening:
@@ -53,20 +85,26 @@ def _client(url: str) -> Any:
 
 
 def publish_change() -> None:
-    """Tell every listening server that the rules changed (never raises: the poll covers).
+    """Publish a committed change on Redis, if that is the push (never raises: the poll covers).
 
     After a failure, publishing pauses for a few seconds, so that a request
     deleting many rules with Redis away is not held up once per rule.
     """
     global _publish_paused_until
-    url = conf.WHITELIST_CHANGES_URL
-    if not url or time.monotonic() < _publish_paused_until:
+    if push_source() != REDIS or time.monotonic() < _publish_paused_until:
         return
     try:
-        _client(url).publish(conf.WHITELIST_CHANGES_CHANNEL, b"changed")
+        _client(conf.WHITELIST_CHANGES_URL).publish(conf.WHITELIST_CHANGES_CHANNEL, b"changed")
     except Exception:
         _publish_paused_until = time.monotonic() + PUBLISH_PAUSE_AFTER_FAILURE
         logger.warning("Could not publish a rule change; servers will poll for it", exc_info=True)
+
+
+def open_feed(source: str) -> Feed:
+    channel = conf.WHITELIST_CHANGES_CHANNEL
+    if source == POSTGRESQL:
+        return PostgresFeed(rules_database(), channel)
+    return RedisFeed(conf.WHITELIST_CHANGES_URL or "", channel)
 
 
 def listen(
@@ -75,62 +113,58 @@ def listen(
     *,
     stop: Callable[[], bool],
     listening: Listening,
+    source: str,
 ) -> None:
-    """Call ``wake`` for every change published, and once subscribed after each (re)connect.
+    """Call ``wake`` for every change pushed, and once subscribed after each (re)connect.
 
     A lost or silent connection is logged once at WARNING (then at INFO) and
     retried with backoff until ``stop()``; meanwhile ``listening.subscribed``
     is false and the watcher polls as often as without a push.
     """
     while not stop():
-        pubsub = None
+        feed = None
         try:
-            import redis
-
-            client = redis.Redis.from_url(
-                conf.WHITELIST_CHANGES_URL, socket_connect_timeout=5, socket_keepalive=True
-            )
-            pubsub = client.pubsub()
-            pubsub.subscribe(conf.WHITELIST_CHANGES_CHANNEL)
-            _follow(pubsub, wake, stop, listening)
+            feed = open_feed(source)
+            _follow(feed, wake, stop, listening)
         except Exception:
             listening.failures += 1
             level = logging.WARNING if listening.failures == 1 else logging.INFO
-            logger.log(level, "Lost the rule-change channel; polling meanwhile", exc_info=True)
+            message = "Lost the rule-change feed (%s); polling meanwhile"
+            logger.log(level, message, source, exc_info=True)
         finally:
             listening.subscribed = False
-            if pubsub is not None:
-                _close(pubsub)
+            if feed is not None:
+                _close(feed)
         if listening.failures and not stop():
             wake()  # the watcher switches to the fast poll now
             sleep(RETRY_SECONDS[min(listening.failures, len(RETRY_SECONDS)) - 1])
 
 
 def _follow(
-    pubsub: Any, wake: Callable[[], object], stop: Callable[[], bool], listening: Listening
+    feed: Feed, wake: Callable[[], object], stop: Callable[[], bool], listening: Listening
 ) -> None:
-    """Read the subscription until ``stop()``; raise when the connection is lost or silent."""
+    """Read the feed until ``stop()``; raise when the connection is lost or silent."""
     last_heard = time.monotonic()
     while not stop():
-        message = pubsub.get_message(timeout=1.0)
+        heard = feed.wait(1.0)
         now = time.monotonic()
-        if message is not None:
+        if heard is not None:
             last_heard = now
-            if message["type"] == "subscribe":
+            if heard == SUBSCRIBED:
                 if listening.failures:
                     logger.warning("Listening for rule changes again")
                 listening.subscribed, listening.failures = True, 0
-                wake()  # whatever was published while nobody listened
-            elif message["type"] == "message":
+                wake()  # whatever was pushed while nobody listened
+            elif heard == CHANGED:
                 wake()
         elif now - last_heard > HEALTH_CHECK_SECONDS + 5:
-            raise ConnectionError("no answer from Redis to the health check")
-        elif now - last_heard > HEALTH_CHECK_SECONDS:
-            pubsub.ping()
+            raise ConnectionError("no answer to the health check")
+        elif now - last_heard > HEALTH_CHECK_SECONDS and feed.ping():
+            last_heard = now
 
 
-def _close(pubsub: Any) -> None:
+def _close(feed: Feed) -> None:
     try:
-        pubsub.close()
+        feed.close()
     except Exception:
-        logger.debug("Could not close the rule-change subscription", exc_info=True)
+        logger.debug("Could not close the rule-change feed", exc_info=True)

@@ -53,21 +53,23 @@ class WhitelistSettings:
     def WHITELIST_REFRESH_INTERVAL(self) -> float:  # noqa: N802
         """Seconds between checks for rule changes made by other processes.
 
-        0.25 by default; 5 when changes are pushed (``WHITELIST_CHANGES_URL``),
-        where the poll is only the safety net (and 0.25 again while the
-        listener is not subscribed).
+        0.25 by default; 5 when changes are pushed (PostgreSQL's ``LISTEN``, or
+        ``WHITELIST_CHANGES_URL``), where the poll is only the safety net (and
+        0.25 again while the listener is not subscribed).
         """
-        default = 5.0 if self.WHITELIST_CHANGES_URL else 0.25
+        from .changes import push_source
+
+        default = 5.0 if push_source() else 0.25
         return getattr(settings, "WHITELIST_REFRESH_INTERVAL", default)
 
     @cached_property
     def WHITELIST_CHANGES_URL(self) -> str | None:  # noqa: N802
-        """A Redis URL on which rule changes are pushed to every server (whitelist.changes)."""
+        """A Redis URL on which rule changes are pushed to every server (not on PostgreSQL)."""
         return getattr(settings, "WHITELIST_CHANGES_URL", None) or None
 
     @cached_property
     def WHITELIST_CHANGES_CHANNEL(self) -> str:  # noqa: N802
-        """The pub/sub channel of rule changes (not python-socketio's own)."""
+        """The channel of rule changes, in Redis or PostgreSQL (not python-socketio's)."""
         return getattr(settings, "WHITELIST_CHANGES_CHANNEL", "whitelist.changes")
 
 

@@ -10,13 +10,13 @@ import contextlib
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .cache import allowlist
-from .changes import publish_change
+from .changes import notify_in_transaction, publish_change
 from .origins import OriginError, Rule, parse_rule
 
 
@@ -140,6 +140,9 @@ class AllowlistRevision(models.Model):
 
 def rules_changed(using: str | None = None) -> None:
     """Tell this process, and every other one (the revision; a push if configured)."""
-    AllowlistRevision.bump(using)
+    using = using or router.db_for_write(AllowlistRevision)
+    with transaction.atomic(using=using):
+        AllowlistRevision.bump(using)
+        notify_in_transaction(using)
     transaction.on_commit(allowlist.invalidate, using=using)
     transaction.on_commit(publish_change, using=using)

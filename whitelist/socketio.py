@@ -34,7 +34,6 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from . import changes, upstream
 from .cache import AllowlistCache, Snapshot, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
-from .conf import conf
 from .events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -282,8 +281,9 @@ class GuardedServer(socketio.Server):
     def start_allowlist_watcher(self) -> None:
         """Follow rule changes made by other processes (once per server; idempotent).
 
-        The watcher polls the revision; with ``WHITELIST_CHANGES_URL`` a
-        listener wakes it as soon as a change is published.
+        The watcher polls the revision; on PostgreSQL, or with
+        ``WHITELIST_CHANGES_URL``, a listener wakes it as soon as a change is
+        pushed (``whitelist.changes``).
         """
         if self._watcher is not None:
             return
@@ -292,10 +292,10 @@ class GuardedServer(socketio.Server):
                 return
             changed = self.eio.create_event()
             listening = changes.Listening()
-            pushed = bool(conf.WHITELIST_CHANGES_URL)
+            source = changes.push_source()
 
             def wait_for_change(seconds: float) -> None:
-                if pushed and not listening.subscribed:  # nothing would wake it: poll fast
+                if source and not listening.subscribed:  # nothing would wake it: poll fast
                     seconds = min(seconds, changes.UNPUSHED_REFRESH_INTERVAL)
                 if changed.wait(seconds):
                     changed.clear()
@@ -306,13 +306,14 @@ class GuardedServer(socketio.Server):
                 stop=lambda: self._stopping,
                 on_change=self.recheck_open_sockets,
             )
-            if pushed:
+            if source:
                 self.start_background_task(
                     changes.listen,
                     changed.set,
                     self.sleep,
                     stop=lambda: self._stopping,
                     listening=listening,
+                    source=source,
                 )
 
     def start_background_tasks(self) -> None:

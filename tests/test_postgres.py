@@ -1,0 +1,141 @@
+"""Two runsocket nodes on one real PostgreSQL: pushed changes, a green driver, few backends."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.clients import try_connect
+from tests.conftest import ALLOWED
+from tests.live import LiveServer, manage, wait_until
+from tests.services import PostgresServer
+
+OTHER = "http://other.test:8080"
+# Per node: the allowlist watcher's connection and the LISTEN connection.
+BACKENDS_PER_NODE = 2
+
+
+@pytest.fixture(scope="module")
+def database(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment of a migrated PostgreSQL database with one rule."""
+    env = {"DATABASE_URL": postgres.url}
+    unused = tmp_path_factory.mktemp("pg") / "unused.sqlite3"
+    for command in (("migrate", "--no-input", "-v0"), ("whitelist", "add", ALLOWED)):
+        result = manage(unused, *command, **env)
+        assert result.returncode == 0, result.stderr
+    return env
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[LiveServer]]:
+    """Two server processes on the database; their poll is far slower than any bound here."""
+    folder = tmp_path_factory.mktemp("pg-cluster")
+    env = database | {"WHITELIST_REFRESH_INTERVAL": "60"}
+    servers = [
+        LiveServer(folder / "unused.sqlite3", folder / f"node{i}.log", **env) for i in range(2)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def backends(postgres: PostgresServer) -> list[tuple[str, str]]:
+    """The server processes' connections: (state, query) of every other client backend."""
+    connection = postgres.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT state, query FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+            )
+            return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def welcomed(server: LiveServer, origin: str) -> bool:
+    return try_connect(server.url, origin=origin)[0].welcome is not None
+
+
+def test_every_node_listens_for_rule_changes(
+    nodes: list[LiveServer], postgres: PostgresServer
+) -> None:
+    listening = [query for _, query in backends(postgres) if query.startswith("LISTEN")]
+    assert listening == ['LISTEN "whitelist.changes"'] * len(nodes)
+
+
+def test_a_rule_added_elsewhere_is_enforced_by_every_node_without_waiting_for_the_poll(
+    nodes: list[LiveServer], database: dict[str, str], tmp_path: Path
+) -> None:
+    assert not any(welcomed(node, OTHER) for node in nodes)
+    assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
+    try:
+        for node in nodes:
+            assert wait_until(lambda node=node: welcomed(node, OTHER), timeout=15), node.log()
+    finally:
+        manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database)
+
+
+def test_removing_a_rule_revokes_its_sockets_on_every_node(
+    nodes: list[LiveServer], database: dict[str, str], tmp_path: Path
+) -> None:
+    assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
+    assert wait_until(lambda: all(welcomed(node, OTHER) for node in nodes), timeout=15)
+    pairs = [try_connect(node.url, origin=OTHER, keep=True) for node in nodes]
+    try:
+        assert manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database).returncode == 0
+        for outcome, client in pairs:
+            assert wait_until(lambda client=client: not client.connected, timeout=15)
+            assert any(name == "permission.revoked" for name, _ in outcome.events)
+    finally:
+        for _, client in pairs:
+            client.disconnect()
+
+
+def test_a_slow_query_does_not_hold_up_other_sockets(nodes: list[LiveServer]) -> None:
+    """With a driver that blocked the hub, nobody else could connect during the sleep."""
+    node = nodes[0]
+    slow, client = try_connect(node.url, origin=ALLOWED, namespace="/late", keep=True)
+    answered = threading.Event()
+    try:
+        assert slow.welcome is not None
+        client.emit("sleep_in_database", 8, namespace="/late", callback=lambda *_: answered.set())
+        for _ in range(2):
+            other_outcome, other = try_connect(node.url, origin=ALLOWED, namespace="/late")
+            assert other_outcome.welcome is not None
+            assert not answered.is_set(), "the other socket waited for the slow query"
+        assert connect_and_call(node.url) >= 1
+        assert not answered.is_set(), "the other sockets waited for the slow query"
+        assert answered.wait(30), "the slow query never answered"
+    finally:
+        client.disconnect()
+
+
+def connect_and_call(url: str) -> int:
+    outcome, client = try_connect(url, origin=ALLOWED, namespace="/late", keep=True)
+    try:
+        assert outcome.welcome is not None
+        return client.call("count_rules", namespace="/late", timeout=15)
+    finally:
+        client.disconnect()
+
+
+def test_database_connections_stay_bounded_under_connects_and_events(
+    nodes: list[LiveServer], postgres: PostgresServer
+) -> None:
+    urls = [node.url for node in nodes] * 500
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(connect_and_call, urls))
+    assert len(counts) == 1000 and all(count >= 1 for count in counts)
+    bound = BACKENDS_PER_NODE * len(nodes)
+    assert wait_until(lambda: len(backends(postgres)) <= bound, timeout=15), backends(postgres)
