@@ -10,6 +10,8 @@ the same.
 from __future__ import annotations
 
 import functools
+import logging
+import time
 from typing import Any
 
 import redis
@@ -21,9 +23,39 @@ from django.core.exceptions import ImproperlyConfigured
 _OPTIONS = {"socket_connect_timeout": 2, "socket_keepalive": True}
 
 
+# python-socketio retries a lost Redis every 1, 2, 4 ... 60 s: a quieter gap ends an outage.
+OUTAGE_ENDS_AFTER_QUIET_SECONDS = 120
+
+
+class OncePerOutage(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The Redis manager's logger: its retry errors once per outage, then at DEBUG.
+
+    python-socketio's ``RedisManager`` logs every retry of a lost Redis at
+    ERROR and never says when it is back; an outage of an hour would log
+    about seventy errors. The first of an outage stays an ERROR.
+    """
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__(logger, {})
+        self._last_failure = float("-inf")
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if level >= logging.WARNING and str(msg).startswith("Cannot "):
+            now = time.monotonic()
+            if now - self._last_failure < OUTAGE_ENDS_AFTER_QUIET_SECONDS:
+                level = logging.DEBUG
+            else:
+                msg = f"{msg} (further retries of this outage are logged at DEBUG)"
+            self._last_failure = now
+        super().log(level, msg, *args, **kwargs)
+
+
 def client_manager(url: str | None) -> socketio.RedisManager | None:
     """The manager a server process uses: Redis when a queue is configured, else none."""
-    return socketio.RedisManager(url, redis_options=_OPTIONS) if url else None
+    if not url:
+        return None
+    logger = OncePerOutage(logging.getLogger("guardsite.messaging.queue"))
+    return socketio.RedisManager(url, redis_options=_OPTIONS, logger=logger)
 
 
 @functools.cache

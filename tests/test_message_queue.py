@@ -212,6 +212,10 @@ def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
         finally:
             for _, client in pairs:
                 client.disconnect()
+        for server in servers:  # python-socketio's retries, and ours, logged once
+            log = server.log()
+            assert log.count("ERROR guardsite.messaging.queue: Cannot receive from redis") == 1
+            assert log.count("WARNING whitelist.changes: Lost the rule-change feed") == 1
     finally:
         for server in servers:
             server.stop()

@@ -109,8 +109,8 @@ class AllowlistCache:
         process); if it fails, it gets the same snapshot again next time.
 
         The watcher keeps its database connection between polls (one cheap query
-        each). A failed refresh keeps the last snapshot (logged once at ERROR, then
-        at INFO) and closes the connection so the next try reconnects.
+        each). A failed refresh keeps the last snapshot (logged once per outage at
+        ERROR, then at DEBUG) and closes the connection so the next try reconnects.
         """
         seen = self._snapshot.revision if self._snapshot is not None else None
         while not stop():
@@ -130,7 +130,8 @@ class AllowlistCache:
                     logger.warning("Allowlist refresh works again")
                 self._watch_failed = False
             except Exception:
-                level = logging.INFO if self._watch_failed else logging.ERROR
+                # Once per outage at ERROR; each retry only at DEBUG.
+                level = logging.DEBUG if self._watch_failed else logging.ERROR
                 logger.log(level, "Allowlist refresh failed; keeping the last rules", exc_info=True)
                 self._watch_failed = True
                 connection.close()

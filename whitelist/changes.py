@@ -117,7 +117,7 @@ def listen(
 ) -> None:
     """Call ``wake`` for every change pushed, and once subscribed after each (re)connect.
 
-    A lost or silent connection is logged once at WARNING (then at INFO) and
+    A lost or silent connection is logged once at WARNING (retries at DEBUG) and
     retried with backoff until ``stop()``; meanwhile ``listening.subscribed``
     is false and the watcher polls as often as without a push.
     """
@@ -128,7 +128,7 @@ def listen(
             _follow(feed, wake, stop, listening)
         except Exception:
             listening.failures += 1
-            level = logging.WARNING if listening.failures == 1 else logging.INFO
+            level = logging.WARNING if listening.failures == 1 else logging.DEBUG
             message = "Lost the rule-change feed (%s); polling meanwhile"
             logger.log(level, message, source, exc_info=True)
         finally:
