@@ -139,3 +139,31 @@ def test_database_connections_stay_bounded_under_connects_and_events(
     assert len(counts) == 1000 and all(count >= 1 for count in counts)
     bound = BACKENDS_PER_NODE * len(nodes)
     assert wait_until(lambda: len(backends(postgres)) <= bound, timeout=15), backends(postgres)
+
+
+def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_it_returns(
+    nodes: list[LiveServer], postgres: PostgresServer, database: dict[str, str], tmp_path: Path
+) -> None:
+    """Runs last: it stops the cluster of the whole module and starts it again."""
+    postgres.stop()
+    try:
+        for node in nodes:
+            assert wait_until(lambda node=node: "Lost the rule-change feed" in node.log(), 30)
+            assert welcomed(node, ALLOWED)
+            assert not welcomed(node, OTHER)
+    finally:
+        postgres.start()
+
+    def listening() -> bool:
+        return [q for _, q in backends(postgres) if q.startswith("LISTEN")] == [
+            'LISTEN "whitelist.changes"'
+        ] * len(nodes)
+
+    assert wait_until(listening, timeout=30), backends(postgres)
+    assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
+    for node in nodes:
+        assert wait_until(lambda node=node: welcomed(node, OTHER), timeout=15), node.log()
+        assert "Listening for rule changes again" in node.log()
+        log = node.log()  # each failure once per outage, however many retries
+        assert log.count("WARNING whitelist.changes: Lost the rule-change feed") == 1
+        assert log.count("ERROR whitelist.cache: Allowlist refresh failed") == 1
