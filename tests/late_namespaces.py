@@ -35,6 +35,13 @@ def register(server: socketio.Server) -> None:
             cursor.execute("SELECT pg_sleep(%s)", [seconds])
         return "slept"
 
+    @server.on("pid", namespace="/late")
+    def pid(sid: str) -> int:
+        """Which server process holds this socket."""
+        import os
+
+        return os.getpid()
+
     @server.on("connect", namespace="/refusing")
     def refusing_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         return False

@@ -89,14 +89,22 @@ class RedisServer(Service):
         return self
 
 
+STICKY = "hash $remote_addr consistent;"
+
+
 class Nginx(Service):
     """nginx serving deploy/nginx.conf in front of ``upstreams``, from a folder of its own."""
 
     name = "nginx"
 
-    def __init__(self, folder: Path, conf: Path, upstreams: list[str]) -> None:
+    def __init__(
+        self, folder: Path, conf: Path, upstreams: list[str], *, sticky: bool = True
+    ) -> None:
         super().__init__(folder)
         site = conf.read_text()
+        if not sticky:  # round robin, as for WebSocket-only clients
+            assert STICKY in site
+            site = site.replace(STICKY, "")
         site = site.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.port};")
         for default, address in zip(("127.0.0.1:8001", "127.0.0.1:8002"), upstreams, strict=True):
             site = site.replace(f"server {default};", f"server {address};")

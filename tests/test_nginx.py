@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+import socketio
 
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
@@ -16,32 +20,45 @@ from tests.services import Nginx
 TRANSPORTS = ["polling", "websocket"]
 
 
+def start_nodes(
+    template: Path, folder: Path, queue: str, stack: contextlib.ExitStack
+) -> list[LiveServer]:
+    """Two started nodes sharing a database and the message queue, stopped with ``stack``."""
+    database = migrated_copy(template, folder / "db.sqlite3")
+    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    nodes = []
+    for number in range(2):
+        node = LiveServer(database, folder / f"node{number}.log", GUARDSITE_MESSAGE_QUEUE=queue)
+        stack.callback(node.stop)
+        nodes.append(node.start())
+    return nodes
+
+
+def start_nginx(
+    folder: Path, nodes: list[LiveServer], stack: contextlib.ExitStack, *, sticky: bool = True
+) -> Nginx:
+    upstreams = [node.url.removeprefix("http://") for node in nodes]
+    nginx = Nginx(folder, ROOT / "deploy" / "nginx.conf", upstreams, sticky=sticky)
+    stack.callback(nginx.stop)
+    return nginx.start()
+
+
 @pytest.fixture(scope="module")
-def proxy(
+def cluster(
     migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
-) -> Iterator[str]:
-    """nginx's URL, in front of two nodes sharing a database and the message queue."""
+) -> Iterator[list[LiveServer]]:
+    """Two nodes for the module's proxies."""
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
         pytest.skip("run make test to install nginx")
-    folder = tmp_path_factory.mktemp("nginx")
-    database = migrated_copy(migrated_template, folder / "db.sqlite3")
-    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
-    nodes = [
-        LiveServer(database, folder / f"node{i}.log", GUARDSITE_MESSAGE_QUEUE=redis_url)
-        for i in range(2)
-    ]
-    nginx = None
-    try:
-        for node in nodes:
-            node.start()
-        upstreams = [node.url.removeprefix("http://") for node in nodes]
-        nginx = Nginx(folder, ROOT / "deploy" / "nginx.conf", upstreams).start()
-        yield nginx.url
-    finally:
-        if nginx is not None:
-            nginx.stop()
-        for node in nodes:
-            node.stop()
+    with contextlib.ExitStack() as stack:
+        yield start_nodes(migrated_template, tmp_path_factory.mktemp("nginx"), redis_url, stack)
+
+
+@pytest.fixture(scope="module")
+def proxy(cluster: list[LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """nginx's URL with deploy/nginx.conf as it is (sticky), in front of the cluster."""
+    with contextlib.ExitStack() as stack:
+        yield start_nginx(tmp_path_factory.mktemp("sticky"), cluster, stack).url
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -82,3 +99,69 @@ def test_a_broadcast_reaches_clients_behind_nginx(proxy: str) -> None:
     finally:
         for _, client in pairs:
             client.disconnect()
+
+
+def test_websocket_only_clients_work_with_round_robin(
+    cluster: list[LiveServer], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No stickiness: each WebSocket is one long request, whichever node takes it."""
+    with contextlib.ExitStack() as stack:
+        nginx = start_nginx(tmp_path_factory.mktemp("round-robin"), cluster, stack, sticky=False)
+        pids = set()
+        for _ in range(4):
+            outcome, client = try_connect(
+                nginx.url, origin=ALLOWED, namespace="/late", transport="websocket", keep=True
+            )
+            stack.callback(client.disconnect)
+            assert outcome.welcome is not None
+            pids.add(client.call("pid", namespace="/late", timeout=10))
+        assert pids == {node.process.pid for node in cluster}  # both nodes took sockets
+        for _ in range(2):
+            refused, _ = try_connect(nginx.url, origin="https://evil.test", transport="websocket")
+            assert refused.refusal_reason == "origin-not-allowed"
+
+
+def reconnecting_client(url: str, transport: str) -> tuple[socketio.Client, list[object]]:
+    """A client that reconnects by itself, as browsers' socket.io-client does."""
+    session = requests.Session()
+    session.trust_env = False  # no proxy from the environment: loopback only
+    client = socketio.Client(
+        http_session=session,
+        reconnection_delay=0.2,
+        reconnection_delay_max=1,
+        websocket_extra_options={"suppress_origin": True},  # else two Origin headers
+    )
+    welcomes: list[object] = []
+    client.on("permission.message", welcomes.append, namespace="/late")
+    client.connect(
+        url,
+        headers={"Origin": ALLOWED},
+        transports=[transport],
+        namespaces=["/late"],
+        wait_timeout=15,
+    )
+    assert wait_until(lambda: len(welcomes) == 1)
+    return client, welcomes
+
+
+def test_clients_of_a_killed_node_reconnect_through_nginx_to_the_other(
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> None:
+    folder = tmp_path_factory.mktemp("killed")
+    with contextlib.ExitStack() as stack:
+        nodes = start_nodes(migrated_template, folder, redis_url, stack)
+        nginx = start_nginx(folder, nodes, stack)
+        pairs = [reconnecting_client(nginx.url, transport) for transport in TRANSPORTS]
+        for client, _ in pairs:
+            stack.callback(client.disconnect)
+        pids = {client.call("pid", namespace="/late", timeout=10) for client, _ in pairs}
+        assert len(pids) == 1  # one client address: one node, sticky
+        (killed,) = (node for node in nodes if node.process.pid in pids)
+        killed.stop(sig=signal.SIGKILL)
+        for client, welcomes in pairs:
+            # Welcomed again (guarded again) by the node that is left.
+            assert wait_until(lambda welcomes=welcomes: len(welcomes) == 2, timeout=30)
+            (left,) = (node for node in nodes if node is not killed)
+            assert client.call("pid", namespace="/late", timeout=10) == left.process.pid
+        refused, _ = try_connect(nginx.url, origin="https://evil.test")
+        assert refused.refusal_reason == "origin-not-allowed"
