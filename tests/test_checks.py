@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -10,6 +12,7 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from tests.live import manage
+from whitelist import checks
 from whitelist.checks import check_deploy_settings, check_settings, check_socketio_versions
 
 
@@ -102,3 +105,26 @@ def test_pushed_changes_make_the_poll_a_slow_safety_net() -> None:
 
     assert ids() == []
     assert conf.WHITELIST_REFRESH_INTERVAL == 5.0
+
+
+def fake_database(driver: str) -> dict[str, Any]:
+    """What check_database_driver reads of a PostgreSQL connection using ``driver``."""
+    return {"default": SimpleNamespace(vendor="postgresql", Database=ModuleType(driver))}
+
+
+@pytest.mark.parametrize(
+    ("driver", "expected"), [("psycopg", ["whitelist.W004"]), ("psycopg2", [])]
+)
+def test_psycopg3_under_eventlet_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch, driver: str, expected: list[str]
+) -> None:
+    """psycopg 3 is not installed here: the connections it would give are stood in for."""
+    monkeypatch.setattr(checks, "eventlet_is_patched", lambda: True)
+    monkeypatch.setattr(checks, "connections", fake_database(driver))
+    assert [message.id for message in checks.check_database_driver()] == expected
+
+
+def test_no_driver_warning_without_eventlet(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checks, "connections", fake_database("psycopg"))
+    assert not checks.eventlet_is_patched()
+    assert checks.check_database_driver() == []

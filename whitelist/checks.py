@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import connections
 
 from .conf import conf
 from .versions import TESTED, installed_release, parse_release
@@ -112,3 +114,28 @@ def check_socketio_versions(app_configs: Any = None, **kwargs: Any) -> list[Chec
                 )
             )
     return messages
+
+
+def eventlet_is_patched() -> bool:
+    eventlet = sys.modules.get("eventlet")
+    return eventlet is not None and eventlet.patcher.is_monkey_patched("socket")
+
+
+@register(Tags.compatibility)
+def check_database_driver(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """psycopg 3 under eventlet: its C wait function blocks every socket while a query runs."""
+    if not eventlet_is_patched():
+        return []
+    return [
+        Warning(
+            f"Database {alias!r} uses psycopg 3 under eventlet: while one query waits, "
+            "every socket of this process waits too.",
+            hint="Install psycopg2 (pip install psycopg2-binary) and uninstall psycopg: "
+            "Django prefers psycopg 3 when both are there, and eventlet makes only "
+            "psycopg2 cooperative.",
+            id="whitelist.W004",
+        )
+        for alias in connections
+        if connections[alias].vendor == "postgresql"
+        and getattr(connections[alias].Database, "__name__", "") == "psycopg"
+    ]
