@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run test bench lint format admin setup chromium redis nginx postgresql clean
+.PHONY: run test bench cluster lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -45,6 +45,11 @@ test: $(VENV)/.dev $(LOWEST)/.dev node_modules/.installed chromium redis nginx p
 # Benchmarks (about 6 minutes): results in bench/results/, table for the README.
 bench: $(VENV)/.dev node_modules/.installed
 	$(PY) bench/run.py
+
+# Two nodes, Redis, PostgreSQL and nginx on loopback ports, until Ctrl-C (deploy/cluster.py).
+cluster: $(VENV)/.runtime redis nginx postgresql
+	$(PY) manage.py collectstatic --no-input -v0
+	$(PY) deploy/cluster.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
