@@ -188,7 +188,11 @@ class PostgresServer(Service):
     def stop(self) -> None:
         """A fast shutdown, waited for (a plain SIGTERM would wait for every client to leave)."""
         if self.process is not None and self.process.poll() is None:
-            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "30")
+            try:
+                self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "30")
+            except RuntimeError:
+                if (self.data / "postmaster.pid").exists():
+                    raise  # else it was stopping already (a Ctrl-C reaches it too)
         super().stop()
 
     def remove(self) -> None:
