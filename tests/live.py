@@ -6,9 +6,11 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,6 +139,23 @@ def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+
+def wait_for_gunicorn(
+    url: str, process: subprocess.Popen[bytes], log: Path, ca: Path | None = None
+) -> None:
+    """Ready when a worker answers a page (the master listens before that); ``ca`` for https."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+        try:  # the server writes its development certificate as it starts
+            context = ssl.create_default_context(cafile=str(ca)) if ca else None
+            urllib.request.urlopen(url + "/", timeout=5, context=context).close()
+            return
+        except (OSError, ValueError):
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer:\n{log.read_text()}")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10) -> bool:

@@ -6,8 +6,6 @@ import datetime as dt
 import socket
 import ssl
 import subprocess
-import time
-import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +25,15 @@ from guardsite.tls import (
 )
 from tests.clients import try_connect
 from tests.conftest import ALLOWED, TLS_ALLOWED
-from tests.live import LiveServer, free_port, manage, server_env, start_gunicorn
+from tests.live import (
+    LiveServer,
+    free_port,
+    manage,
+    migrated_copy,
+    server_env,
+    start_gunicorn,
+    wait_for_gunicorn,
+)
 
 
 def load(path: Path) -> x509.Certificate:
@@ -312,40 +318,26 @@ def gunicorn(
     migrated_template: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
     tmp_path = tmp_path_factory.mktemp("gunicorn")
+    database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")  # its own rules
     port = free_port()
     env = server_env(
-        migrated_template,
+        database,
         GUARDSITE_TLS="1",
         GUARDSITE_BIND=f"127.0.0.1:{port}",
         GUARDSITE_STATE_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="guardsite.settings",
     )
-    result = manage(migrated_template, "whitelist", "add", f"https://localhost:{port}")
+    result = manage(database, "whitelist", "add", f"https://localhost:{port}")
     assert result.returncode == 0
     log = tmp_path / "gunicorn.log"
     process = start_gunicorn(env, log)
     url, ca = f"https://localhost:{port}", tmp_path / "tls" / "dev-cert.pem"
     try:
-        wait_for_worker(url, ca, process, log)
+        wait_for_gunicorn(url, process, log, ca)
         yield url, ca
     finally:
         process.terminate()
         process.wait(15)
-
-
-def wait_for_worker(url: str, ca: Path, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Ready when a worker answers a page over TLS (the master listens before that)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            context = ssl.create_default_context(cafile=str(ca))
-            urllib.request.urlopen(url + "/", timeout=5, context=context).close()
-            return
-        except (OSError, ValueError):
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer:\n{log.read_text()}")
 
 
 @pytest.mark.parametrize("transport", ["polling", "websocket"])
