@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The lowest python-socketio and python-engineio of the tested ranges (constraints-lowest.txt).
 LOWEST := .venv-lowest
+# The newest gunicorn, beside the pinned one, for the gthread tests (tests/test_gunicorn.py).
+GUNICORN_CURRENT := $(VENV)/gunicorn-current
 GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py tests/test_checks.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
@@ -27,7 +29,8 @@ run: $(VENV)/.runtime node_modules/.installed
 	@echo
 	$(PY) manage.py runsocket $(DEMO_ADDRS)
 
-test: $(VENV)/.dev $(LOWEST)/.dev node_modules/.installed chromium redis nginx postgresql
+test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed \
+		chromium redis nginx postgresql
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -101,6 +104,12 @@ $(LOWEST)/.dev: requirements.txt requirements-dev.txt constraints-lowest.txt
 	$(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
 	$(LOWEST)/bin/python -m pip install --quiet -r requirements-dev.txt -c constraints-lowest.txt
+	touch $@
+
+$(GUNICORN_CURRENT)/.installed: requirements-gunicorn-current.txt | $(VENV)/bin/python
+	rm -rf $(GUNICORN_CURRENT)
+	$(PY) -m pip install --quiet --no-deps --target $(GUNICORN_CURRENT) \
+		-r requirements-gunicorn-current.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

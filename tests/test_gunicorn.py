@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import time
-import urllib.request
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,16 +12,56 @@ import redis
 
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
-from tests.live import free_port, manage, migrated_copy, server_env, start_gunicorn, wait_until
+from tests.live import (
+    ROOT,
+    free_port,
+    manage,
+    migrated_copy,
+    server_env,
+    start_gunicorn,
+    wait_for_gunicorn,
+    wait_until,
+)
 
 TRANSPORTS = ["polling", "websocket"]
 
 
-@pytest.fixture(scope="module")
+# make test installs the newest gunicorn here, beside the pinned one (Makefile).
+CURRENT_GUNICORN = ROOT / ".venv" / "gunicorn-current"
+
+
+def gunicorn_path(release: str) -> dict[str, str]:
+    """The environment that runs the pinned gunicorn (<26) or the newest one."""
+    if release == "pinned":
+        return {}
+    if not (CURRENT_GUNICORN / "gunicorn").is_dir():
+        pytest.skip("run make test to install the newest gunicorn")
+    return {"PYTHONPATH": str(CURRENT_GUNICORN)}
+
+
+def installed_version(env: dict[str, str]) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", "import gunicorn; print(gunicorn.__version__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module", params=["pinned", "current"])
 def gthread(
-    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+    request: pytest.FixtureRequest,
+    migrated_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
 ) -> Iterator[str]:
-    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=gthread and the message queue."""
+    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=gthread and the message queue.
+
+    Once with the pinned gunicorn (<26), once with the newest (27, which has no
+    eventlet worker left).
+    """
     folder = tmp_path_factory.mktemp("gthread")
     database = migrated_copy(migrated_template, folder / "db.sqlite3")
     assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
@@ -35,29 +74,20 @@ def gthread(
         GUARDSITE_BIND=f"127.0.0.1:{port}",
         GUARDSITE_STATE_DIR=str(folder),
         DJANGO_SETTINGS_MODULE="tests.live_settings",
+        **gunicorn_path(request.param),
     )
+    version = installed_version(env)
+    assert (version < "26") == (request.param == "pinned"), version
     log = folder / "gunicorn.log"
     process = start_gunicorn(env, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_worker(url, process, log)
+        wait_for_gunicorn(url, process, log)
+        assert f"Starting gunicorn {version}" in log.read_text()
         yield url
     finally:
         process.terminate()
         process.wait(15)
-
-
-def wait_for_worker(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-        try:
-            urllib.request.urlopen(url + "/", timeout=5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer:\n{log.read_text()}")
 
 
 def test_gthread_worker_listens_on_the_queue_before_any_client(
