@@ -11,7 +11,15 @@ import pytest
 
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
-from tests.live import LiveServer, manage, wait_until
+from tests.live import (
+    LiveServer,
+    free_port,
+    manage,
+    server_env,
+    start_gunicorn,
+    wait_for_gunicorn,
+    wait_until,
+)
 from tests.services import PostgresServer
 
 OTHER = "http://other.test:8080"
@@ -50,17 +58,22 @@ def nodes(
 
 
 def backends(postgres: PostgresServer) -> list[tuple[str, str]]:
-    """The server processes' connections: (state, query) of every other client backend."""
+    """The servers' connections: (application_name, query) of every other client backend."""
     connection = postgres.connect()
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT state, query FROM pg_stat_activity WHERE datname = current_database()"
+                "SELECT application_name, query FROM pg_stat_activity"
+                " WHERE datname = current_database()"
                 " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
             )
             return cursor.fetchall()
     finally:
         connection.close()
+
+
+def listeners(postgres: PostgresServer) -> int:
+    return sum(name == "whitelist listener" for name, _ in backends(postgres))
 
 
 def welcomed(server: LiveServer, origin: str) -> bool:
@@ -70,8 +83,7 @@ def welcomed(server: LiveServer, origin: str) -> bool:
 def test_every_node_listens_for_rule_changes(
     nodes: list[LiveServer], postgres: PostgresServer
 ) -> None:
-    listening = [query for _, query in backends(postgres) if query.startswith("LISTEN")]
-    assert listening == ['LISTEN "whitelist.changes"'] * len(nodes)
+    assert listeners(postgres) == len(nodes)
 
 
 def test_a_rule_added_elsewhere_is_enforced_by_every_node_without_waiting_for_the_poll(
@@ -141,10 +153,55 @@ def test_database_connections_stay_bounded_under_connects_and_events(
     assert wait_until(lambda: len(backends(postgres)) <= bound, timeout=15), backends(postgres)
 
 
+@pytest.fixture(scope="module")
+def gthread_node(
+    database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """gunicorn's gthread worker (python-socketio's threading mode) on the same database."""
+    folder = tmp_path_factory.mktemp("pg-gthread")
+    port = free_port()
+    env = server_env(
+        folder / "unused.sqlite3",
+        **database,
+        GUARDSITE_WORKER="gthread",
+        GUARDSITE_THREADS="20",
+        GUARDSITE_BIND=f"127.0.0.1:{port}",
+        GUARDSITE_STATE_DIR=str(folder),
+        WHITELIST_REFRESH_INTERVAL="60",
+        DJANGO_SETTINGS_MODULE="tests.live_settings",
+    )
+    log = folder / "gunicorn.log"
+    process = start_gunicorn(env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_gunicorn(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def test_the_gthread_worker_follows_pushed_changes_too(
+    gthread_node: str, database: dict[str, str], tmp_path: Path
+) -> None:
+    def welcomed_here(origin: str) -> bool:
+        return try_connect(gthread_node, origin=origin)[0].welcome is not None
+
+    assert welcomed_here(ALLOWED) and not welcomed_here(OTHER)
+    assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
+    try:
+        assert wait_until(lambda: welcomed_here(OTHER), timeout=15)
+    finally:
+        manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database)
+    assert wait_until(lambda: not welcomed_here(OTHER), timeout=15)
+
+
 def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_it_returns(
     nodes: list[LiveServer], postgres: PostgresServer, database: dict[str, str], tmp_path: Path
 ) -> None:
     """Runs last: it stops the cluster of the whole module and starts it again."""
+    listening = listeners(postgres)  # the nodes', and the gthread worker's
+    assert listening >= len(nodes)
     postgres.stop()
     try:
         for node in nodes:
@@ -154,12 +211,7 @@ def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_i
     finally:
         postgres.start()
 
-    def listening() -> bool:
-        return [q for _, q in backends(postgres) if q.startswith("LISTEN")] == [
-            'LISTEN "whitelist.changes"'
-        ] * len(nodes)
-
-    assert wait_until(listening, timeout=30), backends(postgres)
+    assert wait_until(lambda: listeners(postgres) == listening, timeout=30), backends(postgres)
     assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
     for node in nodes:
         assert wait_until(lambda node=node: welcomed(node, OTHER), timeout=15), node.log()

@@ -18,6 +18,8 @@ from django.db import connections
 SUBSCRIBED = "subscribed"
 CHANGED = "changed"
 HEARD = "heard"
+# The PostgreSQL listener's connection, as pg_stat_activity shows it.
+APPLICATION_NAME = "whitelist listener"
 
 
 class Feed(Protocol):
@@ -41,6 +43,8 @@ class PostgresFeed:
         self._connection.autocommit = True
         self._subscribed = False
         with self._connection.cursor() as cursor:
+            # Named, so that operators can tell it in pg_stat_activity.
+            cursor.execute("SET application_name = %s", [APPLICATION_NAME])
             cursor.execute(f"LISTEN {wrapper.ops.quote_name(channel)}")
 
     def wait(self, timeout: float) -> str | None:
