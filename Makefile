@@ -45,8 +45,8 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85
 
-# Benchmarks (about 6 minutes): results in bench/results/, table for the README.
-bench: $(VENV)/.dev node_modules/.installed
+# Benchmarks (about 6 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
+bench: $(VENV)/.dev node_modules/.installed redis nginx postgresql
 	$(PY) bench/run.py
 
 # Two nodes, Redis, PostgreSQL and nginx on loopback ports, until Ctrl-C (deploy/cluster.py).

@@ -124,12 +124,77 @@ def render(results: dict[str, Any]) -> str:
     pushed = results.get("propagation_pushed")
     if pushed:
         lines += [
-            "Pushed over Redis to the second of two nodes (their poll every 60 s):",
+            "Pushed over Redis to the second of two nodes on SQLite (their poll every 60 s):",
             "",
             *_propagation(pushed),
             "",
         ]
+    if "scale_out" in results:
+        lines += scale_out(results["scale_out"], results["settings"])
     return "\n".join(lines)
+
+
+def scale_out(numbers: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """Two nodes on PostgreSQL and Redis, behind nginx."""
+    lines = [
+        "### Scale-out: two nodes on PostgreSQL and Redis, behind nginx",
+        "",
+        f"Allowed connects (websocket, concurrency {settings['concurrency']}, "
+        f"{settings['rounds']} rounds; nodes on either core, load generator on core 1):",
+        "",
+        "| setup | connects/s, median [range] | p50 ms | p99 ms | nodes' CPU | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in numbers["connects"]:
+        groups[run["setup"]].append(run)
+    for setup, group in groups.items():
+        lines.append(
+            f"| {setup} | {_spread([r['rate'] for r in group])} | "
+            f"{statistics.median(r['p50_ms'] for r in group):.1f} | "
+            f"{statistics.median(r['p99_ms'] for r in group):.1f} | "
+            f"{statistics.median(r['nodes_cpu'] for r in group):.0%} | "
+            f"{sum(r['error'] for r in group)} |"
+        )
+    revocation = numbers["revocation"]
+    lines += [
+        "",
+        "Rule changes made by the CLI, pushed by PostgreSQL LISTEN/NOTIFY to the second "
+        "node (its poll every 5 s, the default with a push):",
+        "",
+        *_propagation(numbers["propagation"]),
+        f"- {revocation['count']} open sockets of a removed origin on the second node: "
+        f"first closed after {revocation['first_ms']:.0f} ms, last after "
+        f"{revocation['last_ms']:.0f} ms",
+        "",
+        "Broadcast latency (one client emits, the server broadcasts, another client receives; "
+        f"{numbers['emit_same_node']['count']} emits, one at a time):",
+        "",
+    ]
+    for label, key in (
+        ("same node (also through Redis)", "emit_same_node"),
+        ("across nodes", "emit_cross_node"),
+    ):
+        emit = numbers[key]
+        lines.append(f"- {label}: median {emit['median_ms']:.1f} ms, p99 {emit['p99_ms']:.1f} ms")
+    lines += [
+        "",
+        "Database statements of both nodes (PostgreSQL's log_statement = all):",
+        "",
+        "| while | statements/s | revision polls/s |",
+        "|---|---:|---:|",
+    ]
+    for label, row in numbers["queries"].items():
+        extra = (
+            f" ({row['connects_per_second']:.0f} connects/s)"
+            if "connects_per_second" in row
+            else ""
+        )
+        lines.append(
+            f"| {label}{extra} | {row['statements_per_second']:.2f} | "
+            f"{row['revision_polls_per_second']:.2f} |"
+        )
+    return [*lines, ""]
 
 
 def _propagation(numbers: dict[str, Any]) -> list[str]:

@@ -6,24 +6,29 @@ stdout and in bench/results/ (git-ignored), with the raw numbers as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report  # noqa: E402
+from bench import cluster, report  # noqa: E402
 from bench.rules import ALLOWED_EXACT, DENIED, make_rules  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     Target,
     count_queries,
     hold_connections,
+    probe,
     propagation,
     run_connects,
+    sqlite_changed_at,
 )
 from bench.servers import (  # noqa: E402
     NODE,
@@ -36,7 +41,7 @@ from bench.servers import (  # noqa: E402
     wait_for,
 )
 from tests.live import free_port, server_env  # noqa: E402
-from tests.services import RedisServer  # noqa: E402
+from tests.services import PostgresServer, RedisServer  # noqa: E402
 
 RULES = 1_000
 CONCURRENCY = 32
@@ -46,6 +51,10 @@ ROUNDS = 1 if QUICK else 5
 HOLD_COUNT = 200 if QUICK else 5_000
 HOLD_SECONDS = 3.0 if QUICK else 30.0  # longer than Engine.IO's 25 s ping interval
 PROPAGATION_TRIALS = 2 if QUICK else 20
+EMITS = 20 if QUICK else 200
+REVOKED_SOCKETS = 20 if QUICK else 200
+WINDOW_SECONDS = 2.0 if QUICK else 10.0
+REVOKED = "https://revoked.bench.example"
 RESULTS = ROOT / "bench" / "results"
 
 
@@ -110,11 +119,68 @@ def pushed_propagation(work: Path) -> dict:
             (work / name).mkdir()
             nodes += start_servers(work / name, env, rules_file, "a")
         try:
-            return propagation(nodes[1], env, database, PROPAGATION_TRIALS)
+            stamp = functools.partial(sqlite_changed_at, database)
+            return propagation(nodes[1], env, stamp, PROPAGATION_TRIALS)
         finally:
             stop_servers(nodes)
     finally:
         queue.stop()
+
+
+def scale_out(work: Path) -> dict:
+    """Two nodes on PostgreSQL (changes pushed by LISTEN/NOTIFY) and Redis, behind nginx."""
+    results: dict[str, object] = {}
+    for name in ("redis", "postgres"):
+        (work / name).mkdir()
+    with contextlib.ExitStack() as stack:
+        queue = RedisServer(work / "redis").start()
+        stack.callback(queue.stop)
+        postgres = PostgresServer(work / "postgres").start()
+        stack.callback(postgres.remove)
+        env = guardsite_env(
+            work,
+            work / "unused.sqlite3",
+            DATABASE_URL=postgres.url,
+            GUARDSITE_MESSAGE_QUEUE=queue.url,
+            DJANGO_SETTINGS_MODULE="tests.live_settings",  # adds the "shout" broadcast
+        )
+        manage(env, "migrate", "--no-input", "-v0")
+        manage(env, "whitelist", "add", *make_rules(RULES))
+        print("Connects through nginx ...", flush=True)
+        results["connects"] = cluster.connects_through_nginx(
+            work, env, ALLOWED_EXACT, CONCURRENCY, RUN_SECONDS, ROUNDS
+        )
+        nodes = cluster.start_nodes(work, env, 2, stack)
+        stamp = functools.partial(cluster.postgres_changed_at, postgres)
+        print("Cross-node propagation (PostgreSQL) ...", flush=True)
+        results["propagation"] = propagation(nodes[1], env, stamp, PROPAGATION_TRIALS)
+        print("Emit latency ...", flush=True)
+        results["emit_same_node"] = cluster.emit_latency(
+            nodes[0].url, nodes[0].url, ALLOWED_EXACT, EMITS
+        )
+        results["emit_cross_node"] = cluster.emit_latency(
+            nodes[0].url, nodes[1].url, ALLOWED_EXACT, EMITS
+        )
+        print("Revocation across nodes ...", flush=True)
+        manage(env, "whitelist", "add", REVOKED)
+        wait_until_enforced(nodes[1].url, REVOKED)
+        results["revocation"] = cluster.revocation(
+            nodes[1].url, env, stamp, REVOKED, REVOKED_SOCKETS
+        )
+        print("Watcher queries ...", flush=True)
+        proxy = cluster.start_nginx(work, nodes, stack)
+        results["queries"] = cluster.watcher_queries(
+            postgres, nodes, proxy, ALLOWED_EXACT, WINDOW_SECONDS
+        )
+    return results
+
+
+def wait_until_enforced(url: str, origin: str) -> None:
+    deadline = time.monotonic() + 20
+    while not probe(url, origin):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{origin} not welcomed by {url}")
+        time.sleep(0.05)
 
 
 def stop_servers(targets: list[Target]) -> None:
@@ -166,7 +232,8 @@ def main() -> None:
         try:
             # Before the held connections: dropping 15,000 sockets keeps servers busy.
             print("Propagation ...", flush=True)
-            results["propagation"] = propagation(targets[0], env, database, PROPAGATION_TRIALS)
+            stamp = functools.partial(sqlite_changed_at, database)
+            results["propagation"] = propagation(targets[0], env, stamp, PROPAGATION_TRIALS)
             print("Held connections ...", flush=True)
             results["held"] = hold_connections(targets, ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
         finally:
@@ -174,6 +241,8 @@ def main() -> None:
 
         print("Cross-node propagation ...", flush=True)
         results["propagation_pushed"] = pushed_propagation(work)
+
+        results["scale_out"] = scale_out(work)
 
         print("Queries per connect ...", flush=True)
         query_log = work / "queries.log"

@@ -8,6 +8,7 @@ import sqlite3
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +127,7 @@ def probe(url: str, origin: str) -> bool:
         ws.close()
 
 
-def changed_at(database: Path) -> float:
+def sqlite_changed_at(database: Path) -> float:
     """When the last change was stamped, as a Unix time (stamped before its commit)."""
     with sqlite3.connect(database) as db:
         (value,) = db.execute(
@@ -135,7 +136,9 @@ def changed_at(database: Path) -> float:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC).timestamp()
 
 
-def propagation(target: Target, env: dict[str, str], database: Path, trials: int) -> dict:
+def propagation(
+    target: Target, env: dict[str, str], stamp: Callable[[], float], trials: int
+) -> dict:
     """Seconds from a CLI change (its stamp) until the running server enforces it.
 
     The probing runs while the CLI process still runs: the CLI's own exit
@@ -156,7 +159,7 @@ def propagation(target: Target, env: dict[str, str], database: Path, trials: int
             enforced = time.time()
             if cli.wait(60) != 0:
                 raise RuntimeError(f"manage.py whitelist {action} failed")
-            samples.append(enforced - changed_at(database))
+            samples.append(enforced - stamp())
     return {
         "trials": trials,
         "add_median_ms": statistics.median(added) * 1000,
