@@ -165,16 +165,10 @@ def revocation(
 
 def postgres_changed_at(postgres: PostgresServer) -> float:
     """When the last change was stamped, as a Unix time."""
-    connection = postgres.connect()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT extract(epoch FROM changed_at) FROM whitelist_allowlistrevision"
-                " WHERE id = 1"
-            )
-            return float(cursor.fetchone()[0])
-    finally:
-        connection.close()
+    ((stamp,),) = postgres.query(
+        "SELECT extract(epoch FROM changed_at) FROM whitelist_allowlistrevision WHERE id = 1"
+    )
+    return float(stamp)
 
 
 def log_every_statement(postgres: PostgresServer) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,6 +128,16 @@ class LiveServer:
             self.process.kill()
             self.process.wait(timeout)
             raise
+
+
+@contextlib.contextmanager
+def running(servers: list[LiveServer]) -> Iterator[list[LiveServer]]:
+    """Start every server; stop every one that started when the block ends."""
+    with contextlib.ExitStack() as stack:
+        for server in servers:
+            stack.callback(server.stop)
+            server.start()
+        yield servers
 
 
 def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -172,6 +172,16 @@ class PostgresServer(Service):
             host="127.0.0.1", port=self.port, user=self.user, dbname=dbname or self.user
         )
 
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one statement, on a connection of its own (closed after)."""
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+        finally:
+            connection.close()
+
     def start(self) -> PostgresServer:
         if not self._initialised:
             self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8")

@@ -13,7 +13,7 @@ import socketio
 
 from tests.clients import Outcome, try_connect
 from tests.conftest import ALLOWED
-from tests.live import LiveServer, manage, migrated_copy, wait_until
+from tests.live import LiveServer, manage, migrated_copy, running, wait_until
 from tests.services import RedisServer
 
 
@@ -35,13 +35,8 @@ def nodes(
 ) -> Iterator[list[LiveServer]]:
     """Two server processes sharing one database and one message queue."""
     servers = cluster(migrated_template, tmp_path_factory.mktemp("cluster"), redis_url)
-    try:
-        for server in servers:
-            server.start()
+    with running(servers):
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def welcomed(server: LiveServer, origin: str) -> bool:

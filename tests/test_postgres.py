@@ -15,6 +15,7 @@ from tests.live import (
     LiveServer,
     free_port,
     manage,
+    running,
     server_env,
     start_gunicorn,
     wait_for_gunicorn,
@@ -48,28 +49,17 @@ def nodes(
     servers = [
         LiveServer(folder / "unused.sqlite3", folder / f"node{i}.log", **env) for i in range(2)
     ]
-    try:
-        for server in servers:
-            server.start()
+    with running(servers):
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def backends(postgres: PostgresServer) -> list[tuple[str, str]]:
     """The servers' connections: (application_name, query) of every other client backend."""
-    connection = postgres.connect()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT application_name, query FROM pg_stat_activity"
-                " WHERE datname = current_database()"
-                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-            )
-            return cursor.fetchall()
-    finally:
-        connection.close()
+    return postgres.query(
+        "SELECT application_name, query FROM pg_stat_activity"
+        " WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
 
 
 def listeners(postgres: PostgresServer) -> int:
