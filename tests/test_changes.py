@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from django.test import override_settings
 
 from tests.live import free_port
-from whitelist import changes
+from whitelist import changes, feeds
 from whitelist.models import AllowedOrigin
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,3 +40,23 @@ def test_nothing_is_published_without_a_queue(caplog: pytest.LogCaptureFixture) 
     caplog.set_level(logging.DEBUG, logger="whitelist.changes")
     AllowedOrigin.objects.create(pattern="https://shop.example.com")
     assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("driver", "url", "expected"),
+    [
+        ("psycopg2", None, changes.POSTGRESQL),
+        ("psycopg2", "redis://127.0.0.1:1/0", changes.POSTGRESQL),
+        ("psycopg", None, None),  # LISTEN needs psycopg2: poll (whitelist.W004 says why)
+        ("psycopg", "redis://127.0.0.1:1/0", changes.REDIS),
+    ],
+)
+def test_postgresql_pushes_through_listen_only_with_psycopg2(
+    monkeypatch: pytest.MonkeyPatch, driver: str, url: str | None, expected: str | None
+) -> None:
+    """psycopg 3 is not installed here: the connection it would give is stood in for."""
+    database = {"default": SimpleNamespace(vendor="postgresql", Database=ModuleType(driver))}
+    monkeypatch.setattr(changes, "connections", database)
+    monkeypatch.setattr(feeds, "connections", database)
+    with override_settings(WHITELIST_CHANGES_URL=url):
+        assert changes.push_source() == expected

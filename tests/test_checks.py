@@ -115,16 +115,13 @@ def fake_database(driver: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("driver", "expected"), [("psycopg", ["whitelist.W004"]), ("psycopg2", [])]
 )
-def test_psycopg3_under_eventlet_is_a_warning(
+def test_psycopg3_is_a_warning(
     monkeypatch: pytest.MonkeyPatch, driver: str, expected: list[str]
 ) -> None:
     """psycopg 3 is not installed here: the connections it would give are stood in for."""
-    monkeypatch.setattr(checks, "eventlet_is_patched", lambda: True)
     monkeypatch.setattr(checks, "connections", fake_database(driver))
     assert [message.id for message in checks.check_database_driver()] == expected
 
 
-def test_no_driver_warning_without_eventlet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checks, "connections", fake_database("psycopg"))
-    assert not checks.eventlet_is_patched()
+def test_no_driver_warning_on_sqlite() -> None:
     assert checks.check_database_driver() == []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from django.db import connection
 
+from .changes import rules_database
 from .conf import conf
 from .index import AllowlistIndex
 from .origins import OriginError, Rule, parse_rule
@@ -32,12 +33,13 @@ class Snapshot:
 
 def load_snapshot() -> Snapshot:
     """Read the revision, then the rules (in that order, so no change is missed)."""
-    from .models import AllowedOrigin, AllowlistRevision
+    from .models import AllowedOrigin
 
-    revision = AllowlistRevision.current()
+    revision = read_revision()
     rules: list[Rule] = []
     skipped: list[str] = []
-    for pattern in AllowedOrigin.objects.enabled().values_list("pattern", flat=True):
+    enabled = AllowedOrigin.objects.using(rules_database()).enabled()
+    for pattern in enabled.values_list("pattern", flat=True):
         try:
             rules.append(parse_rule(pattern))
         except OriginError:
@@ -48,9 +50,10 @@ def load_snapshot() -> Snapshot:
 
 
 def read_revision() -> int:
+    """The rules' revision, read where rules are written: a lagging replica never hides one."""
     from .models import AllowlistRevision
 
-    return AllowlistRevision.current()
+    return AllowlistRevision.current(using=rules_database())
 
 
 class AllowlistCache:

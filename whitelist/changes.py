@@ -27,7 +27,7 @@ from typing import Any
 from django.db import connections, router
 
 from .conf import conf
-from .feeds import CHANGED, SUBSCRIBED, Feed, PostgresFeed, RedisFeed
+from .feeds import CHANGED, SUBSCRIBED, Feed, PostgresFeed, RedisFeed, uses_psycopg2
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,12 @@ def rules_database() -> str:
 
 
 def push_source() -> str | None:
-    """How changes reach the servers: ``"postgresql"``, ``"redis"`` or None (poll only)."""
-    if connections[rules_database()].vendor == "postgresql":
+    """How changes reach the servers: ``"postgresql"``, ``"redis"`` or None (poll only).
+
+    ``LISTEN`` needs psycopg2 (``whitelist.W004`` says so on psycopg 3).
+    """
+    alias = rules_database()
+    if connections[alias].vendor == "postgresql" and uses_psycopg2(alias):
         return POSTGRESQL
     return REDIS if conf.WHITELIST_CHANGES_URL else None
 

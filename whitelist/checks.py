@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -116,20 +115,14 @@ def check_socketio_versions(app_configs: Any = None, **kwargs: Any) -> list[Chec
     return messages
 
 
-def eventlet_is_patched() -> bool:
-    eventlet = sys.modules.get("eventlet")
-    return eventlet is not None and eventlet.patcher.is_monkey_patched("socket")
-
-
 @register(Tags.compatibility)
 def check_database_driver(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """psycopg 3 under eventlet: its C wait function blocks every socket while a query runs."""
-    if not eventlet_is_patched():
-        return []
+    """psycopg 3: no pushed rule changes, and under eventlet a query blocks every socket."""
     return [
         Warning(
-            f"Database {alias!r} uses psycopg 3 under eventlet: while one query waits, "
-            "every socket of this process waits too.",
+            f"Database {alias!r} uses psycopg 3: rule changes are not pushed by "
+            "LISTEN/NOTIFY (servers poll for them), and under eventlet every socket "
+            "of a process waits while one query waits.",
             hint="Install psycopg2 (pip install psycopg2-binary) and uninstall psycopg: "
             "Django prefers psycopg 3 when both are there, and eventlet makes only "
             "psycopg2 cooperative.",

@@ -10,7 +10,7 @@ Redis answer comes later, through ``wait``). Any failure raises:
 
 from __future__ import annotations
 
-import select
+import selectors
 from typing import Any, Protocol
 
 from django.db import connections
@@ -20,6 +20,13 @@ CHANGED = "changed"
 HEARD = "heard"
 # The PostgreSQL listener's connection, as pg_stat_activity shows it.
 APPLICATION_NAME = "whitelist listener"
+# libpq's TCP keepalives for the listener: a dead peer is noticed in about a minute.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 class Feed(Protocol):
@@ -33,28 +40,35 @@ class Feed(Protocol):
 class PostgresFeed:
     """``LISTEN`` on a connection of its own (autocommit), outside Django's per-thread ones.
 
-    Needs psycopg2, whose connection eventlet makes cooperative; the wait
-    is a ``select`` on its socket, which eventlet makes cooperative too.
+    Needs psycopg2 (``uses_psycopg2``), whose connection eventlet makes
+    cooperative; the wait is a selector on its socket, which eventlet makes
+    cooperative too. TCP keepalives (unless the database's OPTIONS set them)
+    let a connection that died without a word fail within about a minute.
     """
 
     def __init__(self, alias: str, channel: str) -> None:
         wrapper = connections[alias]
-        self._connection = wrapper.get_new_connection(wrapper.get_connection_params())
-        self._connection.autocommit = True
+        params = KEEPALIVES | wrapper.get_connection_params()
+        self._connection = wrapper.get_new_connection(params)
+        self._selector = selectors.DefaultSelector()
         self._subscribed = False
-        with self._connection.cursor() as cursor:
-            # Named, so that operators can tell it in pg_stat_activity.
-            cursor.execute("SET application_name = %s", [APPLICATION_NAME])
-            cursor.execute(f"LISTEN {wrapper.ops.quote_name(channel)}")
+        try:
+            self._connection.autocommit = True
+            with self._connection.cursor() as cursor:
+                # Named, so that operators can tell it in pg_stat_activity.
+                cursor.execute("SET application_name = %s", [APPLICATION_NAME])
+                cursor.execute(f"LISTEN {wrapper.ops.quote_name(channel)}")
+            self._selector.register(self._connection, selectors.EVENT_READ)
+        except BaseException:
+            self.close()
+            raise
 
     def wait(self, timeout: float) -> str | None:
         if not self._subscribed:
             self._subscribed = True
             return SUBSCRIBED
-        if not self._connection.notifies:
-            readable, _, _ = select.select([self._connection], [], [], timeout)
-            if readable:
-                self._connection.poll()
+        if not self._connection.notifies and self._selector.select(timeout):
+            self._connection.poll()
         if self._connection.notifies:
             self._connection.notifies.clear()  # one reload covers them all
             return CHANGED
@@ -66,7 +80,13 @@ class PostgresFeed:
         return True
 
     def close(self) -> None:
+        self._selector.close()
         self._connection.close()
+
+
+def uses_psycopg2(alias: str) -> bool:
+    """Whether Django's PostgreSQL backend for ``alias`` runs on psycopg2 (not psycopg 3)."""
+    return getattr(connections[alias].Database, "__name__", "") == "psycopg2"
 
 
 class RedisFeed:

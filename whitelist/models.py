@@ -126,8 +126,8 @@ class AllowlistRevision(models.Model):
         return f"revision {self.number}"
 
     @classmethod
-    def current(cls) -> int:
-        number = cls.objects.filter(pk=1).values_list("number", flat=True).first()
+    def current(cls, using: str | None = None) -> int:
+        number = cls.objects.using(using).filter(pk=1).values_list("number", flat=True).first()
         return number if number is not None else 0
 
     @classmethod
