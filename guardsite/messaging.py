@@ -27,34 +27,49 @@ _OPTIONS = {"socket_connect_timeout": 2, "socket_keepalive": True}
 OUTAGE_ENDS_AFTER_QUIET_SECONDS = 120
 
 
-class OncePerOutage(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """The Redis manager's logger: its retry errors once per outage, then at DEBUG.
+class OncePerOutage(logging.Filter):
+    """Lets the first retry error of a Redis outage through; later ones become DEBUG.
 
     python-socketio's ``RedisManager`` logs every retry of a lost Redis at
-    ERROR and never says when it is back; an outage of an hour would log
-    about seventy errors. The first of an outage stays an ERROR.
+    ERROR and never says when it is back (an outage of an hour: about seventy
+    errors). It logs on the logger it is given from 5.15 on, on the
+    ``socketio`` logger before: this filter sits on both. "... giving up"
+    (an emit lost) stays an ERROR every time.
     """
 
-    def __init__(self, logger: logging.Logger) -> None:
-        super().__init__(logger, {})
+    def __init__(self) -> None:
+        super().__init__()
         self._last_failure = float("-inf")
 
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if level >= logging.WARNING and str(msg).startswith("Cannot "):
-            now = time.monotonic()
-            if now - self._last_failure < OUTAGE_ENDS_AFTER_QUIET_SECONDS:
-                level = logging.DEBUG
-            else:
-                msg = f"{msg} (further retries of this outage are logged at DEBUG)"
-            self._last_failure = now
-        super().log(level, msg, *args, **kwargs)
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if record.levelno < logging.WARNING or not message.startswith("Cannot "):
+            return True
+        if "retrying" not in message:
+            return True
+        now = time.monotonic()
+        repeat = now - self._last_failure < OUTAGE_ENDS_AFTER_QUIET_SECONDS
+        self._last_failure = now
+        if not repeat:
+            cause = getattr(record, "redis_exception", None)
+            record.msg = message + (f" ({cause})" if cause else "")
+            record.msg += " (further retries of this outage are logged at DEBUG)"
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+QUEUE_LOGGER = "guardsite.messaging.queue"
+_once_per_outage = OncePerOutage()
 
 
 def client_manager(url: str | None) -> socketio.RedisManager | None:
     """The manager a server process uses: Redis when a queue is configured, else none."""
     if not url:
         return None
-    logger = OncePerOutage(logging.getLogger("guardsite.messaging.queue"))
+    logger = logging.getLogger(QUEUE_LOGGER)
+    for quieted in (logger, logging.getLogger("socketio")):
+        quieted.addFilter(_once_per_outage)
     return socketio.RedisManager(url, redis_options=_OPTIONS, logger=logger)
 
 
