@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -65,14 +66,20 @@ class RedisServer(Service):
 
     name = "redis-server"
 
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        # Other users of the machine may reach loopback ports too.
+        self.password = secrets.token_urlsafe(18)
+
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         options = {"bind": "127.0.0.1", "port": str(self.port), "dir": str(self.folder)}
         options |= {"save": "", "appendonly": "no", "protected-mode": "yes"}
+        options["requirepass"] = self.password
         command = [
             binary,
             *(part for key, value in options.items() for part in (f"--{key}", value)),
@@ -160,16 +167,22 @@ class PostgresServer(Service):
             shutil.chown(self.cluster, "postgres", "postgres")
             self.as_owner = ["runuser", "-u", "postgres", "--"]
         self._initialised = False
+        # Other users of the machine may reach loopback ports too.
+        self.password = secrets.token_urlsafe(18)
 
     @property
     def url(self) -> str:
-        return f"postgres://{self.user}@127.0.0.1:{self.port}/{self.user}"
+        return f"postgres://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.user}"
 
     def connect(self, dbname: str | None = None) -> Any:
         import psycopg2
 
         return psycopg2.connect(
-            host="127.0.0.1", port=self.port, user=self.user, dbname=dbname or self.user
+            host="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname or self.user,
         )
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -184,8 +197,7 @@ class PostgresServer(Service):
 
     def start(self) -> PostgresServer:
         if not self._initialised:
-            self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8")
-            self._initialised = True
+            self._initialise()
         options = {"listen_addresses": "127.0.0.1", "port": str(self.port)}
         options |= {"unix_socket_directories": str(self.cluster), "fsync": "off"}
         options |= {"synchronous_commit": "off", "full_page_writes": "off"}
@@ -194,6 +206,20 @@ class PostgresServer(Service):
         self.launch(command, self._ready)
         self._create_database()
         return self
+
+    def _initialise(self) -> None:
+        """initdb with a password for every connection, TCP or Unix socket."""
+        password_file = self.cluster / "password"
+        password_file.write_text(self.password)
+        password_file.chmod(0o600)
+        if self.as_owner:
+            shutil.chown(password_file, "postgres", "postgres")
+        try:
+            auth = ["--auth=scram-sha-256", f"--pwfile={password_file}"]
+            self._run("initdb", "-D", str(self.data), "-U", self.user, "-E", "UTF8", *auth)
+        finally:
+            password_file.unlink()
+        self._initialised = True
 
     def stop(self) -> None:
         """A fast shutdown, waited for (a plain SIGTERM would wait for every client to leave)."""
