@@ -51,7 +51,7 @@ bench: $(VENV)/.dev node_modules/.installed redis nginx postgresql
 	$(PY) bench/run.py
 
 # Two nodes, Redis, PostgreSQL and nginx on loopback ports, until Ctrl-C (deploy/cluster.py).
-cluster: $(VENV)/.runtime redis nginx postgresql
+cluster: $(VENV)/.runtime node_modules/.installed redis nginx postgresql
 	$(PY) manage.py collectstatic --no-input -v0
 	$(PY) deploy/cluster.py
 

@@ -120,6 +120,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
     """A real PostgreSQL cluster of this test run (Debian's package; make test installs it)."""
     if not (BINARIES / "postgres").exists():
         pytest.skip("run make test to install postgresql")
-    server = PostgresServer(tmp_path_factory.mktemp("postgres")).start()
-    yield server
-    server.remove()
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    try:
+        yield server.start()
+    finally:
+        server.remove()

@@ -162,7 +162,10 @@ def wait_for_gunicorn(
             raise RuntimeError(log.read_text())
         try:  # the server writes its development certificate as it starts
             context = ssl.create_default_context(cafile=str(ca)) if ca else None
-            urllib.request.urlopen(url + "/", timeout=5, context=context).close()
+            opener = urllib.request.build_opener(  # loopback only: no proxy from the environment
+                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+            )
+            opener.open(url + "/", timeout=5).close()
             return
         except (OSError, ValueError):
             time.sleep(0.2)
