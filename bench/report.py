@@ -172,8 +172,8 @@ def scale_out(numbers: dict[str, Any], settings: dict[str, Any]) -> list[str]:
         "",
     ]
     for label, key in (
-        ("same node (also through Redis)", "emit_same_node"),
-        ("across nodes", "emit_cross_node"),
+        ("same node", "emit_same_node"),
+        ("across nodes, through Redis", "emit_cross_node"),
     ):
         emit = numbers[key]
         lines.append(f"- {label}: median {emit['median_ms']:.1f} ms, p99 {emit['p99_ms']:.1f} ms")
