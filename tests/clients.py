@@ -16,7 +16,10 @@ class Outcome:
     """What one connect attempt produced."""
 
     connected: bool = False
+    # permission.message's two arguments merged: {"message": ..., "origin": ..., ...}
     welcome: dict[str, Any] | None = None
+    # ... and as they came: (message, details)
+    welcome_args: tuple[Any, ...] = ()
     hello: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     events: list[tuple[str, Any]] = field(default_factory=list)
@@ -26,6 +29,11 @@ class Outcome:
     @property
     def refusal_reason(self) -> str | None:
         return (self.error or {}).get("data", {}).get("reason")
+
+
+def merged(message: Any, details: Any = None) -> dict[str, Any]:
+    """A ``permission.*`` event's two arguments (message, details) as one dict."""
+    return {"message": message, **(details or {})}
 
 
 def try_connect(
@@ -69,9 +77,10 @@ def try_connect(
         outcome.order.append("connect")
 
     @client.on("permission.message", namespace=namespace)
-    def on_welcome(payload: dict[str, Any]) -> None:
+    def on_welcome(*args: Any) -> None:
         outcome.order.append("permission.message")
-        outcome.welcome = payload
+        outcome.welcome_args = args
+        outcome.welcome = merged(*args)
         welcomed.set()
 
     @client.on("hello.client", namespace=namespace)

@@ -140,11 +140,26 @@ def test_allowed_site_is_welcomed_over_cross_origin_polling(demo: LiveServer, pa
             const socket = io(url, { transports: ["polling"], reconnection: false,
                                      withCredentials: true });
             socket.on("connect_error", (err) => done("refused: " + err.message));
-            socket.on("permission.message", (payload) => done(payload.message));
+            socket.on("permission.message", (message) => done(message));
         })""",
         page_url(demo, 1),
     )
     assert message == WELCOME
+
+
+def test_the_recipes_own_client_code_shows_the_welcome(demo: LiveServer, page: Page) -> None:
+    """The cookbook recipe writes the event's data straight into the page."""
+    page.goto(page_url(demo, 0))
+    page.evaluate(
+        """() => {
+            const h1 = document.createElement("h1");
+            h1.id = "recipe";
+            document.body.append(h1);
+            const socket = io();
+            socket.on('permission.message', data => h1.innerHTML = data)
+        }"""
+    )
+    expect(page.locator("#recipe")).to_have_text(WELCOME)
 
 
 def test_staff_allows_the_other_port_in_admin(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.clients import try_connect
+from tests.clients import merged, try_connect
 from tests.conftest import ALLOWED
 from tests.live import LiveServer
 
@@ -161,7 +161,7 @@ def test_removing_a_rule_disconnects_its_open_sockets(
     revoked: list[dict[str, object]] = []
     outcome, client = try_connect(server.url, origin=ALLOWED, keep=True)
     kept, kept_client = try_connect(server.url, origin="https://kept.test", keep=True)
-    client.on("permission.revoked", revoked.append)
+    client.on("permission.revoked", lambda *args: revoked.append(merged(*args)))
     try:
         assert outcome.welcome is not None and kept.welcome is not None
         assert server.manage("whitelist", "remove", ALLOWED).returncode == 0

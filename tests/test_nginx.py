@@ -132,7 +132,7 @@ def reconnecting_client(url: str, transport: str) -> tuple[socketio.Client, list
         websocket_extra_options={"suppress_origin": True},  # else two Origin headers
     )
     welcomes: list[object] = []
-    client.on("permission.message", welcomes.append, namespace="/late")
+    client.on("permission.message", lambda *args: welcomes.append(args), namespace="/late")
     client.connect(
         url,
         headers={"Origin": ALLOWED},

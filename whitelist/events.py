@@ -1,10 +1,15 @@
 """The events a guarded server sends to its clients: the client-side contract.
 
-* ``permission.message``: sent once the connect is acknowledged; ``message`` is
-  ``WHITELIST_WELCOME_MESSAGE``.
-* ``hello.client``: right after it, naming the protocol the socket came over.
+The two ``permission.*`` events carry the plain message as their first
+argument, as the recipe this project grew from sends it (a page may write it
+straight into the document), and the details as a second argument:
+
+* ``permission.message``: sent once the connect is acknowledged:
+  ``WHITELIST_WELCOME_MESSAGE``, then ``{"origin", "rule", "transport"}``.
+* ``hello.client``: right after it, one object: ``{"message", "protocol", "secure"}``.
 * ``permission.revoked``: sent just before the server disconnects a socket whose
-  origin the rules no longer allow.
+  origin the rules no longer allow: ``WHITELIST_REFUSAL_MESSAGE``, then
+  ``{"reason", "origin"}``.
 * A refused client gets no event: its ``connect_error`` carries
   ``WHITELIST_REFUSAL_MESSAGE`` and ``data = {"reason": ..., "origin": ...}``.
 """
@@ -26,14 +31,10 @@ def refusal_data(decision: Decision) -> tuple[str, dict[str, Any]]:
     return conf.WHITELIST_REFUSAL_MESSAGE, decision.as_error_data()
 
 
-def welcome_payload(decision: Decision, transport: str) -> dict[str, Any]:
-    """``permission.message``: the outcome and what the server saw."""
-    return {
-        "message": conf.WHITELIST_WELCOME_MESSAGE,
-        "origin": decision.origin,
-        "rule": decision.rule,
-        "transport": transport,
-    }
+def welcome_payload(decision: Decision, transport: str) -> tuple[str, dict[str, Any]]:
+    """``permission.message``'s arguments: the message, then what the server saw."""
+    details = {"origin": decision.origin, "rule": decision.rule, "transport": transport}
+    return conf.WHITELIST_WELCOME_MESSAGE, details
 
 
 def hello_payload(decision: Decision) -> dict[str, Any]:
@@ -46,6 +47,6 @@ def hello_payload(decision: Decision) -> dict[str, Any]:
     }
 
 
-def revoked_payload(decision: Decision) -> dict[str, Any]:
-    """``permission.revoked``: why the socket is being closed."""
-    return {"message": conf.WHITELIST_REFUSAL_MESSAGE, **decision.as_error_data()}
+def revoked_payload(decision: Decision) -> tuple[str, dict[str, Any]]:
+    """``permission.revoked``'s arguments: the message, then why the socket is closed."""
+    return conf.WHITELIST_REFUSAL_MESSAGE, decision.as_error_data()

@@ -12,7 +12,7 @@ export function connectOnce(url, { origin, transports = ["websocket"], ca, path,
       forceNew: true,
       timeout,
     });
-    const outcome = { welcome: null, hello: null, error: null, transport: null };
+    const outcome = { welcome: null, welcomeArgs: null, hello: null, error: null, transport: null };
     const timer = setTimeout(() => {
       socket.close();
       fail(new Error(`no outcome within ${timeout} ms: ${JSON.stringify(outcome)}`));
@@ -23,8 +23,10 @@ export function connectOnce(url, { origin, transports = ["websocket"], ca, path,
       done(outcome);
     };
     socket.on("connect", () => (outcome.transport = socket.io.engine.transport.name));
-    socket.on("permission.message", (payload) => {
-      outcome.welcome = payload;
+    // The plain message first (as the recipe's client expects), then the details.
+    socket.on("permission.message", (message, details) => {
+      outcome.welcomeArgs = [message, details];
+      outcome.welcome = { message, ...details };
       if (outcome.hello) finish();
     });
     socket.on("hello.client", (payload) => {

@@ -22,12 +22,11 @@ for (const transport of ["websocket", "polling"]) {
     test("an allowed origin is welcomed", async () => {
       const outcome = await connectOnce(server.url, { origin: ALLOWED, transports: [transport] });
       assert.equal(outcome.error, null);
-      assert.deepEqual(outcome.welcome, {
-        message: "Okay, you're cool.",
-        origin: ALLOWED,
-        rule: ALLOWED,
-        transport,
-      });
+      // The recipe's plain message first, then the details.
+      assert.deepEqual(outcome.welcomeArgs, [
+        "Okay, you're cool.",
+        { origin: ALLOWED, rule: ALLOWED, transport },
+      ]);
       assert.equal(outcome.hello.protocol, "ws://");
     });
 

@@ -8,10 +8,11 @@
 
   const socket = io({ reconnection: true });
 
-  socket.on("permission.message", (payload) => {
-    outcome("allowed", payload.message);
-    show("seen-origin", payload.origin);
-    show("rule", payload.rule);
+  // The plain message first, then the details (origin, rule, transport).
+  socket.on("permission.message", (message, details) => {
+    outcome("allowed", message);
+    show("seen-origin", details.origin);
+    show("rule", details.rule);
     show("reason", "allowed");
     $("next-step").hidden = true;
   });
@@ -19,9 +20,9 @@
   socket.on("hello.client", (payload) => show("hello", payload.message));
 
   // The server re-checks open sockets when the rules change.
-  socket.on("permission.revoked", (payload) => {
-    outcome("refused", payload.message);
-    show("reason", payload.reason + " (permission revoked)");
+  socket.on("permission.revoked", (message, details) => {
+    outcome("refused", message);
+    show("reason", details.reason + " (permission revoked)");
     show("rule", "");
     $("next-step").hidden = false;
   });
