@@ -6,6 +6,7 @@ This module assumes ``eventlet.monkey_patch()`` already ran (see manage.py).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import resource
 import signal
@@ -18,6 +19,8 @@ from typing import Any
 import eventlet
 import eventlet.event
 import eventlet.wsgi
+
+logger = logging.getLogger(__name__)
 
 _ADDRPORT = re.compile(
     r"(?:(?P<scheme>https?)://)?"
@@ -125,6 +128,44 @@ def listen(
     return sockets
 
 
+# Why a TLS handshake fails, in the words of a newcomer who has just started the demo.
+HANDSHAKE_HINTS = {
+    "TLSV1_ALERT_UNKNOWN_CA": "the client does not trust this certificate",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the client does not trust this certificate",
+    "SSLV3_ALERT_BAD_CERTIFICATE": "the client rejected this certificate",
+    "HTTP_REQUEST": "plain HTTP sent to an HTTPS address",
+    "WRONG_VERSION_NUMBER": "not TLS, or a TLS version below 1.2",
+    "UNSUPPORTED_PROTOCOL": "a TLS version below 1.2",
+    "NO_SHARED_CIPHER": "no cipher in common",
+}
+
+
+class Protocol(eventlet.wsgi.HttpProtocol):
+    """eventlet's HTTP protocol, with a failed TLS handshake told in one line.
+
+    The TLS handshake runs on the first read of the request line; eventlet lets
+    its ``SSLError`` escape to the hub, which prints a 30-line traceback and
+    "Removing descriptor" for every browser that does not trust the
+    development certificate yet. Here it is one INFO line with the client's
+    address and the reason; every other error stays as loud as before.
+    """
+
+    def _read_request_line(self) -> bytes | str:
+        try:
+            return super()._read_request_line()
+        except ssl.SSLError as error:
+            reason = error.reason or type(error).__name__
+            hint = HANDSHAKE_HINTS.get(reason, "")
+            logger.info(
+                "TLS handshake from %s failed: %s%s",
+                self.client_address[0],
+                reason,
+                f" ({hint})" if hint else "",
+            )
+            self.close_connection = 1
+            return ""
+
+
 def serve_until_stopped(
     app: Callable[..., Any],
     listeners: Sequence[Any],
@@ -151,6 +192,7 @@ def serve_until_stopped(
             log_output=access_log,
             debug=False,  # never send tracebacks to clients
             keepalive=True,
+            protocol=Protocol,
         )
         for listener in listeners
     ]
