@@ -10,4 +10,6 @@ from . import views
 urlpatterns = [
     path("", views.demo, name="demo"),
     path("admin/", admin.site.urls),
+    # Browsers ask every page's site for one (admin pages name none): no 404 in the log.
+    path("favicon.ico", views.favicon),
 ]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 
 
 def demo(request: HttpRequest) -> HttpResponse:
     """Render the page; its script connects and fills in the outcome."""
     page_origin = request.build_absolute_uri("/").rstrip("/")
     return render(request, "guardsite/demo.html", {"page_origin": page_origin})
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask every site for /favicon.ico (admin pages name no icon): no 404 in the log."""
+    return HttpResponsePermanentRedirect(static("guardsite/favicon.svg"))
