@@ -16,8 +16,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
-from tests.live import ROOT, LiveServer
+from tests.live import ROOT, LiveServer, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
@@ -205,3 +206,26 @@ def test_https_page_shows_the_wss_message(demo: LiveServer, page: Page) -> None:
     )
     expect(page.locator("#protocol")).to_have_text("wss://")
     shot(page, "7-https-wss")
+
+
+def test_an_untrusted_certificate_is_one_line_in_the_log(
+    demo: LiveServer, browser: Browser
+) -> None:
+    """What a newcomer does first: open the TLS page before trusting the certificate."""
+    distrusting = browser.browser_type.launch(
+        executable_path=str(CHROMIUM), headless=True, args=OFFLINE_FLAGS
+    )
+    try:
+        page = distrusting.new_page()
+        with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+            page.goto(f"https://localhost:{demo.tls_ports[0]}/")
+    finally:
+        distrusting.close()
+    assert wait_until(lambda: "TLS handshake from 127.0.0.1 failed" in demo.log())
+
+
+def test_the_demo_session_logged_no_traceback(demo: LiveServer) -> None:
+    """Runs last: every page above (allowed, refused, admin, TLS trusted and not) was quiet."""
+    log = demo.log()
+    for noise in ("Traceback", "Removing descriptor", "Not Found: /favicon.ico"):
+        assert noise not in log, log

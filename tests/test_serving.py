@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from guardsite.serving import AddressError, Endpoint, parse_addrport
-from tests.live import LiveServer, manage
+from tests.live import LiveServer, manage, wait_until
 
 
 @pytest.mark.parametrize(
@@ -62,3 +64,34 @@ def test_banner_names_the_rules_and_the_addresses(start_server: Callable[..., Li
     assert "Allowlist: 1 enabled rule" in log
     assert f"Serving http://localhost:{server.ports[0]}/" in log
     assert "Capacity: 10000 connections" in log
+
+
+def test_favicon_requests_find_an_icon(socket_server: LiveServer) -> None:
+    """Browsers ask every site for /favicon.ico; a 404 there was noise in the log."""
+    session = requests.Session()
+    session.trust_env = False
+    answer = session.get(socket_server.url + "/favicon.ico", timeout=10)
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"].startswith("image/svg+xml")
+    assert answer.history and answer.history[0].status_code == 301
+    assert "Not Found: /favicon.ico" not in socket_server.log()
+
+
+def test_a_failed_tls_handshake_is_one_line(socket_server: LiveServer) -> None:
+    """A client that does not trust the development certificate, and plain HTTP to TLS."""
+    port = socket_server.tls_ports[0]
+    distrusting = ssl.create_default_context()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        distrusting.wrap_socket(raw, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        raw.recv(1024)
+    assert wait_until(
+        lambda: "HTTP_REQUEST (plain HTTP sent to an HTTPS address)" in socket_server.log()
+    )
+    log = socket_server.log()
+    assert "failed: TLSV1_ALERT_UNKNOWN_CA (the client does not trust this certificate)" in log
+    assert "Traceback" not in log and "Removing descriptor" not in log
