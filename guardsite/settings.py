@@ -155,5 +155,20 @@ WHITELIST_REFUSE_AT_HANDSHAKE = env_bool("WHITELIST_REFUSE_AT_HANDSHAKE", False)
 WHITELIST_REQUIRE_SECURE = env_bool("WHITELIST_REQUIRE_SECURE", False)
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto, opt in with
 # DJANGO_TRUST_X_FORWARDED_PROTO=1; never trusted otherwise.
-if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+TRUST_X_FORWARDED_PROTO = env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False)
+if TRUST_X_FORWARDED_PROTO:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# HTTPS for Django's pages (manage.py check --deploy asks for these). On by default
+# only when DEBUG is off and the site is known to be served over TLS (gunicorn's own
+# GUARDSITE_TLS, or a proxy trusted for X-Forwarded-Proto): over plain HTTP they would
+# lock staff out of admin. HSTS is never on by default: browsers remember it.
+SERVED_OVER_TLS = env_bool("GUARDSITE_TLS", False) or TRUST_X_FORWARDED_PROTO
+HTTPS_BY_DEFAULT = not DEBUG and SERVED_OVER_TLS
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS_BY_DEFAULT)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", HTTPS_BY_DEFAULT)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+# Origins (scheme://host[:port]) of forms posted to this site, beyond its own host.
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

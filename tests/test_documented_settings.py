@@ -1,0 +1,71 @@
+"""Every environment variable that settings.py or gunicorn.conf.py reads is in the README."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from tests.live import ROOT, manage
+
+READERS = {"get", "getenv", "setdefault", "env_bool", "env_list"}
+# Read by a library on the project's behalf: dj_database_url.config() reads DATABASE_URL.
+IMPLICIT = {"DATABASE_URL"}
+NOT_SETTINGS = {"DJANGO_SETTINGS_MODULE"}  # Django's own, documented by Django
+NAME = re.compile(r"[A-Z][A-Z0-9_]+")
+
+
+def variables_read(path: Path) -> set[str]:
+    """Names passed to os.environ.get/[]/setdefault, os.getenv, env_bool and env_list."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and node.args:
+            function = node.func
+            name = function.attr if isinstance(function, ast.Attribute) else ""
+            name = name or getattr(function, "id", "")
+            argument = node.args[0]
+            if name in READERS and isinstance(argument, ast.Constant):
+                names.add(argument.value)
+        elif (
+            isinstance(node, ast.Subscript)
+            and ast.unparse(node.value) == "os.environ"
+            and isinstance(node.slice, ast.Constant)
+        ):
+            names.add(node.slice.value)
+    return {name for name in names if isinstance(name, str) and NAME.fullmatch(name)}
+
+
+def test_every_environment_variable_is_documented() -> None:
+    read = variables_read(ROOT / "guardsite" / "settings.py")
+    read |= variables_read(ROOT / "gunicorn.conf.py")
+    read |= IMPLICIT
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
+    assert {"DJANGO_DEBUG", "GUARDSITE_BIND", "DJANGO_SECRET_KEY"} <= read  # the parser works
+    assert sorted(read - NOT_SETTINGS - documented) == []
+
+
+def deploy_check(database: Path, **env: str) -> str:
+    secret = "x" * 20 + "-a-long-secret-key-that-only-this-test-uses-0123456789"
+    result = manage(
+        database, "check", "--deploy", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=secret, **env
+    )
+    return result.stdout + result.stderr
+
+
+def test_production_over_tls_passes_check_deploy_with_the_environment_alone(
+    migrated_template: Path,
+) -> None:
+    behind_tls = deploy_check(
+        migrated_template,
+        DJANGO_TRUST_X_FORWARDED_PROTO="1",
+        WHITELIST_REQUIRE_SECURE="1",
+        DJANGO_SECURE_HSTS_SECONDS="31536000",
+        DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
+        DJANGO_SECURE_HSTS_PRELOAD="1",
+    )
+    assert "System check identified no issues" in behind_tls, behind_tls
+    # Not known to be served over TLS: no HTTPS-only defaults, and check --deploy says so.
+    plain = deploy_check(migrated_template)
+    for warning in ("security.W008", "security.W012", "security.W016", "security.W004"):
+        assert warning in plain, plain
