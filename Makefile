@@ -19,7 +19,7 @@ DEMO_RULES := http://localhost:5000 https://localhost:5443
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py collectstatic --no-input -v0
-	$(PY) manage.py whitelist add $(DEMO_RULES) --note "seed demo"
+	$(PY) manage.py whitelist add $(DEMO_RULES) --note "seed demo" --keep-existing
 	@echo
 	@echo "Demo: open http://localhost:5000/ (allowed) and http://localhost:5001/ (not yet)."
 	@echo "      https://localhost:5443/ is the same over TLS (wss://), with a development"

@@ -46,8 +46,13 @@ def test_a_malformed_rule_adds_nothing() -> None:
 
 def test_remove_reports_missing_rules() -> None:
     run("add", "https://shop.example.com")
-    output = run("remove", "https://SHOP.example.com", "https://other.example")
-    assert output.splitlines() == [
+    out = StringIO()
+    with pytest.raises(SystemExit) as status:
+        call_command(
+            "whitelist", "remove", "https://SHOP.example.com", "https://other.example", stdout=out
+        )
+    assert status.value.code == 1
+    assert out.getvalue().splitlines() == [
         "removed https://shop.example.com",
         "not found https://other.example",
     ]
@@ -92,3 +97,49 @@ def test_check_exit_status_in_a_real_process(tmp_path: Path) -> None:
     assert bad_rule.returncode == 1
     assert "the scheme must be http or https" in bad_rule.stderr
     assert "Traceback" not in bad_rule.stderr
+
+
+def test_a_pattern_without_its_scheme_gets_a_hint_and_a_batch_says_nothing_was_added() -> None:
+    with pytest.raises(CommandError) as refused:
+        run("add", "https://good.example", "localhost:5001")
+    assert "Did you mean http://localhost:5001?" in str(refused.value)
+    assert "Nothing changed: none of the 2 were added." in str(refused.value)
+    assert not AllowedOrigin.objects.exists()
+    with pytest.raises(CommandError, match=r"Did you mean https://shop.example.com\? .*not added"):
+        run("add", "shop.example.com")
+
+
+def test_keep_existing_never_re_enables_what_staff_disabled() -> None:
+    AllowedOrigin.objects.create(pattern="http://localhost:5000", enabled=False, note="off")
+    output = run("add", "http://localhost:5000", "https://localhost:5443", "--keep-existing")
+    assert output.splitlines() == [
+        "kept, disabled: http://localhost:5000",
+        "added https://localhost:5443",
+    ]
+    kept = AllowedOrigin.objects.get(pattern="http://localhost:5000")
+    assert (kept.enabled, kept.note) == (False, "off")
+
+
+def test_check_accepts_an_international_name_as_typed_and_judges_what_browsers_send() -> None:
+    run("add", "https://bücher.example")
+    assert run("check", "https://Bücher.example").splitlines() == [
+        "allowed: https://Bücher.example",
+        "  a browser sends it as: https://xn--bcher-kva.example",
+        "  reason: allowed (matches https://xn--bcher-kva.example)",
+        "  origin: https://xn--bcher-kva.example (judged as the origin header)",
+        "  rule: https://xn--bcher-kva.example",
+    ]
+
+
+def test_remove_exits_1_when_a_rule_was_not_there(tmp_path: Path) -> None:
+    database = tmp_path / "db.sqlite3"
+    assert manage(database, "migrate", "--no-input", "-v0").returncode == 0
+    assert manage(database, "whitelist", "add", "https://a.example").returncode == 0
+    partly = manage(database, "whitelist", "remove", "https://a.example", "https://b.example")
+    assert partly.returncode == 1
+    assert partly.stdout.splitlines() == [
+        "removed https://a.example",
+        "not found https://b.example",
+    ]
+    again = manage(database, "whitelist", "add", "https://a.example")
+    assert manage(database, "whitelist", "remove", "https://a.example").returncode == 0, again

@@ -212,6 +212,28 @@ def parse_rule(value: str) -> Rule:
     return Rule(scheme, host, port, subdomains)
 
 
+def as_browsers_send(value: str) -> str:
+    """``value`` with an international host name in the ASCII form browsers send (punycode).
+
+    For operators who type ``https://bücher.example``: a browser's ``Origin``
+    header says ``https://xn--bcher-kva.example``. Anything it cannot convert is
+    returned as it is, for the parser to refuse with its own message.
+    """
+    if value.isascii() or "://" not in value:
+        return value
+    scheme, rest = value.split("://", 1)
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority or authority.startswith("["):
+        return value
+    host, colon, port = authority.partition(":")
+    try:
+        ascii_host = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return value
+    return f"{scheme}://{ascii_host}{colon}{port}{tail}"
+
+
 def parse_origin_header(value: str) -> Origin:
     """Parse the value of an ``Origin`` header strictly."""
     return _client_origin(value, bare=True)

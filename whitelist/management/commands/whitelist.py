@@ -14,7 +14,7 @@ from django.db import transaction
 from whitelist.cache import load_snapshot
 from whitelist.guard import Decision, decide_headers
 from whitelist.models import AllowedOrigin
-from whitelist.origins import OriginError, parse_rule
+from whitelist.origins import OriginError, as_browsers_send, parse_rule
 
 
 class Command(BaseCommand):
@@ -30,7 +30,16 @@ class Command(BaseCommand):
             help="scheme://host[:port] or scheme://*.domain[:port]",
         )
         add.add_argument("--note", default="", help="Why this origin is allowed.")
-        remove = actions.add_parser("remove", help="Delete rules.")
+        add.add_argument(
+            "--keep-existing",
+            action="store_true",
+            help="Only create missing rules; never re-enable or change an existing one.",
+        )
+        remove = actions.add_parser(
+            "remove",
+            help="Delete rules. Exit 0 if every rule was there, 1 if some were not "
+            "(the others are deleted all the same).",
+        )
         remove.add_argument("patterns", nargs="+", metavar="PATTERN")
         actions.add_parser("list", help="Show every rule.")
         check = actions.add_parser(
@@ -40,38 +49,72 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "add":
-            self.stdout.write("\n".join(add_rules(options["patterns"], options["note"])))
+            lines = add_rules(options["patterns"], options["note"], options["keep_existing"])
+            self.stdout.write("\n".join(lines))
         elif action == "remove":
-            self.stdout.write("\n".join(remove_rules(options["patterns"])))
+            lines = remove_rules(options["patterns"])
+            self.stdout.write("\n".join(lines))
+            if any(line.startswith(NOT_FOUND) for line in lines):
+                raise SystemExit(1)
         elif action == "list":
             self.stdout.write("\n".join(list_rules()))
         else:
-            decision = check_value(options["value"])
-            self.stdout.write(describe(options["value"], decision))
+            value = options["value"]
+            sent = as_browsers_send(value)
+            decision = check_value(sent)
+            self.stdout.write(describe(value, decision, sent))
             if not decision.allowed:
                 raise SystemExit(1)
 
 
-def _normalise_all(patterns: list[str]) -> list[str]:
+NOT_FOUND = "not found"
+
+
+def _normalise_all(patterns: list[str], verb: str) -> list[str]:
+    """Every pattern normalised, or a CommandError saying that none was ``verb``."""
     normalised = []
     for pattern in patterns:
         try:
             normalised.append(str(parse_rule(pattern)))
         except OriginError as exc:
-            raise CommandError(f"{pattern!r} is not a valid rule: {exc}.") from None
+            hint = _scheme_hint(pattern)
+            none = "it was not" if len(patterns) == 1 else f"none of the {len(patterns)} were"
+            raise CommandError(
+                f"{pattern!r} is not a valid rule: {exc}.{hint} Nothing changed: {none} {verb}."
+            ) from None
     return normalised
 
 
-def add_rules(patterns: list[str], note: str = "") -> list[str]:
-    """Create or re-enable each rule; all or nothing. Returns one line per rule."""
+def _scheme_hint(pattern: str) -> str:
+    """' Did you mean http://localhost:5001?' for a pattern typed without its scheme."""
+    if "://" in pattern:
+        return ""
+    scheme = "http" if pattern.split(":")[0].lower() in {"localhost", "127.0.0.1"} else "https"
+    try:
+        suggestion = str(parse_rule(f"{scheme}://{pattern}"))
+    except OriginError:
+        return ""
+    return f" Did you mean {suggestion}?"
+
+
+def add_rules(patterns: list[str], note: str = "", keep_existing: bool = False) -> list[str]:
+    """Create or re-enable each rule; all or nothing. Returns one line per rule.
+
+    With ``keep_existing``, an existing rule is left as it is, even disabled (the
+    demo's ``make run`` must not undo what staff decided).
+    """
     lines = []
     with transaction.atomic():
-        for pattern in _normalise_all(patterns):
+        for pattern in _normalise_all(patterns, "added"):
             rule, created = AllowedOrigin.objects.get_or_create(
                 pattern=pattern, defaults={"note": note}
             )
             if created:
                 lines.append(f"added {pattern}")
+                continue
+            if keep_existing:
+                state = "kept, enabled" if rule.enabled else "kept, disabled"
+                lines.append(f"{state}: {pattern}")
                 continue
             changed = not rule.enabled or (note and note != rule.note)
             rule.enabled = True
@@ -79,7 +122,8 @@ def add_rules(patterns: list[str], note: str = "") -> list[str]:
             try:
                 rule.full_clean()
             except ValidationError as exc:
-                raise CommandError(f"{pattern}: {'; '.join(exc.messages)}") from None
+                messages = "; ".join(exc.messages)
+                raise CommandError(f"{pattern}: {messages} Nothing changed.") from None
             if changed:
                 rule.save()
             lines.append(f"{'updated' if changed else 'already allowed'} {pattern}")
@@ -87,12 +131,12 @@ def add_rules(patterns: list[str], note: str = "") -> list[str]:
 
 
 def remove_rules(patterns: list[str]) -> list[str]:
-    """Delete each rule; a rule that does not exist is reported, not an error."""
+    """Delete each rule; a rule that does not exist is reported ("not found")."""
     lines = []
     with transaction.atomic():
-        for pattern in _normalise_all(patterns):
+        for pattern in _normalise_all(patterns, "removed"):
             deleted, _ = AllowedOrigin.objects.filter(pattern=pattern).delete()
-            lines.append(f"{'removed' if deleted else 'not found'} {pattern}")
+            lines.append(f"{'removed' if deleted else NOT_FOUND} {pattern}")
     return lines
 
 
@@ -117,10 +161,13 @@ def check_value(value: str) -> Decision:
     return decide_headers(value, None, index)
 
 
-def describe(value: str, decision: Decision) -> str:
+def describe(value: str, decision: Decision, sent: str | None = None) -> str:
     verdict = "allowed" if decision.allowed else "denied"
     detail = decision.detail or f"matches {decision.rule}"
-    lines = [f"{verdict}: {value}", f"  reason: {decision.reason} ({detail})"]
+    lines = [f"{verdict}: {value}"]
+    if sent and sent != value:
+        lines.append(f"  a browser sends it as: {sent}")
+    lines.append(f"  reason: {decision.reason} ({detail})")
     if decision.origin:
         lines.append(f"  origin: {decision.origin} (judged as the {decision.source} header)")
     if decision.rule:
