@@ -96,3 +96,15 @@ def test_staff_without_change_permission_gets_no_bulk_actions(client: Client) ->
     assert client.get(LIST_URL).context["action_form"] is None
     client.post(LIST_URL, {"action": "disable_rules", "_selected_action": [rule.pk]})
     assert AllowedOrigin.objects.get().enabled
+
+
+def test_international_names_are_shown_in_unicode_and_look_alikes_flagged(
+    admin_client: Client,
+) -> None:
+    AllowedOrigin.objects.create(pattern="https://bücher.example")
+    AllowedOrigin.objects.create(pattern="https://pаypal.com")  # a Cyrillic "а"
+    AllowedOrigin.objects.create(pattern="https://shop.example.com")
+    page = admin_client.get(LIST_URL).content.decode()
+    assert "https://xn--bcher-kva.example" in page and "https://bücher.example" in page
+    assert "https://pаypal.com ⚠ mixes Cyrillic + Latin letters: a look-alike?" in page
+    assert page.count("⚠") == 1

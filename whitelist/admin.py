@@ -8,17 +8,32 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .display import spelling
 from .models import AllowedOrigin
 
 
 @admin.register(AllowedOrigin)
 class AllowedOriginAdmin(admin.ModelAdmin):
-    list_display = ["pattern", "enabled", "note", "updated_at"]
+    list_display = ["pattern", "international_name", "enabled", "note", "updated_at"]
     list_filter = ["enabled"]
     search_fields = ["pattern", "note"]
-    readonly_fields = ["created_at", "updated_at"]
-    fields = ["pattern", "enabled", "note", "created_at", "updated_at"]
+    readonly_fields = ["international_name", "created_at", "updated_at"]
+    fields = ["pattern", "international_name", "enabled", "note", "created_at", "updated_at"]
     actions = ["enable_rules", "disable_rules"]
+
+    @admin.display(description=_("international name"))
+    def international_name(self, rule: AllowedOrigin) -> str:
+        """The Unicode form of a punycode host, with mixed-script look-alikes flagged."""
+        shown = spelling(rule.pattern) if rule.pattern else None
+        if shown is None:
+            return "–"
+        if shown.mixed_scripts:
+            scripts = " + ".join(script.title() for script in shown.mixed_scripts)
+            return _("%(name)s ⚠ mixes %(scripts)s letters: a look-alike?") % {
+                "name": shown.unicode,
+                "scripts": scripts,
+            }
+        return shown.unicode
 
     @admin.action(description=_("Enable selected origins"), permissions=["change"])
     def enable_rules(self, request: HttpRequest, queryset: QuerySet[AllowedOrigin]) -> None:
