@@ -21,14 +21,27 @@ GUARDSITE_WORKER picks the worker:
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
+import warnings
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
 from guardsite.tls import ensure_dev_certificate, server_context
+
+# The eventlet worker is the pinned, deliberate choice (gunicorn<26; the README says
+# why and names the gthread alternative): its two deprecation notices, eventlet's on
+# import and gunicorn's at each worker's start, say nothing an operator can act on.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+
+class _KnownDeprecation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "eventlet worker is DEPRECATED" not in record.getMessage()
+
 
 # Only the settings are read here, never django.setup(): the master must not
 # create Django's thread-locals before each worker's eventlet monkey-patching.
@@ -70,6 +83,12 @@ def ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext
     return server_context(
         Path(config.certfile), Path(config.keyfile), Path(chain) if chain else None
     )
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """gunicorn's hook, in the new worker before it starts: quiet the known notice."""
+    if WORKER == "eventlet":
+        worker.log.error_log.addFilter(_KnownDeprecation())
 
 
 def post_worker_init(worker: Any) -> None:

@@ -124,3 +124,33 @@ def test_gthread_worker_guards_namespaces_added_by_handler_modules(gthread: str)
         client.disconnect()
     refused, _ = try_connect(gthread, origin="https://evil.test", namespace="/late")
     assert refused.error is not None and refused.error["data"]["reason"] == "origin-not-allowed"
+
+
+def test_the_eventlet_worker_serves_without_noise(migrated_template: Path, tmp_path: Path) -> None:
+    """The pinned eventlet worker: no deprecation notices, no run-on shutdown errors."""
+    database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
+    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    port = free_port()
+    env = server_env(
+        database,
+        GUARDSITE_BIND=f"127.0.0.1:{port}",
+        GUARDSITE_STATE_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="guardsite.settings",
+    )
+    env.pop("PYTHONWARNINGS")  # as an operator runs it: warnings shown
+    log = tmp_path / "gunicorn.log"
+    process = start_gunicorn(env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_gunicorn(url, process, log)
+        for transport in TRANSPORTS:
+            assert try_connect(url, origin=ALLOWED, transport=transport)[0].welcome is not None
+            refused, _ = try_connect(url, origin="https://evil.test", transport=transport)
+            assert refused.refusal_reason == "origin-not-allowed"
+    finally:
+        process.terminate()
+        process.wait(15)
+    text = log.read_text()
+    assert "Using worker: eventlet" in text
+    for noise in ("Traceback", "deprecated", "DEPRECATED", "socket shutdown error"):
+        assert noise not in text, text
