@@ -34,7 +34,6 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from . import changes, upstream
 from .cache import AllowlistCache, Snapshot, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
-from .engineio_log import quiet_closed_session_race
 from .events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -85,7 +84,7 @@ class GuardedServer(socketio.Server):
         super().on("connect", self._guard_connect(CATCH_ALL, None), namespace=CATCH_ALL)
         super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
         upstream.hook_engineio_messages(self)
-        quiet_closed_session_race(self.eio.logger)
+        upstream.quiet_closed_session_race(self)
 
     # -- registration: every connect and disconnect handler is wrapped ---------------
 

@@ -11,6 +11,7 @@ both ends of those ranges.
   ``_trigger_event`` that ``Server.instrument()`` (the admin UI) replaces.
 * ``initialize_manager`` starts the client manager as python-socketio would at
   the first Engine.IO connect (``manager_initialized``, then ``initialize()``).
+* ``quiet_closed_session_race`` wraps python-engineio's ``_log_error_once``.
 """
 
 from __future__ import annotations
@@ -130,3 +131,31 @@ def initialize_manager(server: GuardedServer) -> None:
     if not server.manager_initialized:
         server.manager_initialized = True
         server.manager.initialize()
+
+
+# python-engineio's words for a request that arrives just after its session closed.
+CLOSED_SESSION_RACE = "'Session is disconnected'"
+
+
+def quiet_closed_session_race(server: GuardedServer) -> None:
+    """Log python-engineio's "'Session is disconnected' <sid>" at DEBUG, not ERROR.
+
+    A refused page's socket.io-client closes its Engine.IO session right after
+    its ``connect_error``, and a poll it already sent can arrive after the
+    close: python-engineio answers 400 and logs it once at ERROR, under the
+    same key as "Invalid session" (a session this process never had, as
+    behind a load balancer without stickiness), which would then be logged at
+    INFO only, below python-engineio's default level. The race is logged at
+    DEBUG here and never spends that key.
+    """
+    eio = server.eio
+    log_error_once = eio._log_error_once
+
+    @functools.wraps(log_error_once)
+    def log_unless_race(message: str, message_key: str) -> None:
+        if message.startswith(CLOSED_SESSION_RACE):
+            eio.logger.debug(message)
+        else:
+            log_error_once(message, message_key)
+
+    eio._log_error_once = log_unless_race
