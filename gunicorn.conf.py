@@ -67,7 +67,7 @@ timeout = 0 if workers == 1 else 30
 graceful_timeout = 10
 accesslog = os.environ.get("GUARDSITE_ACCESS_LOG") or None
 
-if os.environ.get("GUARDSITE_TLS", "") in {"1", "true", "yes", "on"}:
+if settings.GUARDSITE_TLS:  # parsed once, as the HTTPS defaults of settings.py read it
     if settings.GUARDSITE_TLS_CERT and settings.GUARDSITE_TLS_KEY:
         certfile = settings.GUARDSITE_TLS_CERT
         keyfile = settings.GUARDSITE_TLS_KEY

@@ -163,11 +163,13 @@ if TRUST_X_FORWARDED_PROTO:
 # only when DEBUG is off and the site is known to be served over TLS (gunicorn's own
 # GUARDSITE_TLS, or a proxy trusted for X-Forwarded-Proto): over plain HTTP they would
 # lock staff out of admin. HSTS is never on by default: browsers remember it.
-SERVED_OVER_TLS = env_bool("GUARDSITE_TLS", False) or TRUST_X_FORWARDED_PROTO
+# gunicorn.conf.py serves HTTPS/WSS itself with GUARDSITE_TLS=1 (runsocket takes --tls).
+GUARDSITE_TLS = env_bool("GUARDSITE_TLS", False)
+SERVED_OVER_TLS = GUARDSITE_TLS or TRUST_X_FORWARDED_PROTO
 HTTPS_BY_DEFAULT = not DEBUG and SERVED_OVER_TLS
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS_BY_DEFAULT)
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", HTTPS_BY_DEFAULT)
-SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS") or 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
 # Origins (scheme://host[:port]) of forms posted to this site, beyond its own host.
