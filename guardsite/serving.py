@@ -136,7 +136,6 @@ HANDSHAKE_HINTS = {
     "HTTP_REQUEST": "plain HTTP sent to an HTTPS address",
     "WRONG_VERSION_NUMBER": "not TLS, or a TLS version below 1.2",
     "UNSUPPORTED_PROTOCOL": "a TLS version below 1.2",
-    "NO_SHARED_CIPHER": "no cipher in common",
 }
 
 
@@ -147,23 +146,27 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     its ``SSLError`` escape to the hub, which prints a 30-line traceback and
     "Removing descriptor" for every browser that does not trust the
     development certificate yet. Here it is one INFO line with the client's
-    address and the reason; every other error stays as loud as before.
+    address and the reason, at INFO for a client's routine distrust and at
+    WARNING for any other TLS reason; every other error stays as loud as before.
     """
+
+    _read_a_line = False
 
     def _read_request_line(self) -> bytes | str:
         try:
-            return super()._read_request_line()
+            line = super()._read_request_line()
         except ssl.SSLError as error:
             reason = error.reason or type(error).__name__
-            hint = HANDSHAKE_HINTS.get(reason, "")
-            logger.info(
-                "TLS handshake from %s failed: %s%s",
-                self.client_address[0],
-                reason,
-                f" ({hint})" if hint else "",
-            )
+            hint = HANDSHAKE_HINTS.get(reason)
+            what = "TLS error on a connection" if self._read_a_line else "TLS handshake"
+            # A client's distrust is routine; anything else, the operator should see.
+            level = logging.INFO if hint else logging.WARNING
+            shown = f"{reason} ({hint})" if hint else reason
+            logger.log(level, "%s from %s failed: %s", what, self.client_address[0], shown)
             self.close_connection = 1
             return ""
+        self._read_a_line = True
+        return line
 
 
 def serve_until_stopped(

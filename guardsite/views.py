@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.templatetags.static import static
 
@@ -15,4 +15,5 @@ def demo(request: HttpRequest) -> HttpResponse:
 
 def favicon(request: HttpRequest) -> HttpResponse:
     """Browsers ask every site for /favicon.ico (admin pages name no icon): no 404 in the log."""
-    return HttpResponsePermanentRedirect(static("guardsite/favicon.svg"))
+    # Not permanent: the target's name carries the file's hash, which changes.
+    return HttpResponseRedirect(static("guardsite/favicon.svg"))
