@@ -143,3 +143,10 @@ def test_remove_exits_1_when_a_rule_was_not_there(tmp_path: Path) -> None:
     ]
     again = manage(database, "whitelist", "add", "https://a.example")
     assert manage(database, "whitelist", "remove", "https://a.example").returncode == 0, again
+
+
+def test_check_percent_encodes_a_non_ascii_path_as_browsers_do() -> None:
+    run("add", "https://bücher.example")
+    output = run("check", "https://bücher.example/straße?q=ü")
+    assert "  a browser sends it as: https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%BC" in output
+    assert output.startswith("allowed:") and "judged as the referer header" in output

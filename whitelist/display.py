@@ -3,7 +3,9 @@
 Rules are stored in the ASCII form browsers send (``xn--bcher-kva.example``);
 staff recognise ``bücher.example``. A label that mixes Latin, Cyrillic or Greek
 letters (``pаypal.com`` with a Cyrillic ``а``) is the classic look-alike, and
-is flagged where staff review rules.
+is flagged where staff review rules. A name written wholly in one script that
+looks like another (``аррӏе.com``, all Cyrillic) is not flagged: telling that
+needs Unicode's confusables data, which this does not carry.
 """
 
 from __future__ import annotations

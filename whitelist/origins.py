@@ -22,7 +22,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import idna
 
@@ -212,6 +212,10 @@ def parse_rule(value: str) -> Rule:
     return Rule(scheme, host, port, subdomains)
 
 
+# Characters a URL's path, query and fragment keep as they are (RFC 3986), with "%".
+URL_PUNCTUATION = "/?#[]@!$&'()*+,;=:%-._~"
+
+
 def as_browsers_send(value: str) -> str:
     """``value`` with an international host name in the ASCII form browsers send (punycode).
 
@@ -231,7 +235,8 @@ def as_browsers_send(value: str) -> str:
         ascii_host = idna.encode(host, uts46=True).decode("ascii")
     except idna.IDNAError:
         return value
-    return f"{scheme}://{ascii_host}{colon}{port}{tail}"
+    # A path or query with non-ASCII characters goes out percent-encoded, as browsers send it.
+    return f"{scheme}://{ascii_host}{colon}{port}{quote(tail, safe=URL_PUNCTUATION)}"
 
 
 def parse_origin_header(value: str) -> Origin:
