@@ -28,7 +28,8 @@ sio = socketio.Server(async_mode="eventlet", cors_allowed_origins="*")
 
 @sio.on("connect")
 def connect(sid: str, environ: dict, auth: object = None) -> None:
-    sio.emit("permission.message", {"message": "Okay, you're cool."}, to=sid)
+    details = {"origin": environ.get("HTTP_ORIGIN"), "rule": None, "transport": "websocket"}
+    sio.emit("permission.message", ("Okay, you're cool.", details), to=sid)
     sio.emit("hello.client", {"message": "It was sent using the ws:// protocol"}, to=sid)
 
 
