@@ -109,3 +109,29 @@ def test_guard_recovers_when_the_rules_load_again(caplog: pytest.LogCaptureFixtu
     assert guard.decide(environ, cache).reason == guard.INTERNAL_ERROR
     assert guard.decide(environ, cache).allowed
     assert "works again" in caplog.text
+
+
+@pytest.mark.parametrize("mistyped", ["False", "True", 1, None])
+def test_a_mistyped_allow_missing_origin_never_admits_header_less_clients(
+    mistyped: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A string "False" is truthy: read as written it would have admitted everyone."""
+    with override_settings(WHITELIST_ALLOW_MISSING_ORIGIN=mistyped):
+        decision = guard.decide({}, cache_with("https://shop.example.com"))
+    assert (decision.allowed, decision.reason) == (False, guard.NO_ORIGIN)
+    assert "WHITELIST_ALLOW_MISSING_ORIGIN is" in caplog.text
+
+
+def test_a_mistyped_require_secure_refuses_clear_text() -> None:
+    environ = {"HTTP_ORIGIN": "https://shop.example.com", "wsgi.url_scheme": "http"}
+    with override_settings(WHITELIST_REQUIRE_SECURE="False"):
+        decision = guard.decide(environ, cache_with("https://shop.example.com"))
+    assert not decision.allowed
+
+
+@pytest.mark.parametrize("mistyped", ["0.25", 0, -1, 61, True])
+def test_a_mistyped_refresh_interval_falls_back_to_the_default(mistyped: object) -> None:
+    from whitelist.conf import conf
+
+    with override_settings(WHITELIST_REFRESH_INTERVAL=mistyped):
+        assert conf.WHITELIST_REFRESH_INTERVAL == 0.25

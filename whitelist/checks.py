@@ -7,7 +7,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from .conf import conf
+from .conf import MAX_REFRESH_INTERVAL, conf
 from .versions import TESTED, installed_release, parse_release
 
 
@@ -15,9 +15,9 @@ from .versions import TESTED, installed_release, parse_release
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Refuse settings that would break or silently weaken the guard."""
     messages: list[CheckMessage] = []
-    interval = conf.WHITELIST_REFRESH_INTERVAL
+    interval = conf.raw("WHITELIST_REFRESH_INTERVAL", 0.25)
     is_number = isinstance(interval, int | float) and not isinstance(interval, bool)
-    if not is_number or not 0 < interval <= 60:
+    if not is_number or not 0 < interval <= MAX_REFRESH_INTERVAL:
         messages.append(
             Error(
                 f"WHITELIST_REFRESH_INTERVAL is {interval!r}.",
@@ -26,7 +26,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     for name in ("WHITELIST_REFUSAL_MESSAGE", "WHITELIST_WELCOME_MESSAGE"):
-        value = getattr(conf, name)
+        value = conf.raw(name, "default")
         if not isinstance(value, str) or not value.strip():
             messages.append(
                 Error(
@@ -40,7 +40,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         "WHITELIST_REFUSE_AT_HANDSHAKE",
         "WHITELIST_REQUIRE_SECURE",
     ):
-        value = getattr(conf, name)
+        value = conf.raw(name, False)
         if not isinstance(value, bool):
             messages.append(
                 Error(f"{name} is {value!r}.", hint="Use True or False.", id="whitelist.E003")

@@ -3,13 +3,30 @@
 Values are read on first access (never at import) and cached, because the guard
 reads them on every connect; the ``setting_changed`` receiver in signals.py
 calls ``conf.reset()``, so ``override_settings`` keeps working in tests.
+
+A setting of the wrong type never weakens the guard: the server uses a safe
+value instead (the default, or the stricter one) and logs an error, and
+``manage.py check`` (run by runsocket and by gunicorn.conf.py before serving)
+reports it (``whitelist.E001``-``E003``). ``raw()`` is what the checks read.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
+from typing import Any
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REFUSAL_MESSAGE = "Who invited you to this party?"
+DEFAULT_WELCOME_MESSAGE = "Okay, you're cool."
+MAX_REFRESH_INTERVAL = 60
+
+
+def _unusable(name: str, value: object, used: object) -> None:
+    logger.error("%s is %r, which is not usable: using %r instead", name, value, used)
 
 
 class WhitelistSettings:
@@ -19,30 +36,49 @@ class WhitelistSettings:
         """Forget every cached value (settings changed)."""
         self.__dict__.clear()
 
+    @staticmethod
+    def raw(name: str, default: Any = None) -> Any:
+        """The setting as written, for the system checks."""
+        return getattr(settings, name, default)
+
+    def _flag(self, name: str, *, default: bool, when_unusable: bool) -> bool:
+        value = self.raw(name, default)
+        if isinstance(value, bool):
+            return value
+        _unusable(name, value, when_unusable)
+        return when_unusable
+
+    def _text(self, name: str, default: str) -> str:
+        value = self.raw(name, default)
+        if isinstance(value, str) and value.strip():
+            return value
+        _unusable(name, value, default)
+        return default
+
     @cached_property
     def WHITELIST_REFUSAL_MESSAGE(self) -> str:  # noqa: N802 - named like the setting
         """The ``message`` of a refused client's ``connect_error``."""
-        return getattr(settings, "WHITELIST_REFUSAL_MESSAGE", "Who invited you to this party?")
+        return self._text("WHITELIST_REFUSAL_MESSAGE", DEFAULT_REFUSAL_MESSAGE)
 
     @cached_property
     def WHITELIST_WELCOME_MESSAGE(self) -> str:  # noqa: N802
         """The text of the ``permission.message`` event sent to an allowed client."""
-        return getattr(settings, "WHITELIST_WELCOME_MESSAGE", "Okay, you're cool.")
+        return self._text("WHITELIST_WELCOME_MESSAGE", DEFAULT_WELCOME_MESSAGE)
 
     @cached_property
     def WHITELIST_ALLOW_MISSING_ORIGIN(self) -> bool:  # noqa: N802
         """Admit clients that send neither ``Origin`` nor ``Referer`` (not browsers)."""
-        return getattr(settings, "WHITELIST_ALLOW_MISSING_ORIGIN", False)
+        return self._flag("WHITELIST_ALLOW_MISSING_ORIGIN", default=False, when_unusable=False)
 
     @cached_property
     def WHITELIST_REFUSE_AT_HANDSHAKE(self) -> bool:  # noqa: N802
         """Refuse with HTTP 403 before any Engine.IO session instead of ``connect_error``."""
-        return getattr(settings, "WHITELIST_REFUSE_AT_HANDSHAKE", False)
+        return self._flag("WHITELIST_REFUSE_AT_HANDSHAKE", default=False, when_unusable=False)
 
     @cached_property
     def WHITELIST_REQUIRE_SECURE(self) -> bool:  # noqa: N802
         """Refuse sockets that did not come over TLS (https:// or wss://)."""
-        return getattr(settings, "WHITELIST_REQUIRE_SECURE", False)
+        return self._flag("WHITELIST_REQUIRE_SECURE", default=False, when_unusable=True)
 
     @cached_property
     def SECURE_PROXY_SSL_HEADER(self) -> tuple[str, str] | None:  # noqa: N802
@@ -60,7 +96,12 @@ class WhitelistSettings:
         from .changes import push_source
 
         default = 5.0 if push_source() else 0.25
-        return getattr(settings, "WHITELIST_REFRESH_INTERVAL", default)
+        value = self.raw("WHITELIST_REFRESH_INTERVAL", default)
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if is_number and 0 < value <= MAX_REFRESH_INTERVAL:
+            return float(value)
+        _unusable("WHITELIST_REFRESH_INTERVAL", value, default)
+        return default
 
     @cached_property
     def WHITELIST_CHANGES_URL(self) -> str | None:  # noqa: N802
