@@ -18,7 +18,7 @@ import socketio
 from tests.clients import Outcome, merged, try_connect
 from tests.inprocess import MODES, serving
 from tests.live import wait_until
-from whitelist.cache import allowlist
+from whitelist.cache import AllowlistCache, allowlist
 from whitelist.models import AllowedOrigin
 from whitelist.socketio import GuardedServer
 from whitelist.wsgi import OriginGate
@@ -510,3 +510,26 @@ def test_background_tasks_start_before_any_client(rules: None) -> None:
         assert server._watcher is not None
     finally:
         server.shutdown()
+
+
+def test_a_crashed_allowlist_watcher_is_logged_and_restarted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexpected error must not end the watcher silently, leaving old rules for good."""
+    runs: list[int] = []
+
+    class CrashingOnce(AllowlistCache):
+        def watch(self, sleep: Any, *, stop: Any, on_change: Any = None) -> None:
+            runs.append(len(runs))
+            if len(runs) == 1:
+                raise RuntimeError("a bug nobody expected")
+            while not stop():
+                sleep(0.05)
+
+    server = GuardedServer(async_mode="threading", allowlist_cache=CrashingOnce())
+    server.start_allowlist_watcher()
+    try:
+        assert wait_until(lambda: len(runs) == 2)
+    finally:
+        server._stopping = True
+    assert "The allowlist watcher crashed; restarting it in 1.0 s" in caplog.text

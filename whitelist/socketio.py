@@ -49,6 +49,9 @@ from .revocation import revoke_if_refused
 
 logger = logging.getLogger(__name__)
 
+# A background task that crashed is started again after this pause.
+RESTART_SECONDS = 1.0
+
 _UNDECIDED = object()
 
 
@@ -302,6 +305,8 @@ class GuardedServer(socketio.Server):
                     changed.clear()
 
             self._watcher = self.start_background_task(
+                self._supervised,
+                "allowlist watcher",
                 self.allowlist.watch,
                 wait_for_change,
                 stop=lambda: self._stopping,
@@ -309,6 +314,8 @@ class GuardedServer(socketio.Server):
             )
             if source:
                 self.start_background_task(
+                    self._supervised,
+                    "rule-change listener",
                     changes.listen,
                     changed.set,
                     self.sleep,
@@ -316,6 +323,23 @@ class GuardedServer(socketio.Server):
                     listening=listening,
                     source=source,
                 )
+
+    def _supervised(
+        self, name: str, task: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> None:
+        """Run a background task until the server stops; a crash is logged and it restarts.
+
+        The watcher and the listener handle the failures they expect
+        themselves; this is for the ones nobody expected, which would otherwise
+        end the task silently and leave the last rules in force for good.
+        """
+        while not self._stopping:
+            try:
+                task(*args, **kwargs)
+                return
+            except Exception:
+                logger.exception("The %s crashed; restarting it in %s s", name, RESTART_SECONDS)
+                self.sleep(RESTART_SECONDS)
 
     def start_background_tasks(self) -> None:
         """Start the allowlist watcher and the message queue's listener now.
