@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,25 @@ def post_fork(server: Any, worker: Any) -> None:
         worker.log.error_log.addFilter(_KnownDeprecation())
 
 
+# gunicorn's exit status for a worker that failed to boot: the master stops instead of
+# starting another worker that would fail the same way.
+WORKER_BOOT_ERROR = 3
+
+
 def post_worker_init(worker: Any) -> None:
-    """gunicorn's hook, once the worker loaded the app: start the Socket.IO background tasks."""
+    """gunicorn's hook, once the worker loaded the app: check, then start background tasks.
+
+    runsocket runs Django's system checks before serving; this does the same for
+    gunicorn, and refuses to serve when one is an error (a mistyped whitelist
+    setting, say), exactly as ``manage.py check`` would report it.
+    """
+    from django.core import checks
+
+    errors = [m for m in checks.run_checks() if m.is_serious() and not m.is_silenced()]
+    if errors:
+        for error in errors:
+            worker.log.error("System check failed, not serving: %s", error)
+        sys.exit(WORKER_BOOT_ERROR)
     from guardsite.wsgi import sio
 
     sio.start_background_tasks()

@@ -154,3 +154,26 @@ def test_the_eventlet_worker_serves_without_noise(migrated_template: Path, tmp_p
     assert "Using worker: eventlet" in text
     for noise in ("Traceback", "deprecated", "DEPRECATED", "socket shutdown error"):
         assert noise not in text, text
+
+
+def test_gunicorn_refuses_to_serve_when_a_system_check_fails(
+    migrated_template: Path, tmp_path: Path
+) -> None:
+    """runsocket runs the checks; gunicorn served header-less clients with this setting."""
+    port = free_port()
+    env = server_env(
+        migrated_copy(migrated_template, tmp_path / "db.sqlite3"),
+        GUARDSITE_BIND=f"127.0.0.1:{port}",
+        GUARDSITE_STATE_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="tests.mistyped_settings",
+    )
+    log = tmp_path / "gunicorn.log"
+    process = start_gunicorn(env, log)
+    try:
+        assert process.wait(60) != 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log.read_text()
+    assert "System check failed, not serving" in text and "whitelist.E003" in text, text
+    assert "Worker failed to boot" in text
