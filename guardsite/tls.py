@@ -13,6 +13,7 @@ import datetime as dt
 import ipaddress
 import os
 import ssl
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -189,6 +190,8 @@ def ensure_dev_certificate(
         _write(key_path, key_pem, 0o600)
         _write(cert_path, cert_pem, 0o644)
         certificate = x509.load_pem_x509_certificate(cert_pem)
+    else:
+        _keep_private(key_path)
     return CertificateInfo(
         cert_path,
         key_path,
@@ -197,6 +200,23 @@ def ensure_dev_certificate(
         tuple(sorted(covered_hosts(certificate))),
         created,
     )
+
+
+def _keep_private(key_path: Path) -> None:
+    """A reused key readable by others (copied, restored from a backup) becomes 0600 again."""
+    if stat.S_IMODE(key_path.stat().st_mode) & 0o077:
+        try:
+            key_path.chmod(0o600)
+        except OSError as exc:
+            raise TLSError(
+                f"the key {key_path} is readable by others and cannot be made private: "
+                f"{exc.strerror}"
+            ) from None
+
+
+def key_mode(key_path: Path) -> str:
+    """The key file's permission bits, as ls shows them in octal (0600)."""
+    return f"{stat.S_IMODE(key_path.stat().st_mode):04o}"
 
 
 def describe_certificate(cert_path: Path) -> CertificateInfo:

@@ -349,3 +349,15 @@ def test_gunicorn_serves_wss_with_the_eventlet_worker(
     assert outcome.welcome is not None
     assert outcome.hello is not None
     assert outcome.hello["protocol"] == "wss://"
+
+
+def test_gencert_makes_a_reused_key_private_again(tmp_path: Path, migrated_template: Path) -> None:
+    """A key copied or restored as 0644 was reported as 'mode 0600' and left readable."""
+    assert manage(migrated_template, "gencert", "--out", str(tmp_path)).returncode == 0
+    key = tmp_path / "dev-key.pem"
+    key.chmod(0o644)
+    again = manage(migrated_template, "gencert", "--out", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("Reusing")
+    assert f"Key: {key} (mode 0600)" in again.stdout
+    assert key.stat().st_mode & 0o777 == 0o600

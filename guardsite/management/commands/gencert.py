@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from guardsite.tls import DEFAULT_DAYS, MAX_DAYS, TLSError, ensure_dev_certificate
+from guardsite.tls import DEFAULT_DAYS, MAX_DAYS, TLSError, ensure_dev_certificate, key_mode
 
 
 class Command(BaseCommand):
@@ -50,7 +50,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         made = "Made" if info.created else "Reusing (--force makes a new one)"
         self.stdout.write(f"{made} {info.cert_path}")
-        self.stdout.write(f"Key: {info.key_path} (mode 0600)")
+        self.stdout.write(f"Key: {info.key_path} (mode {key_mode(info.key_path)})")
         self.stdout.write(f"SHA-256 fingerprint: {info.fingerprint}")
         self.stdout.write(f"Expires: {info.not_after:%Y-%m-%d %H:%M} UTC")
         self.stdout.write(f"Covers: {', '.join(info.hosts)}")
