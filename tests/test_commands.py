@@ -150,3 +150,10 @@ def test_check_percent_encodes_a_non_ascii_path_as_browsers_do() -> None:
     output = run("check", "https://bücher.example/straße?q=ü")
     assert "  a browser sends it as: https://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%BC" in output
     assert output.startswith("allowed:") and "judged as the referer header" in output
+
+
+def test_list_escapes_control_characters_in_notes() -> None:
+    """A note saved through admin could hold terminal escape sequences."""
+    AllowedOrigin.objects.create(pattern="https://shop.example.com", note="ok\x1b[2J\x07 done")
+    listed = run("list").splitlines()
+    assert listed == ["enabled   https://shop.example.com  # ok\\x1b[2J\\x07 done"]

@@ -146,9 +146,17 @@ def list_rules() -> list[str]:
         return ["No rules: every Socket.IO connection is refused."]
     return [
         f"{'enabled ' if rule.enabled else 'disabled'}  {rule.pattern}"
-        + (f"  # {rule.note}" if rule.note else "")
+        + (f"  # {printable(rule.note)}" if rule.note else "")
         for rule in rules
     ]
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: a note must not drive the terminal."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
 
 
 def check_value(value: str) -> Decision:
