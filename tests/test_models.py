@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from io import StringIO
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 
 from whitelist.models import AllowedOrigin, AllowlistRevision
 from whitelist.origins import OriginError
@@ -73,3 +77,59 @@ def test_bulk_create_refuses_a_malformed_rule() -> None:
     with pytest.raises(OriginError):
         AllowedOrigin.objects.bulk_create([AllowedOrigin(pattern="https://x.example/path")])
     assert not AllowedOrigin.objects.exists()
+
+
+def test_loaddata_stores_rules_normalised(tmp_path: Path) -> None:
+    """A fixture's rule was stored as typed: allowed by the server, not found by remove."""
+    fixture = tmp_path / "rules.json"
+    fixture.write_text(
+        '[{"model": "whitelist.allowedorigin", "pk": 7, '
+        '"fields": {"pattern": "HTTPS://Shop.Example.com:443", "enabled": true, "note": "",'
+        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
+    )
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert AllowedOrigin.objects.get(pk=7).pattern == "https://shop.example.com"
+    out = StringIO()
+    call_command("whitelist", "remove", "https://shop.example.com", stdout=out)
+    assert out.getvalue() == "removed https://shop.example.com\n"
+
+
+def test_a_fixture_with_a_malformed_rule_does_not_load(tmp_path: Path) -> None:
+    fixture = tmp_path / "rules.json"
+    fixture.write_text(
+        '[{"model": "whitelist.allowedorigin", "pk": 8, '
+        '"fields": {"pattern": "https://*", "enabled": true, "note": "",'
+        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
+    )
+    with pytest.raises(Exception, match=r"AllowedOrigin\(pk=8\): a wildcard may only stand"):
+        call_command("loaddata", str(fixture), verbosity=0)
+    assert not AllowedOrigin.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0002_normalises_rules_stored_as_typed() -> None:
+    """Rows written before every path normalised (raw SQL, loaddata) are fixed once."""
+    from django.db import connection
+
+    call_command("migrate", "whitelist", "0001", verbosity=0)
+    try:
+        with connection.cursor() as cursor:
+            for pattern, enabled in [
+                ("HTTPS://Shop.Example.com:443", True),  # normalised in place
+                ("https://b.example", True),
+                ("HTTPS://B.example", False),  # merged into the rule above
+                ("https://*", True),  # does not parse: disabled, with the reason
+            ]:
+                cursor.execute(
+                    "INSERT INTO whitelist_allowedorigin (pattern, enabled, note, created_at,"
+                    " updated_at) VALUES (%s, %s, '', '2026-11-01', '2026-11-01')",
+                    [pattern, enabled],
+                )
+    finally:
+        call_command("migrate", "whitelist", verbosity=0)
+    rules = {rule.pattern: (rule.enabled, rule.note) for rule in AllowedOrigin.objects.all()}
+    assert rules["https://shop.example.com"] == (True, "")
+    assert rules["https://b.example"] == (True, "")
+    assert rules["https://*"][0] is False
+    assert rules["https://*"][1].startswith("disabled by migration 0002: a wildcard")
+    assert len(rules) == 3

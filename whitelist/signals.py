@@ -5,12 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.signals import setting_changed
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from .cache import allowlist
 from .conf import conf
 from .models import AllowedOrigin, rules_changed
+from .origins import parse_rule
+
+
+@receiver(pre_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_normalised")
+def normalise_rule(instance: AllowedOrigin, **kwargs: Any) -> None:
+    """Store the normalised form on every save, ``loaddata``'s raw saves included.
+
+    A fixture's ``https://SHOP.example.com`` would otherwise be stored as typed:
+    allowed by the server, but not found by ``whitelist remove``. A malformed
+    pattern raises ``OriginError``, so a fixture with one does not load.
+    """
+    instance.pattern = str(parse_rule(instance.pattern))
 
 
 @receiver(post_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_saved")
