@@ -67,6 +67,28 @@ def _san_entries(hosts: Iterable[str]) -> list[x509.GeneralName]:
     return entries
 
 
+def _permitted_subtrees(hosts: Iterable[str]) -> list[x509.GeneralName]:
+    """Name constraints: the certificate's own hosts, and nothing else, may be certified."""
+    subtrees: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            subtrees.append(x509.DNSName(host.lower()))
+        else:
+            subtrees.append(x509.IPAddress(ipaddress.ip_network(address)))
+    return subtrees
+
+
+def is_constrained(certificate: x509.Certificate) -> bool:
+    """Whether a certificate limits what its key may certify to named subtrees."""
+    try:
+        certificate.extensions.get_extension_for_class(x509.NameConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return True
+
+
 def covered_hosts(certificate: x509.Certificate) -> set[str]:
     """The host names and addresses a certificate's SubjectAltName covers."""
     try:
@@ -122,8 +144,16 @@ def generate(
         .add_extension(x509.SubjectAlternativeName(_san_entries(names)), critical=False)
         # CA:TRUE with path length 0 lets clients take this very certificate as
         # their trust anchor (Python's ssl and browsers' "Authorities" refuse a
-        # CA:FALSE one), while it still cannot sign any other certificate.
+        # CA:FALSE one). Its key could still sign a leaf for any host, so name
+        # constraints limit what it may certify to its own hosts: a certificate
+        # for any other name, signed with dev-key.pem, fails verification.
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.NameConstraints(
+                permitted_subtrees=_permitted_subtrees(names), excluded_subtrees=None
+            ),
+            critical=True,
+        )
         .add_extension(
             x509.KeyUsage(
                 digital_signature=True,
@@ -174,6 +204,8 @@ def _reusable(cert_path: Path, key_path: Path, hosts: tuple[str, ...]) -> x509.C
         return None
     if not set(hosts) <= covered_hosts(certificate):
         return None
+    if not is_constrained(certificate):
+        return None  # made before name constraints: its key could certify any host
     return certificate
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import ssl
 import subprocess
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from guardsite.tls import (
     CERT_NAME,
@@ -21,6 +25,7 @@ from guardsite.tls import (
     TLSError,
     ensure_dev_certificate,
     generate,
+    is_constrained,
     server_context,
 )
 from tests.clients import try_connect
@@ -361,3 +366,90 @@ def test_gencert_makes_a_reused_key_private_again(tmp_path: Path, migrated_templ
     assert again.stdout.startswith("Reusing")
     assert f"Key: {key} (mode 0600)" in again.stdout
     assert key.stat().st_mode & 0o777 == 0o600
+
+
+def pem_pair(
+    certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey, stem: Path
+) -> tuple[Path, Path]:
+    cert_path, key_path = stem.with_suffix(".pem"), stem.with_suffix(".key")
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def signed_certificate(
+    host: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: Any
+) -> x509.Certificate:
+    """A one-day certificate for ``host`` (self-signed when ``issuer`` is None)."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+    )
+    if issuer is None:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def forged_leaf(ca_cert: Path, ca_key: Path, host: str, folder: Path) -> tuple[Path, Path]:
+    """A server certificate for ``host`` signed with the development key."""
+    issuer = x509.load_pem_x509_certificate(ca_cert.read_bytes()).subject
+    signer = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    return pem_pair(signed_certificate(host, key, issuer, signer), key, folder / host)
+
+
+def handshake(server_cert: Path, server_key: Path, trusted: Path, host: str) -> None:
+    """A TLS handshake over a socket pair; raises what the client's verification raises."""
+    server_side, client_side = socket.socketpair()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server_cert, server_key)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            context.wrap_socket(server_side, server_side=True).close()
+
+    served = threading.Thread(target=serve, daemon=True)
+    served.start()
+    try:
+        client = ssl.create_default_context(cafile=str(trusted))
+        client.wrap_socket(client_side, server_hostname=host).close()
+    finally:
+        client_side.close()
+        served.join(10)
+        server_side.close()
+
+
+def test_the_development_key_cannot_certify_other_hosts(tmp_path: Path) -> None:
+    """Trusting the development certificate must not let its key impersonate any site."""
+    info = ensure_dev_certificate(tmp_path / "tls", ["localhost"])
+    own, own_key = forged_leaf(info.cert_path, info.key_path, "app.localhost", tmp_path)
+    handshake(own, own_key, info.cert_path, "app.localhost")  # within its names: verifies
+    other, other_key = forged_leaf(info.cert_path, info.key_path, "accounts.google.com", tmp_path)
+    with pytest.raises(ssl.SSLCertVerificationError, match="permitted subtree violation"):
+        handshake(other, other_key, info.cert_path, "accounts.google.com")
+
+
+def test_an_unconstrained_development_certificate_is_replaced(tmp_path: Path) -> None:
+    """One made before name constraints (its key could certify any host) is not reused."""
+    folder = tmp_path / "tls"
+    folder.mkdir()
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem_pair(signed_certificate("localhost", key, None, key), key, folder / "dev-cert")
+    (folder / "dev-cert.key").rename(folder / "dev-key.pem")
+    replaced = ensure_dev_certificate(folder, ["localhost"])
+    assert replaced.created
+    assert is_constrained(x509.load_pem_x509_certificate(replaced.cert_path.read_bytes()))
