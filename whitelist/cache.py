@@ -18,7 +18,8 @@ from django.db import connection
 from .changes import rules_database
 from .conf import conf
 from .index import AllowlistIndex
-from .origins import OriginError, Rule, parse_rule
+from .origins import OriginError, Rule
+from .scope import parse_scoped_rule
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,11 @@ def load_snapshot() -> Snapshot:
     enabled = AllowedOrigin.objects.using(rules_database()).enabled()
     for pattern in enabled.values_list("pattern", flat=True):
         try:
-            rules.append(parse_rule(pattern))
+            rules.append(parse_scoped_rule(pattern))
         except OriginError:
             skipped.append(pattern)
     if skipped:
-        logger.error("Ignoring %d malformed allowlist rule(s): %s", len(skipped), skipped)
+        logger.error("Ignoring %d unusable allowlist rule(s): %s", len(skipped), skipped)
     return Snapshot(revision, AllowlistIndex(rules))
 
 

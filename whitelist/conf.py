@@ -104,6 +104,23 @@ class WhitelistSettings:
         return default
 
     @cached_property
+    def WHITELIST_BROAD_RULES(self) -> frozenset[str]:  # noqa: N802
+        """Rules staff mean although they are too broad (``whitelist.scope``), normalised."""
+        from .origins import OriginError, parse_rule
+
+        value = self.raw("WHITELIST_BROAD_RULES", ())
+        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+            _unusable("WHITELIST_BROAD_RULES", value, ())
+            return frozenset()
+        rules = set()
+        for pattern in value:
+            try:
+                rules.add(str(parse_rule(pattern)))
+            except (OriginError, TypeError, AttributeError):
+                _unusable("WHITELIST_BROAD_RULES entry", pattern, "nothing")
+        return frozenset(rules)
+
+    @cached_property
     def WHITELIST_CHANGES_URL(self) -> str | None:  # noqa: N802
         """A Redis URL on which rule changes are pushed to every server (not on PostgreSQL)."""
         return getattr(settings, "WHITELIST_CHANGES_URL", None) or None

@@ -18,12 +18,13 @@ from django.utils.translation import gettext_lazy as _
 from .cache import allowlist
 from .changes import notify_in_transaction, publish_change
 from .origins import OriginError, Rule, parse_rule
+from .scope import parse_scoped_rule
 
 
 def validate_rule(value: str) -> None:
     """Form and model validator: the value must parse as a rule."""
     try:
-        parse_rule(value)
+        parse_scoped_rule(value)
     except OriginError as exc:
         raise ValidationError(
             _("%(value)s is not a valid rule: %(reason)s."),
@@ -65,7 +66,7 @@ def _normalised(rules: Any) -> list[AllowedOrigin]:
     """The rules with their patterns normalised; a malformed one raises OriginError."""
     rules = list(rules)
     for rule in rules:
-        rule.pattern = str(parse_rule(rule.pattern))
+        rule.pattern = str(parse_scoped_rule(rule.pattern))
     return rules
 
 
@@ -109,7 +110,7 @@ class AllowedOrigin(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Never store a rule that does not parse, whichever path saves it."""
-        self.pattern = str(parse_rule(self.pattern))
+        self.pattern = str(parse_scoped_rule(self.pattern))
         super().save(*args, **kwargs)
 
 

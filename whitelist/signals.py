@@ -11,7 +11,7 @@ from django.dispatch import receiver
 from .cache import allowlist
 from .conf import conf
 from .models import AllowedOrigin, rules_changed
-from .origins import parse_rule
+from .scope import parse_scoped_rule
 
 
 @receiver(pre_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_normalised")
@@ -22,7 +22,7 @@ def normalise_rule(instance: AllowedOrigin, **kwargs: Any) -> None:
     allowed by the server, but not found by ``whitelist remove``. A malformed
     pattern raises ``OriginError``, so a fixture with one does not load.
     """
-    instance.pattern = str(parse_rule(instance.pattern))
+    instance.pattern = str(parse_scoped_rule(instance.pattern))
 
 
 @receiver(post_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_saved")

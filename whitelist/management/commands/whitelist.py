@@ -15,6 +15,7 @@ from whitelist.cache import load_snapshot
 from whitelist.guard import Decision, decide_headers
 from whitelist.models import AllowedOrigin
 from whitelist.origins import OriginError, as_browsers_send, parse_rule
+from whitelist.scope import parse_scoped_rule
 
 
 class Command(BaseCommand):
@@ -75,7 +76,7 @@ def _normalise_all(patterns: list[str], verb: str) -> list[str]:
     normalised = []
     for pattern in patterns:
         try:
-            normalised.append(str(parse_rule(pattern)))
+            normalised.append(str(parse_scoped_rule(pattern)))
         except OriginError as exc:
             hint = _scheme_hint(pattern)
             none = "it was not" if len(patterns) == 1 else f"none of the {len(patterns)} were"
