@@ -8,18 +8,23 @@ on the lowest python-socketio and python-engineio versions of the tested range.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import socketio
+import websocket
 
 from tests.clients import Outcome, merged, try_connect
 from tests.inprocess import MODES, serving
 from tests.live import wait_until
+from whitelist import upstream
 from whitelist.cache import AllowlistCache, allowlist
 from whitelist.models import AllowedOrigin
+from whitelist.ratelimited_log import RateLimitedLog
 from whitelist.socketio import GuardedServer
 from whitelist.wsgi import OriginGate
 
@@ -533,3 +538,42 @@ def test_a_crashed_allowlist_watcher_is_logged_and_restarted(
     finally:
         server._stopping = True
     assert "The allowlist watcher crashed; restarting it in 1.0 s" in caplog.text
+
+
+@pytest.mark.parametrize("origin", [ALLOWED, "https://evil.test"])
+def test_a_session_sending_garbage_is_closed_and_logged_at_a_bounded_rate(
+    server: GuardedServer,
+    url: str,
+    origin: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """python-engineio logged an 18-line traceback per broken message and kept the session."""
+    monkeypatch.setattr(upstream, "malformed_log", RateLimitedLog(upstream.logger))
+    caplog.set_level(logging.DEBUG)
+    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(endpoint, origin=origin, timeout=10)
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv()[:2] in ("40", "44")
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            for _ in range(100):
+                ws.send_binary(b"\x00" * 39)
+
+        def closed() -> bool:
+            try:
+                while ws.recv():  # the welcome events, then the close
+                    pass
+            except (OSError, websocket.WebSocketException):
+                return True
+            return True
+
+        assert wait_until(closed)
+    finally:
+        ws.close()
+        ws.shutdown()  # close() leaves the socket open once the server has closed it
+    assert "message handler error" not in caplog.text
+    closing = [r for r in caplog.records if "it sent a packet that is not Socket.IO" in r.message]
+    warnings = [r for r in closing if r.levelno == logging.WARNING]
+    assert 1 <= len(warnings) <= 10

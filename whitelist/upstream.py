@@ -12,6 +12,8 @@ both ends of those ranges.
 * ``initialize_manager`` starts the client manager as python-socketio would at
   the first Engine.IO connect (``manager_initialized``, then ``initialize()``).
 * ``quiet_closed_session_race`` wraps python-engineio's ``_log_error_once``.
+* ``hook_engineio_messages`` also closes a session whose message python-socketio
+  cannot decode, instead of letting python-engineio log a traceback per message.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import socketio
 from socketio import packet
 
 from .calls import connect_call
+from .ratelimited_log import RateLimitedLog
 
 if TYPE_CHECKING:
     from .socketio import GuardedServer
@@ -59,11 +62,40 @@ def hook_engineio_messages(server: GuardedServer) -> None:
                 return None
         try:
             return handle_message(eio_sid, data)
+        except MALFORMED as error:  # python-socketio could not make a packet of it
+            close_malformed(server, eio_sid, error)
+            return None
         finally:
             if decoded is not None and decoded.packet_type == packet.CONNECT:
                 server.welcome(eio_sid, decoded.namespace or "/")
 
     server.eio.on("message", handle_message_guarded)
+
+
+# What python-socketio raises for a message it cannot decode or did not expect (an
+# unknown type, binary data with no binary packet announced, a CONNECT_ERROR).
+MALFORMED = (ValueError, TypeError, IndexError)
+malformed_log = RateLimitedLog(logger)
+
+
+def close_malformed(server: GuardedServer, eio_sid: str, error: Exception) -> None:
+    """Close the Engine.IO session that sent a broken packet; log it at a bounded rate.
+
+    python-socketio lets the error reach python-engineio, which logs an
+    18-line traceback per message and keeps the session: 200 binary frames of
+    39 bytes from a refused page wrote 3,600 lines.
+    """
+    malformed_log.log(
+        "malformed packets",
+        logging.WARNING,
+        "Closing Engine.IO session %s: it sent a packet that is not Socket.IO (%s)",
+        eio_sid,
+        error,
+    )
+    try:
+        server.eio.disconnect(eio_sid)
+    except Exception:
+        logger.debug("Could not close session %s", eio_sid, exc_info=True)
 
 
 def _decode(server: GuardedServer, data: Any) -> Any:
