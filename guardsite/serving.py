@@ -176,6 +176,7 @@ def serve_until_stopped(
     max_connections: int,
     access_log: bool,
     on_stop: Callable[[str], None],
+    socket_timeout: float | None = None,
 ) -> None:
     """Serve on every listener from one connection pool until SIGINT or SIGTERM."""
     stop = eventlet.event.Event()
@@ -194,7 +195,12 @@ def serve_until_stopped(
             custom_pool=pool,
             log_output=access_log,
             debug=False,  # never send tracebacks to clients
-            keepalive=True,
+            # A connection that sends nothing (no TLS ClientHello, half a request
+            # line, nothing between requests) is closed after socket_timeout: it
+            # held a green thread and a descriptor for good. A healthy WebSocket
+            # answers Engine.IO's ping every 25 s, so it never waits that long.
+            keepalive=socket_timeout or True,
+            socket_timeout=socket_timeout,
             protocol=Protocol,
         )
         for listener in listeners

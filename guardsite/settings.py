@@ -138,6 +138,9 @@ if GUARDSITE_SOCKETIO_ASYNC_MODE not in {"eventlet", "threading"}:
 GUARDSITE_MESSAGE_QUEUE = os.environ.get("GUARDSITE_MESSAGE_QUEUE") or None
 GUARDSITE_MAX_CONNECTIONS = int(os.environ.get("GUARDSITE_MAX_CONNECTIONS", "10000"))
 GUARDSITE_LISTEN_BACKLOG = int(os.environ.get("GUARDSITE_LISTEN_BACKLOG", "2048"))
+# runsocket closes a connection silent this long (no TLS handshake, half a request,
+# idle between requests). Keep it above Engine.IO's ping interval plus timeout (45 s).
+GUARDSITE_SOCKET_TIMEOUT = float(os.environ.get("GUARDSITE_SOCKET_TIMEOUT") or 60)
 # Git-ignored state: the development TLS certificate lives in STATE_DIR/tls.
 GUARDSITE_STATE_DIR = Path(os.environ.get("GUARDSITE_STATE_DIR", BASE_DIR / "var"))
 # A real certificate for runsocket --tls and gunicorn.conf.py (else the development one).

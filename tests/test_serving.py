@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from guardsite.serving import AddressError, Endpoint, parse_addrport
+from tests.clients import try_connect
 from tests.live import LiveServer, manage, wait_until
 
 
@@ -95,3 +96,29 @@ def test_a_failed_tls_handshake_is_one_line(socket_server: LiveServer) -> None:
     log = socket_server.log()[start:]
     assert "failed: TLSV1_ALERT_UNKNOWN_CA (the client does not trust this certificate)" in log
     assert "Traceback" not in log and "Removing descriptor" not in log
+
+
+def closed_by_server(raw: socket.socket) -> bool:
+    """Wait (bounded by the socket's timeout) for the server to hang up."""
+    try:
+        return raw.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_silent_connections_are_closed_after_the_socket_timeout(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """Idle sockets, half a request line, no TLS ClientHello: each held a green thread for good."""
+    server = start_server(tls_ports=1, GUARDSITE_SOCKET_TIMEOUT="2")
+    attempts = {
+        "nothing": (server.ports[0], b""),
+        "half a request line": (server.ports[0], b"GET /socket.io/?EIO=4&transport=poll"),
+        "no TLS ClientHello": (server.tls_ports[0], b""),
+    }
+    for what, (port, sent) in attempts.items():
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:
+            raw.sendall(sent)
+            assert closed_by_server(raw), what
+    outcome, _ = try_connect(server.url, origin="http://localhost", transport="websocket")
+    assert outcome.error is not None  # and the server still answers

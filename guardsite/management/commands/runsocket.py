@@ -119,6 +119,7 @@ class Command(BaseCommand):
             max_connections=max_connections,
             access_log=options["access_log"],
             on_stop=lambda name: write(f"Stopped ({name})."),
+            socket_timeout=settings.GUARDSITE_SOCKET_TIMEOUT,
         )
         sio.shutdown()
 
