@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 import socketio
 import websocket
 
@@ -577,3 +578,23 @@ def test_a_session_sending_garbage_is_closed_and_logged_at_a_bounded_rate(
     closing = [r for r in caplog.records if "it sent a packet that is not Socket.IO" in r.message]
     warnings = [r for r in closing if r.levelno == logging.WARNING]
     assert 1 <= len(warnings) <= 10
+
+
+def test_a_session_id_is_no_use_to_another_origin(server: GuardedServer, url: str) -> None:
+    """Engine.IO knew a session by its sid alone: any page holding it could poll and post."""
+    server.on("ping_back", lambda sid: "pong")
+    outcome, client = try_connect(url, origin=ALLOWED, transport="polling", keep=True)
+    try:
+        assert outcome.welcome is not None
+        session = requests.Session()
+        session.trust_env = False
+        endpoint = f"{url}/socket.io/?EIO=4&transport=polling&sid={client.eio.sid}"
+        stolen = session.post(
+            endpoint, data='42["ping_back"]', headers={"Origin": "https://evil.test"}, timeout=10
+        )
+        assert stolen.status_code == 403
+        assert stolen.json() == {"message": "This session belongs to another origin."}
+        assert client.call("ping_back", timeout=10) == "pong"  # the owner is not disturbed
+    finally:
+        client.disconnect()
+    assert wait_until(lambda: not server.session_origins)  # forgotten with the session

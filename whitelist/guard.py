@@ -70,6 +70,25 @@ def decide_headers(origin: str | None, referer: str | None, index: AllowlistInde
     return Decision(True, ALLOWED, str(parsed), header, str(rule))
 
 
+def request_origin(environ: Mapping[str, Any]) -> str | None:
+    """The origin a browser request names: ``Origin``, else the origin of ``Referer``.
+
+    Canonical when it parses, the header as sent when it does not (so that two
+    different values never compare equal); None when there is neither.
+    """
+    origin, referer = environ.get("HTTP_ORIGIN"), environ.get("HTTP_REFERER")
+    if origin is not None:
+        value, parse = origin, parse_origin_header
+    elif referer is not None:
+        value, parse = referer, origin_of_referer
+    else:
+        return None
+    try:
+        return str(parse(value))
+    except OriginError:
+        return value
+
+
 def is_secure(environ: Mapping[str, Any]) -> bool:
     """Did the request come over TLS? A proxy header counts only if Django trusts it."""
     if environ.get("wsgi.url_scheme") == "https":

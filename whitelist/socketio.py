@@ -23,10 +23,12 @@ Wrap the WSGI app with ``whitelist.wsgi.OriginGate`` for CORS answers.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
@@ -41,9 +43,10 @@ from .events import (
     refusal_data,
     welcome_payload,
 )
-from .guard import INTERNAL_ERROR, Decision, decide
+from .guard import INTERNAL_ERROR, Decision, decide, request_origin
 from .handlers import close_connections, closing_connections, fitting, namespace_method
 from .open_sockets import OpenSocket, OpenSockets
+from .ratelimited_log import RateLimitedLog
 from .refusal_log import log_refusal
 from .revocation import revoke_if_refused
 
@@ -51,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 # A background task that crashed is started again after this pause.
 RESTART_SECONDS = 1.0
+session_log = RateLimitedLog(logger)
 
 _UNDECIDED = object()
 
@@ -88,6 +92,36 @@ class GuardedServer(socketio.Server):
         super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
         upstream.hook_engineio_messages(self)
         upstream.quiet_closed_session_race(self)
+        # The origin that opened each Engine.IO session (upstream.hook_engineio_sessions).
+        self.session_origins: dict[str, str | None] = {}
+        upstream.hook_engineio_sessions(self)
+
+    def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """python-socketio's WSGI entry point; a session is used only by the origin that opened it.
+
+        Engine.IO identifies a session by the ``sid`` in the query alone: a page
+        that learned one could poll and post on it from any origin. A request
+        naming another origin than the session's gets HTTP 403.
+        """
+        sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+        if sid is not None:
+            opened_by = self.session_origins.get(sid)
+            origin = request_origin(environ)
+            if opened_by is not None and origin is not None and origin != opened_by:
+                session_log.log(
+                    "requests from another origin than their session's",
+                    logging.WARNING,
+                    "Refused a request from %s for an Engine.IO session opened by %s",
+                    origin,
+                    opened_by,
+                )
+                body = json.dumps({"message": "This session belongs to another origin."}).encode()
+                start_response(
+                    "403 Forbidden",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+        return super().handle_request(environ, start_response)
 
     # -- registration: every connect and disconnect handler is wrapped ---------------
 

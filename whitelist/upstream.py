@@ -12,6 +12,9 @@ both ends of those ranges.
 * ``initialize_manager`` starts the client manager as python-socketio would at
   the first Engine.IO connect (``manager_initialized``, then ``initialize()``).
 * ``quiet_closed_session_race`` wraps python-engineio's ``_log_error_once``.
+* ``hook_engineio_sessions`` wraps the handlers python-socketio registers with
+  ``eio.on("connect")`` and ``eio.on("disconnect")``, to remember which origin
+  opened each Engine.IO session (``GuardedServer.handle_request`` checks it).
 * ``hook_engineio_messages`` also closes a session whose message python-socketio
   cannot decode, instead of letting python-engineio log a traceback per message.
 """
@@ -26,6 +29,7 @@ import socketio
 from socketio import packet
 
 from .calls import connect_call
+from .guard import request_origin
 from .ratelimited_log import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -191,3 +195,25 @@ def quiet_closed_session_race(server: GuardedServer) -> None:
             log_error_once(message, message_key)
 
     eio._log_error_once = log_unless_race
+
+
+def hook_engineio_sessions(server: GuardedServer) -> None:
+    """Remember the origin that opened each Engine.IO session, until it closes."""
+    on_connect = server.eio.handlers["connect"]
+    on_disconnect = server.eio.handlers["disconnect"]
+
+    def connect(eio_sid: str, environ: dict[str, Any], *args: Any) -> Any:
+        server.session_origins[eio_sid] = request_origin(environ)
+        accepted = on_connect(eio_sid, environ, *args)
+        if accepted is False:
+            server.session_origins.pop(eio_sid, None)
+        return accepted
+
+    def disconnect(eio_sid: str, *args: Any) -> Any:
+        try:
+            return on_disconnect(eio_sid, *args)
+        finally:
+            server.session_origins.pop(eio_sid, None)
+
+    server.eio.on("connect", connect)
+    server.eio.on("disconnect", disconnect)
