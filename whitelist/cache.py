@@ -8,12 +8,13 @@ revision number every ``WHITELIST_REFRESH_INTERVAL`` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, connections, transaction
 
 from .changes import rules_database
 from .conf import conf
@@ -32,15 +33,37 @@ class Snapshot:
     index: AllowlistIndex
 
 
+# A stalled database (a lock held on the revision row, say) fails the read after this
+# long, so the watcher logs it and keeps the last rules instead of waiting for good.
+STATEMENT_TIMEOUT_MS = 2000
+
+
+@contextlib.contextmanager
+def bounded_statements(alias: str) -> Iterator[None]:
+    """On PostgreSQL, give the enclosed reads a statement timeout, in a transaction of their own."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = %s", [str(STATEMENT_TIMEOUT_MS)])
+        yield
+
+
 def load_snapshot() -> Snapshot:
     """Read the revision, then the rules (in that order, so no change is missed)."""
     from .models import AllowedOrigin
 
-    revision = read_revision()
+    alias = rules_database()
     rules: list[Rule] = []
     skipped: list[str] = []
-    enabled = AllowedOrigin.objects.using(rules_database()).enabled()
-    for pattern in enabled.values_list("pattern", flat=True):
+    with bounded_statements(alias):
+        revision = read_revision()
+        patterns = list(
+            AllowedOrigin.objects.using(alias).enabled().values_list("pattern", flat=True)
+        )
+    for pattern in patterns:
         try:
             rules.append(parse_scoped_rule(pattern))
         except OriginError:
@@ -54,7 +77,9 @@ def read_revision() -> int:
     """The rules' revision, read where rules are written: a lagging replica never hides one."""
     from .models import AllowlistRevision
 
-    return AllowlistRevision.current(using=rules_database())
+    alias = rules_database()
+    with bounded_statements(alias):
+        return AllowlistRevision.current(using=alias)
 
 
 class AllowlistCache:
