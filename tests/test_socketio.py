@@ -9,6 +9,7 @@ on the lowest python-socketio and python-engineio versions of the tested range.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import pytest
 import requests
 import socketio
 import websocket
+from django.test import override_settings
 
 from tests.clients import Outcome, merged, try_connect
 from tests.inprocess import MODES, serving
@@ -598,3 +600,46 @@ def test_a_session_id_is_no_use_to_another_origin(server: GuardedServer, url: st
     finally:
         client.disconnect()
     assert wait_until(lambda: not server.session_origins)  # forgotten with the session
+
+
+FIVE_ATTACHMENTS = "55-" + json.dumps(
+    ["big", *({"_placeholder": True, "num": n} for n in range(5))]
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "frames", "reason"),
+    [
+        ('55999999999-["big",{"_placeholder":true,"num":0}]', 1, "5999999999 binary attachments"),
+        (FIVE_ATTACHMENTS, 5, "more than 2000000 bytes of attachments"),
+    ],
+    ids=["announced", "sent"],
+)
+@override_settings(WHITELIST_MAX_BINARY_BYTES=2_000_000)
+def test_binary_attachments_beyond_the_caps_close_the_session(
+    server: GuardedServer,
+    url: str,
+    header: str,
+    frames: int,
+    reason: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client announcing 5,999,999,999 attachments and sending 40 of 999 KB grew the server."""
+    monkeypatch.setattr(upstream, "malformed_log", RateLimitedLog(upstream.logger))
+    caplog.set_level(logging.WARNING, logger="whitelist")
+    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=10)
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")  # admitted: the caps apply to welcomed sockets too
+        ws.send("4" + header)  # an Engine.IO message carrying the Socket.IO packet
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            for _ in range(frames):
+                ws.send_binary(b"\x01" * 999_000)
+        assert wait_until(lambda: reason in caplog.text)
+    finally:
+        ws.close()
+        ws.shutdown()
+    assert wait_until(lambda: not server.pending_binary_bytes)

@@ -103,6 +103,23 @@ class WhitelistSettings:
         _unusable("WHITELIST_REFRESH_INTERVAL", value, default)
         return default
 
+    def _count(self, name: str, default: int) -> int:
+        value = self.raw(name, default)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        _unusable(name, value, default)
+        return default
+
+    @cached_property
+    def WHITELIST_MAX_ATTACHMENTS(self) -> int:  # noqa: N802
+        """Binary attachments one Socket.IO packet may announce (more closes the session)."""
+        return self._count("WHITELIST_MAX_ATTACHMENTS", 10)
+
+    @cached_property
+    def WHITELIST_MAX_BINARY_BYTES(self) -> int:  # noqa: N802
+        """Bytes of binary attachments one packet may carry in all (more closes the session)."""
+        return self._count("WHITELIST_MAX_BINARY_BYTES", 10_000_000)
+
     @cached_property
     def WHITELIST_BROAD_RULES(self) -> frozenset[str]:  # noqa: N802
         """Rules staff mean although they are too broad (``whitelist.scope``), normalised."""

@@ -90,6 +90,7 @@ class GuardedServer(socketio.Server):
         self._stopping = False
         super().on("connect", self._guard_connect(CATCH_ALL, None), namespace=CATCH_ALL)
         super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
+        self.pending_binary_bytes: dict[str, int] = {}
         upstream.hook_engineio_messages(self)
         upstream.quiet_closed_session_race(self)
         # The origin that opened each Engine.IO session (upstream.hook_engineio_sessions).

@@ -16,7 +16,9 @@ both ends of those ranges.
   ``eio.on("connect")`` and ``eio.on("disconnect")``, to remember which origin
   opened each Engine.IO session (``GuardedServer.handle_request`` checks it).
 * ``hook_engineio_messages`` also closes a session whose message python-socketio
-  cannot decode, instead of letting python-engineio log a traceback per message.
+  cannot decode, instead of letting python-engineio log a traceback per message,
+  and one whose binary packet exceeds ``WHITELIST_MAX_ATTACHMENTS`` or
+  ``WHITELIST_MAX_BINARY_BYTES`` (it reads python-socketio's ``_binary_packet``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import socketio
 from socketio import packet
 
 from .calls import connect_call
+from .conf import conf
 from .guard import request_origin
 from .ratelimited_log import RateLimitedLog
 
@@ -38,7 +41,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # The first character of a packet in python-socketio's default (text) encoding.
-_TEXT_TYPES = {str(packet.CONNECT), str(packet.EVENT), str(packet.BINARY_EVENT)}
+_TEXT_TYPES = {
+    str(packet.CONNECT),
+    str(packet.EVENT),
+    str(packet.BINARY_EVENT),
+    str(packet.BINARY_ACK),
+}
+_BINARY_TYPES = {packet.BINARY_EVENT, packet.BINARY_ACK}
 _EVENT_TYPES = {packet.EVENT, packet.BINARY_EVENT}
 
 
@@ -57,8 +66,31 @@ def hook_engineio_messages(server: GuardedServer) -> None:
     """
     handle_message = server.eio.handlers["message"]
 
+    # Bytes of binary attachments received so far, per session (dropped when it closes).
+    pending_bytes = server.pending_binary_bytes
+
+    def too_much_binary(eio_sid: str, data: Any, decoded: Any) -> str | None:
+        """Why a binary packet or attachment exceeds the caps, or None (private: _binary_packet)."""
+        if decoded is not None and decoded.packet_type in _BINARY_TYPES:
+            pending_bytes[eio_sid] = 0
+            if decoded.attachment_count > conf.WHITELIST_MAX_ATTACHMENTS:
+                return f"{decoded.attachment_count} binary attachments announced"
+        elif isinstance(data, bytes) and eio_sid in server._binary_packet:
+            pending_bytes[eio_sid] = pending_bytes.get(eio_sid, 0) + len(data)
+            if pending_bytes[eio_sid] > conf.WHITELIST_MAX_BINARY_BYTES:
+                return f"more than {conf.WHITELIST_MAX_BINARY_BYTES} bytes of attachments"
+        return None
+
     def handle_message_guarded(eio_sid: str, data: Any) -> Any:
         decoded = _decode(server, data)
+        excess = too_much_binary(eio_sid, data, decoded)
+        if excess is not None:
+            pending_bytes.pop(eio_sid, None)
+            server._binary_packet.pop(eio_sid, None)
+            close_malformed(server, eio_sid, ValueError(excess))
+            return None
+        if eio_sid not in server._binary_packet:
+            pending_bytes.pop(eio_sid, None)
         if decoded is not None and decoded.packet_type in _EVENT_TYPES:
             namespace = decoded.namespace or "/"
             if not _admissible_event(server, eio_sid, namespace, decoded.data):
@@ -214,6 +246,7 @@ def hook_engineio_sessions(server: GuardedServer) -> None:
             return on_disconnect(eio_sid, *args)
         finally:
             server.session_origins.pop(eio_sid, None)
+            server.pending_binary_bytes.pop(eio_sid, None)
 
     server.eio.on("connect", connect)
     server.eio.on("disconnect", disconnect)
