@@ -134,3 +134,19 @@ def test_gate_path_is_configurable(inner: Recorder) -> None:
     response = client.get("/ws/?EIO=4&transport=polling&j=0", headers={"Origin": ALLOWED})
     assert response.status_code == 400
     assert client.get(POLLING + "&j=0").status_code == 200  # not the Socket.IO path here
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+def test_padded_headers_are_refused_before_any_session(
+    client: Client, inner: Recorder, upgrade: bool
+) -> None:
+    """56 KB of padding headers made each refused handshake keep 70 KiB."""
+    padding = {f"X-Pad-{n}": "a" * 7000 for n in range(8)}
+    headers = {"Origin": ALLOWED, **padding}
+    if upgrade:
+        headers |= {"Upgrade": "websocket", "Connection": "Upgrade"}
+    response = client.get(POLLING, headers=headers)
+    assert response.status_code == 431
+    assert inner.paths == []
+    usual = client.get(POLLING, headers={"Origin": ALLOWED, "Cookie": "sessionid=" + "x" * 4000})
+    assert usual.status_code == 200

@@ -14,6 +14,7 @@ allowlist instead:
 
 JSONP polling (``j=`` in the query) is refused outright: a ``<script>`` tag
 carries cookies but no ``Origin`` header, and no Socket.IO 3+ client uses it.
+Requests with more than 16 KB of headers get HTTP 431.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class OriginGate:
         path = environ.get("PATH_INFO", "")
         if not (path + "/").startswith(self.path):
             return self.app(environ, start_response)
+        if header_bytes(environ) > MAX_HEADER_BYTES:
+            # An Engine.IO session keeps its handshake's environ for its whole life.
+            body = {"error": f"request headers over {MAX_HEADER_BYTES} bytes"}
+            return _respond(start_response, "431 Request Header Fields Too Large", body)
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
             conf.WHITELIST_REFUSE_AT_HANDSHAKE
         ):
@@ -61,6 +66,21 @@ class OriginGate:
             return start_response(status, [*headers, *cors], *exc_info)
 
         return self.app(environ, start_with_cors)
+
+
+# Socket.IO requests carry a few hundred bytes of headers (cookies included, a few KB).
+# python-engineio keeps the handshake's environ as long as the session lives, so
+# padded headers (eventlet accepts 64 KB) multiplied memory per session.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def header_bytes(environ: dict[str, Any]) -> int:
+    """The size of the request's headers, as the server received them."""
+    return sum(
+        len(name) + len(value)
+        for name, value in environ.items()
+        if name.startswith("HTTP_") and isinstance(value, str)
+    )
 
 
 def _cors_headers(environ: dict[str, Any], decision: Decision) -> list[tuple[str, str]]:
