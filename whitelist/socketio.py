@@ -23,7 +23,6 @@ Wrap the WSGI app with ``whitelist.wsgi.OriginGate`` for CORS answers.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from .open_sockets import OpenSocket, OpenSockets
 from .ratelimited_log import RateLimitedLog
 from .refusal_log import log_refusal
 from .revocation import revoke_if_refused
+from .wsgi import respond_json
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +116,8 @@ class GuardedServer(socketio.Server):
                     origin,
                     opened_by,
                 )
-                body = json.dumps({"message": "This session belongs to another origin."}).encode()
-                start_response(
-                    "403 Forbidden",
-                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-                )
-                return [body]
+                body = {"message": "This session belongs to another origin."}
+                return respond_json(start_response, "403 Forbidden", body)
         return super().handle_request(environ, start_response)
 
     # -- registration: every connect and disconnect handler is wrapped ---------------

@@ -44,7 +44,7 @@ class OriginGate:
         if header_bytes(environ) > MAX_HEADER_BYTES:
             # An Engine.IO session keeps its handshake's environ for its whole life.
             body = {"error": f"request headers over {MAX_HEADER_BYTES} bytes"}
-            return _respond(start_response, "431 Request Header Fields Too Large", body)
+            return respond_json(start_response, "431 Request Header Fields Too Large", body)
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
             conf.WHITELIST_REFUSE_AT_HANDSHAKE
         ):
@@ -53,14 +53,15 @@ class OriginGate:
             return self.app(environ, start_response)
         # Decoded as Engine.IO decodes it: "%6A=0" is "j=0" too.
         if "j" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
-            return _respond(start_response, "400 Bad Request", {"error": "JSONP is not supported"})
+            body = {"error": "JSONP is not supported"}
+            return respond_json(start_response, "400 Bad Request", body)
         decision = decide(environ)
         cors = _cors_headers(environ, decision)
         if not decision.allowed and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
             body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
-            return _respond(start_response, "403 Forbidden", body, cors)
+            return respond_json(start_response, "403 Forbidden", body, cors)
         if environ.get("REQUEST_METHOD") == "OPTIONS":
-            return _respond(start_response, "204 No Content", None, cors)
+            return respond_json(start_response, "204 No Content", None, cors)
 
         def start_with_cors(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             return start_response(status, [*headers, *cors], *exc_info)
@@ -100,12 +101,13 @@ def _cors_headers(environ: dict[str, Any], decision: Decision) -> list[tuple[str
     return headers
 
 
-def _respond(
+def respond_json(
     start_response: Callable[..., Any],
     status: str,
     body: dict[str, Any] | None,
     headers: list[tuple[str, str]] | None = None,
 ) -> list[bytes]:
+    """Answer with ``body`` as JSON (or nothing), without going further."""
     payload = json.dumps(body).encode() if body is not None else b""
     response_headers = [("Content-Type", "application/json"), *(headers or [])]
     response_headers.append(("Content-Length", str(len(payload))))
