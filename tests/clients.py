@@ -115,3 +115,8 @@ def try_connect(
     if not keep:
         client.disconnect()
     return outcome, client
+
+
+def welcomed(url: str, origin: str) -> bool:
+    """Is a client from ``origin`` welcomed by the server at ``url`` right now?"""
+    return try_connect(url, origin=origin)[0].welcome is not None

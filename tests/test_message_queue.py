@@ -11,7 +11,7 @@ import pytest
 import redis
 import socketio
 
-from tests.clients import Outcome, try_connect
+from tests.clients import Outcome, try_connect, welcomed
 from tests.conftest import ALLOWED
 from tests.live import LiveServer, manage, migrated_copy, running, wait_until
 from tests.services import RedisServer
@@ -37,10 +37,6 @@ def nodes(
     servers = cluster(migrated_template, tmp_path_factory.mktemp("cluster"), redis_url)
     with running(servers):
         yield servers
-
-
-def welcomed(server: LiveServer, origin: str) -> bool:
-    return try_connect(server.url, origin=origin)[0].welcome is not None
 
 
 def received(outcome: Outcome, event: str) -> list[Any]:
@@ -192,7 +188,7 @@ def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
         # watcher, which polls as often as without a push meanwhile).
         assert servers[0].manage("whitelist", "add", "https://meanwhile.test").returncode == 0
         for server in servers:
-            assert wait_until(lambda server=server: welcomed(server, "https://meanwhile.test"))
+            assert wait_until(lambda server=server: welcomed(server.url, "https://meanwhile.test"))
         result = servers[0].manage("emit", "lost")
         assert result.returncode == 1 and "Could not publish" in result.stderr
         queue.start()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients import try_connect
+from tests.clients import try_connect, welcomed
 from tests.conftest import ALLOWED
 from tests.live import (
     LiveServer,
@@ -66,10 +66,6 @@ def listeners(postgres: PostgresServer) -> int:
     return sum(name == "whitelist listener" for name, _ in backends(postgres))
 
 
-def welcomed(server: LiveServer, origin: str) -> bool:
-    return try_connect(server.url, origin=origin)[0].welcome is not None
-
-
 def test_every_node_listens_for_rule_changes(
     nodes: list[LiveServer], postgres: PostgresServer
 ) -> None:
@@ -79,11 +75,11 @@ def test_every_node_listens_for_rule_changes(
 def test_a_rule_added_elsewhere_is_enforced_by_every_node_without_waiting_for_the_poll(
     nodes: list[LiveServer], database: dict[str, str], tmp_path: Path
 ) -> None:
-    assert not any(welcomed(node, OTHER) for node in nodes)
+    assert not any(welcomed(node.url, OTHER) for node in nodes)
     assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
     try:
         for node in nodes:
-            assert wait_until(lambda node=node: welcomed(node, OTHER), timeout=15), node.log()
+            assert wait_until(lambda node=node: welcomed(node.url, OTHER), timeout=15), node.log()
     finally:
         manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database)
 
@@ -92,7 +88,7 @@ def test_removing_a_rule_revokes_its_sockets_on_every_node(
     nodes: list[LiveServer], database: dict[str, str], tmp_path: Path
 ) -> None:
     assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
-    assert wait_until(lambda: all(welcomed(node, OTHER) for node in nodes), timeout=15)
+    assert wait_until(lambda: all(welcomed(node.url, OTHER) for node in nodes), timeout=15)
     pairs = [try_connect(node.url, origin=OTHER, keep=True) for node in nodes]
     try:
         assert manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database).returncode == 0
@@ -165,7 +161,7 @@ def test_a_stalled_revision_table_neither_freezes_sockets_nor_the_watcher(
     finally:
         locker.rollback()
         locker.close()
-    assert welcomed(node, ALLOWED)
+    assert welcomed(node.url, ALLOWED)
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +195,13 @@ def gthread_node(
 def test_the_gthread_worker_follows_pushed_changes_too(
     gthread_node: str, database: dict[str, str], tmp_path: Path
 ) -> None:
-    def welcomed_here(origin: str) -> bool:
-        return try_connect(gthread_node, origin=origin)[0].welcome is not None
-
-    assert welcomed_here(ALLOWED) and not welcomed_here(OTHER)
+    assert welcomed(gthread_node, ALLOWED) and not welcomed(gthread_node, OTHER)
     assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
     try:
-        assert wait_until(lambda: welcomed_here(OTHER), timeout=15)
+        assert wait_until(lambda: welcomed(gthread_node, OTHER), timeout=15)
     finally:
         manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database)
-    assert wait_until(lambda: not welcomed_here(OTHER), timeout=15)
+    assert wait_until(lambda: not welcomed(gthread_node, OTHER), timeout=15)
 
 
 def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_it_returns(
@@ -222,15 +215,15 @@ def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_i
     try:
         for node in nodes:
             assert wait_until(lambda node=node: "Lost the rule-change feed" in node.log(), 30)
-            assert welcomed(node, ALLOWED)
-            assert not welcomed(node, OTHER)
+            assert welcomed(node.url, ALLOWED)
+            assert not welcomed(node.url, OTHER)
     finally:
         postgres.start()
 
     assert wait_until(lambda: listeners(postgres) == listening, timeout=30), backends(postgres)
     assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
     for node, start in zip(nodes, before, strict=True):
-        assert wait_until(lambda node=node: welcomed(node, OTHER), timeout=15), node.log()
+        assert wait_until(lambda node=node: welcomed(node.url, OTHER), timeout=15), node.log()
         assert "Listening for rule changes again" in node.log()
         log = node.log()[start:]  # each failure once per outage, however many retries
         assert log.count("WARNING whitelist.changes: Lost the rule-change feed") == 1
