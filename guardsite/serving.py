@@ -175,10 +175,15 @@ def serve_until_stopped(
     *,
     max_connections: int,
     access_log: bool,
+    on_ready: Callable[[], None],
     on_stop: Callable[[str], None],
     socket_timeout: float | None = None,
 ) -> None:
-    """Serve on every listener from one connection pool until SIGINT or SIGTERM."""
+    """Serve on every listener from one connection pool until SIGINT or SIGTERM.
+
+    ``on_ready`` runs once the signal handlers are in place, so a signal sent
+    after it has announced readiness always stops the server cleanly.
+    """
     stop = eventlet.event.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -206,6 +211,7 @@ def serve_until_stopped(
         for listener in listeners
     ]
     try:
+        on_ready()
         on_stop(stop.wait())
     finally:
         for sig, handler in previous.items():

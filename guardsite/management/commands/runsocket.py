@@ -111,13 +111,17 @@ class Command(BaseCommand):
         # garbage collector's sight, so each collection only walks per-socket objects.
         gc.collect()
         gc.freeze()
-        write("Quit with CONTROL-C.")
-        sys.stdout.flush()
+
+        def announce_ready() -> None:
+            write("Quit with CONTROL-C.")
+            sys.stdout.flush()
+
         serve_until_stopped(
             application,
             listeners,
             max_connections=max_connections,
             access_log=options["access_log"],
+            on_ready=announce_ready,
             on_stop=lambda name: write(f"Stopped ({name})."),
             socket_timeout=settings.GUARDSITE_SOCKET_TIMEOUT,
         )
