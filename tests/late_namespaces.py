@@ -61,3 +61,36 @@ def register(server: socketio.Server) -> None:
     @server.on("open_sockets", namespace="/late")
     def open_sockets(sid: str) -> int:
         return len(server.open_sockets)  # type: ignore[attr-defined]
+
+    @server.on("server_stats", namespace="/late")
+    def server_stats(sid: str) -> dict[str, int]:
+        """What an attack could pile up: sessions, threads, descriptors, memory."""
+        return resource_usage(server)
+
+
+def resource_usage(server: socketio.Server) -> dict[str, int]:
+    """Engine.IO sessions, session deadlines, green threads, open sockets and RSS in KiB.
+
+    Green threads include python-engineio's ping timer, which outlives its
+    session by up to the ping interval (25 s).
+    """
+    import gc
+    import os
+
+    import greenlet
+
+    with open(f"/proc/{os.getpid()}/status") as status:
+        rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return {
+        "sessions": len(server.eio.sockets),
+        "deadlines": len(server.sessions),  # type: ignore[attr-defined]
+        "green_threads": sum(
+            isinstance(o, greenlet.greenlet) and not o.dead for o in gc.get_objects()
+        ),
+        "sockets": sum(
+            os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+            for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")
+        ),
+        "rss_kib": rss,
+    }

@@ -125,3 +125,16 @@ def test_psycopg3_is_a_warning(
 
 def test_no_driver_warning_on_sqlite() -> None:
     assert checks.check_database_driver() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("WHITELIST_CONNECT_TIMEOUT", 0),
+        ("WHITELIST_CONNECT_TIMEOUT", "10"),
+        ("WHITELIST_MAX_ATTACHMENTS", True),
+    ],
+)
+def test_a_limit_that_is_not_a_positive_number_is_an_error(name: str, value: object) -> None:
+    with override_settings(**{name: value}):
+        assert ids() == ["whitelist.E006"]

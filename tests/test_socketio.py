@@ -585,7 +585,8 @@ def test_a_session_sending_garbage_is_closed_and_logged_at_a_bounded_rate(
     assert "message handler error" not in caplog.text
     closing = [r for r in caplog.records if "it sent a packet that is not Socket.IO" in r.message]
     warnings = [r for r in closing if r.levelno == logging.WARNING]
-    assert 1 <= len(warnings) <= 10
+    # A refused session is closed right after its refusal: the garbage may never be read.
+    assert (1 if origin == ALLOWED else 0) <= len(warnings) <= 10
 
 
 def test_a_session_id_is_no_use_to_another_origin(server: GuardedServer, url: str) -> None:

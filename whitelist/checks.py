@@ -7,8 +7,24 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from .conf import MAX_REFRESH_INTERVAL, conf
+from .conf import MAX_REFRESH_INTERVAL, conf, is_positive_number
 from .versions import TESTED, installed_release, parse_release
+
+# Limits whose value must be a number above 0.
+POSITIVE_NUMBERS = (
+    "WHITELIST_CONNECT_TIMEOUT",
+    "WHITELIST_MAX_ATTACHMENTS",
+    "WHITELIST_MAX_BINARY_BYTES",
+)
+
+
+def _not_positive(name: str, value: object, also: str = "") -> Error:
+    allowed = f"a number above 0 {also}".strip()
+    return Error(
+        f"{name} is {value!r}.",
+        hint=f"Use {allowed} (not a string); leave it out for the default.",
+        id="whitelist.E006",
+    )
 
 
 @register(Tags.security)
@@ -45,6 +61,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             messages.append(
                 Error(f"{name} is {value!r}.", hint="Use True or False.", id="whitelist.E003")
             )
+    for name in POSITIVE_NUMBERS:
+        value = conf.raw(name, 1)
+        if not is_positive_number(value):
+            messages.append(_not_positive(name, value))
     url = conf.WHITELIST_CHANGES_URL
     if url is not None and not (
         isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://"))

@@ -29,6 +29,11 @@ def _unusable(name: str, value: object, used: object) -> None:
     logger.error("%s is %r, which is not usable: using %r instead", name, value, used)
 
 
+def is_positive_number(value: object) -> bool:
+    """An int or float above 0 (not a bool, not a string that looks like one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 class WhitelistSettings:
     """Typed access to the ``WHITELIST_*`` settings."""
 
@@ -109,6 +114,18 @@ class WhitelistSettings:
             return value
         _unusable(name, value, default)
         return default
+
+    def _positive(self, name: str, default: float) -> float:
+        value = self.raw(name, default)
+        if is_positive_number(value):
+            return float(value)
+        _unusable(name, value, default)
+        return default
+
+    @cached_property
+    def WHITELIST_CONNECT_TIMEOUT(self) -> float:  # noqa: N802
+        """Seconds an Engine.IO session may go without a welcomed socket before it is closed."""
+        return self._positive("WHITELIST_CONNECT_TIMEOUT", 10.0)
 
     @cached_property
     def WHITELIST_MAX_ATTACHMENTS(self) -> int:  # noqa: N802

@@ -48,6 +48,7 @@ from .open_sockets import OpenSocket, OpenSockets
 from .ratelimited_log import RateLimitedLog
 from .refusal_log import log_refusal
 from .revocation import revoke_if_refused
+from .sessions import SWEEP_SECONDS, SessionLifecycle
 from .wsgi import respond_json
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,10 @@ class GuardedServer(socketio.Server):
         upstream.quiet_closed_session_race(self)
         # The origin that opened each Engine.IO session (upstream.hook_engineio_sessions).
         self.session_origins: dict[str, str | None] = {}
+        # Deadlines for sessions that connect no socket, and a close that never blocks.
+        self.sessions = SessionLifecycle(self.eio)
+        self._guard_refused: set[str] = set()
+        self._sweeper: Any = None
         upstream.hook_engineio_sessions(self)
 
     def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -118,7 +123,10 @@ class GuardedServer(socketio.Server):
                 )
                 body = {"message": "This session belongs to another origin."}
                 return respond_json(start_response, "403 Forbidden", body)
-        return super().handle_request(environ, start_response)
+        response = super().handle_request(environ, start_response)
+        if sid is not None and environ.get("REQUEST_METHOD") == "GET":
+            self.sessions.polled(sid)  # a closing session's last poll
+        return response
 
     # -- registration: every connect and disconnect handler is wrapped ---------------
 
@@ -199,6 +207,7 @@ class GuardedServer(socketio.Server):
         decision = decide(call.environ, self.allowlist)
         if not decision.allowed:
             log_refusal(decision, call.namespace)
+            self._guard_refused.add(self.manager.eio_sid_from_sid(call.sid, call.namespace))
             raise Refused(*refusal_data(decision))
         try:
             self.start_allowlist_watcher()
@@ -251,11 +260,22 @@ class GuardedServer(socketio.Server):
             and (namespace, sid) in self.open_sockets
         )
 
+    def end_refused_session(self, eio_sid: str) -> None:
+        """Close, after a short grace, the session whose connect the guard has just refused.
+
+        A session that already has a welcomed socket on another namespace stays.
+        """
+        if eio_sid in self._guard_refused:
+            self._guard_refused.discard(eio_sid)
+            if self.sessions.is_unjoined(eio_sid):
+                self.sessions.refused(eio_sid)
+
     def welcome(self, eio_sid: str, namespace: str) -> None:
         """Welcome the socket python-socketio has just acknowledged, if the guard admitted it."""
         socket = self._unwelcomed.pop((eio_sid, namespace), None)
         if socket is None:
             return
+        self.sessions.joined(eio_sid)
         if not self.manager.is_connected(socket.sid, namespace):
             self.open_sockets.discard(namespace, socket.sid)
             return
@@ -372,8 +392,23 @@ class GuardedServer(socketio.Server):
                 logger.exception("The %s crashed; restarting it in %s s", name, RESTART_SECONDS)
                 self.sleep(RESTART_SECONDS)
 
+    def start_session_sweeper(self) -> None:
+        """Close sessions past their deadlines (``whitelist.sessions``); idempotent."""
+        if self._sweeper is not None:
+            return
+        with self._watcher_lock:
+            if self._sweeper is None:
+                self._sweeper = self.start_background_task(
+                    self._supervised, "session sweeper", self._sweep_sessions
+                )
+
+    def _sweep_sessions(self) -> None:
+        while not self._stopping:
+            self.sleep(SWEEP_SECONDS)
+            self.sessions.sweep()
+
     def start_background_tasks(self) -> None:
-        """Start the allowlist watcher and the message queue's listener now.
+        """Start the allowlist watcher, the session sweeper and the message queue's listener now.
 
         python-socketio starts a client manager's listener (Redis and the like)
         only at the first client connect, so until then emits from other
@@ -381,6 +416,7 @@ class GuardedServer(socketio.Server):
         they start serving (runsocket, gunicorn.conf.py's post_worker_init).
         """
         self.start_allowlist_watcher()
+        self.start_session_sweeper()
         upstream.initialize_manager(self)
 
     def shutdown(self) -> None:

@@ -14,7 +14,12 @@ both ends of those ranges.
 * ``quiet_closed_session_race`` wraps python-engineio's ``_log_error_once``.
 * ``hook_engineio_sessions`` wraps the handlers python-socketio registers with
   ``eio.on("connect")`` and ``eio.on("disconnect")``, to remember which origin
-  opened each Engine.IO session (``GuardedServer.handle_request`` checks it).
+  opened each Engine.IO session (``GuardedServer.handle_request`` checks it) and
+  to give it a deadline (``whitelist.sessions``); it replaces the server's
+  ``disconnect()`` with one that never waits for the client.
+* ``whitelist.sessions`` closes sessions through python-engineio's ``Socket``
+  objects (``eio.sockets``, ``Socket.close(wait=False)``, its queue): the helpers
+  at the end of this module.
 * ``hook_engineio_messages`` also closes a session whose message python-socketio
   cannot decode, instead of letting python-engineio log a traceback per message,
   and one whose binary packet exceeds ``WHITELIST_MAX_ATTACHMENTS`` or
@@ -32,7 +37,7 @@ from socketio import packet
 
 from .calls import connect_call
 from .conf import conf
-from .guard import request_origin
+from .guard import decide, request_origin
 from .ratelimited_log import RateLimitedLog
 
 if TYPE_CHECKING:
@@ -104,6 +109,7 @@ def hook_engineio_messages(server: GuardedServer) -> None:
         finally:
             if decoded is not None and decoded.packet_type == packet.CONNECT:
                 server.welcome(eio_sid, decoded.namespace or "/")
+                server.end_refused_session(eio_sid)
 
     server.eio.on("message", handle_message_guarded)
 
@@ -239,6 +245,9 @@ def hook_engineio_sessions(server: GuardedServer) -> None:
         accepted = on_connect(eio_sid, environ, *args)
         if accepted is False:
             server.session_origins.pop(eio_sid, None)
+        else:
+            server.sessions.opened(eio_sid, allowed=decide(environ, server.allowlist).allowed)
+            server.start_session_sweeper()
         return accepted
 
     def disconnect(eio_sid: str, *args: Any) -> Any:
@@ -247,6 +256,53 @@ def hook_engineio_sessions(server: GuardedServer) -> None:
         finally:
             server.session_origins.pop(eio_sid, None)
             server.pending_binary_bytes.pop(eio_sid, None)
+            server.sessions.ended(eio_sid)
 
     server.eio.on("connect", connect)
     server.eio.on("disconnect", disconnect)
+    # Server.disconnect(sid) waits until the client has polled what is queued: one
+    # that never polls again held the calling thread for good.
+    server.eio.disconnect = server.sessions.disconnect
+
+
+# -- Engine.IO sessions (whitelist.sessions): python-engineio's Socket objects -------
+
+
+def engineio_socket(eio: Any, sid: str) -> Any:
+    """The session's ``engineio.socket.Socket``, or None when it is closed or gone."""
+    socket = eio.sockets.get(sid)
+    if socket is None or socket.closed or socket.closing:
+        return None
+    return socket
+
+
+def is_websocket(socket: Any) -> bool:
+    """Does the session run on a WebSocket (whose writer drains the queue by itself)?"""
+    return bool(socket.upgraded)
+
+
+def has_nothing_queued(socket: Any) -> bool:
+    """Has a poll fetched everything queued for the client?"""
+    return bool(socket.queue.empty())
+
+
+def tell_engineio_close(socket: Any) -> None:
+    """Queue Engine.IO's CLOSE packet, which the client's next poll fetches."""
+    from engineio import packet as eio_packet
+
+    socket.send(eio_packet.Packet(eio_packet.CLOSE))
+
+
+def close_engineio_session(eio: Any, sid: str, *, abort: bool) -> None:
+    """Close a session now, as ``Server.disconnect`` does, but never wait for the client.
+
+    ``Socket.close(wait=True)``, which ``Server.disconnect`` uses, blocks until a
+    poll has fetched the queue. ``abort`` skips queueing another CLOSE packet.
+    """
+    socket = eio.sockets.get(sid)
+    if socket is not None:
+        try:
+            socket.close(wait=False, abort=abort, reason=eio.reason.SERVER_DISCONNECT)
+        except Exception:  # a disconnect handler failed: the session is closed all the same
+            logger.exception("Closing Engine.IO session %s failed", sid)
+    eio.sockets.pop(sid, None)
