@@ -132,6 +132,7 @@ def test_no_driver_warning_on_sqlite() -> None:
     [
         ("WHITELIST_CONNECT_TIMEOUT", 0),
         ("WHITELIST_CONNECT_TIMEOUT", "10"),
+        ("WHITELIST_PRECONNECT_BYTES", -1),
         ("WHITELIST_MAX_ATTACHMENTS", True),
     ],
 )

@@ -123,6 +123,11 @@ class WhitelistSettings:
         return default
 
     @cached_property
+    def WHITELIST_PRECONNECT_BYTES(self) -> int:  # noqa: N802
+        """The largest WebSocket message a session may send before it has a welcomed socket."""
+        return self._count("WHITELIST_PRECONNECT_BYTES", 16 * 1024)
+
+    @cached_property
     def WHITELIST_CONNECT_TIMEOUT(self) -> float:  # noqa: N802
         """Seconds an Engine.IO session may go without a welcomed socket before it is closed."""
         return self._positive("WHITELIST_CONNECT_TIMEOUT", 10.0)

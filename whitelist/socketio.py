@@ -35,6 +35,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from . import changes, upstream
 from .cache import AllowlistCache, Snapshot, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
+from .conf import conf
 from .events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -101,6 +102,8 @@ class GuardedServer(socketio.Server):
         self._guard_refused: set[str] = set()
         self._sweeper: Any = None
         upstream.hook_engineio_sessions(self)
+        if self.eio.async_mode == "eventlet":
+            upstream.use_guarded_websockets(self)
 
     def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """python-socketio's WSGI entry point; a session is used only by the origin that opened it.
@@ -259,6 +262,10 @@ class GuardedServer(socketio.Server):
             and (eio_sid, namespace) not in self._unwelcomed
             and (namespace, sid) in self.open_sockets
         )
+
+    def preconnect_limit(self, eio_sid: str) -> int | None:
+        """The WebSocket message budget of a session with no welcomed socket (None: no budget)."""
+        return conf.WHITELIST_PRECONNECT_BYTES if self.sessions.is_unjoined(eio_sid) else None
 
     def end_refused_session(self, eio_sid: str) -> None:
         """Close, after a short grace, the session whose connect the guard has just refused.

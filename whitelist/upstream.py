@@ -17,6 +17,8 @@ both ends of those ranges.
   opened each Engine.IO session (``GuardedServer.handle_request`` checks it) and
   to give it a deadline (``whitelist.sessions``); it replaces the server's
   ``disconnect()`` with one that never waits for the client.
+* ``use_guarded_websockets`` replaces the eventlet driver's websocket class in the
+  server's own copy of python-engineio's driver table (``eio._async``).
 * ``whitelist.sessions`` closes sessions through python-engineio's ``Socket``
   objects (``eio.sockets``, ``Socket.close(wait=False)``, its queue): the helpers
   at the end of this module.
@@ -306,3 +308,12 @@ def close_engineio_session(eio: Any, sid: str, *, abort: bool) -> None:
         except Exception:  # a disconnect handler failed: the session is closed all the same
             logger.exception("Closing Engine.IO session %s failed", sid)
     eio.sockets.pop(sid, None)
+
+
+def use_guarded_websockets(server: GuardedServer) -> None:
+    """Serve this server's WebSockets with ``whitelist.websocket`` (eventlet mode only)."""
+    from .websocket import GuardedWebSocketWSGI
+
+    websocket = functools.partial(GuardedWebSocketWSGI, preconnect_limit=server.preconnect_limit)
+    # A copy: python-engineio's table is shared by every server in the process.
+    server.eio._async = {**server.eio._async, "websocket": websocket}

@@ -1,0 +1,144 @@
+"""WebSocket limits under eventlet: cheap unmasking, whole-message cap, pre-connect budget."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import websocket
+from eventlet.websocket import RFC6455WebSocket
+
+from tests.conftest import ALLOWED
+from tests.live import LiveServer
+from whitelist.websocket import MESSAGE_TOO_BIG, unmask
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 1000, 65_537])
+@pytest.mark.parametrize("offset", [0, 1, 2, 3, 6])
+def test_unmask_gives_what_eventlet_gives(size: int, offset: int) -> None:
+    generator = random.Random(size * 7 + offset)
+    data = generator.randbytes(size)
+    mask = tuple(generator.randrange(256) for _ in range(4))
+    expected = RFC6455WebSocket._apply_mask(data, mask, length=size, offset=offset)
+    assert unmask(data, mask, length=size, offset=offset) == expected
+
+
+def open_websocket(server: LiveServer, origin: str = ALLOWED) -> websocket.WebSocket:
+    connection = websocket.create_connection(
+        f"ws://127.0.0.1:{server.ports[0]}/socket.io/?EIO=4&transport=websocket",
+        origin=origin,
+        timeout=15,
+    )
+    assert connection.recv().startswith("0{")
+    return connection
+
+
+def connect_namespace(connection: websocket.WebSocket, namespace: str = "/late") -> None:
+    connection.send(f"40{namespace},")
+    while True:  # the acknowledgement, then the welcome events
+        message = connection.recv()
+        if message.startswith(f"40{namespace},"):
+            return
+
+
+def close_code(connection: websocket.WebSocket) -> int | None:
+    """Read until the server closes; its close code."""
+    try:
+        while True:
+            frame = connection.recv_data_frame(control_frame=True)[1]
+            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                return int.from_bytes(frame.data[:2], "big")
+    except (websocket.WebSocketConnectionClosedException, ConnectionError):
+        return None
+
+
+def echo(connection: websocket.WebSocket, text: str) -> str:
+    """Call /late's echo event with ``text`` and return its answer."""
+    connection.send("42/late,7" + json.dumps(["echo", text]))
+    while True:
+        message = connection.recv()
+        if message.startswith("43/late,7"):
+            return json.loads(message[len("43/late,7") :])[0]
+
+
+def test_a_welcomed_socket_may_send_a_large_message_intact(socket_server: LiveServer) -> None:
+    connection = open_websocket(socket_server)
+    try:
+        connect_namespace(connection)
+        text = "".join(random.Random(1).choices("abcdefghij", k=900_000))
+        assert echo(connection, text) == text
+    finally:
+        connection.close()
+        connection.shutdown()  # close() leaves the socket open once the server has closed it
+
+
+def test_a_message_split_into_fragments_is_capped_as_a_whole(socket_server: LiveServer) -> None:
+    connection = open_websocket(socket_server)
+    try:
+        connect_namespace(connection)
+        fragment = b"x" * 65_536
+        opcode = websocket.ABNF.OPCODE_TEXT
+        try:
+            for _ in range(40):  # 2.6 MB in all, each fragment far below the 1 MB frame limit
+                connection.send_frame(websocket.ABNF.create_frame(fragment, opcode, fin=0))
+                opcode = websocket.ABNF.OPCODE_CONT
+        except (websocket.WebSocketException, ConnectionError):
+            return  # closed while the fragments were still being sent
+        assert close_code(connection) == MESSAGE_TOO_BIG
+    finally:
+        connection.close()
+        connection.shutdown()  # close() leaves the socket open once the server has closed it
+
+
+def test_the_server_closes_an_oversized_fragmented_message_with_1009(
+    socket_server: LiveServer,
+) -> None:
+    connection = open_websocket(socket_server)
+    try:
+        connect_namespace(connection)
+        fragment = b"x" * 400_000
+        connection.send_frame(
+            websocket.ABNF.create_frame(fragment, websocket.ABNF.OPCODE_TEXT, fin=0)
+        )
+        connection.send_frame(
+            websocket.ABNF.create_frame(fragment, websocket.ABNF.OPCODE_CONT, fin=0)
+        )
+        connection.send_frame(
+            websocket.ABNF.create_frame(fragment, websocket.ABNF.OPCODE_CONT, fin=1)
+        )
+        assert close_code(connection) == MESSAGE_TOO_BIG
+    finally:
+        connection.close()
+        connection.shutdown()  # close() leaves the socket open once the server has closed it
+
+
+def test_a_session_without_a_welcomed_socket_gets_a_small_budget(
+    socket_server: LiveServer,
+) -> None:
+    connection = open_websocket(socket_server)
+    try:
+        # A connect python-socketio would handle, with 100 KB of auth: far below
+        # 1 MB, far above the budget. The server closes before reading it all.
+        connect = "40/late," + json.dumps({"token": "t" * 100_000})
+        try:
+            connection.send(connect)
+        except (websocket.WebSocketException, ConnectionError):
+            return  # closed while the message was still being sent
+        assert close_code(connection) == MESSAGE_TOO_BIG
+    finally:
+        connection.close()
+        connection.shutdown()  # close() leaves the socket open once the server has closed it
+
+
+def test_the_budget_leaves_room_for_a_connect_with_auth(socket_server: LiveServer) -> None:
+    connection = open_websocket(socket_server)
+    try:
+        token = "t" * 8_000
+        connection.send("40/late," + json.dumps({"token": token}))
+        while not (message := connection.recv()).startswith("40/late,"):
+            assert not message.startswith("44"), message
+        assert echo(connection, "after connect") == "after connect"
+    finally:
+        connection.close()
+        connection.shutdown()  # close() leaves the socket open once the server has closed it
