@@ -39,6 +39,7 @@ def run(work: Path, stack: contextlib.ExitStack) -> list[LiveServer]:
         "DATABASE_URL": postgres.url,
         "GUARDSITE_MESSAGE_QUEUE": redis.url,
         "GUARDSITE_STATE_DIR": str(work),
+        "WHITELIST_PROXY_COUNT": "1",  # nginx appends the client's address
     }
     unused = work / "unused.sqlite3"  # tests.live names a SQLite file; DATABASE_URL wins
     nodes = [LiveServer(unused, work / f"node{n}.log", **env) for n in range(2)]

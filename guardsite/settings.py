@@ -156,6 +156,16 @@ if os.environ.get("WHITELIST_REFRESH_INTERVAL"):
 WHITELIST_ALLOW_MISSING_ORIGIN = env_bool("WHITELIST_ALLOW_MISSING_ORIGIN", False)
 WHITELIST_REFUSE_AT_HANDSHAKE = env_bool("WHITELIST_REFUSE_AT_HANDSHAKE", False)
 WHITELIST_REQUIRE_SECURE = env_bool("WHITELIST_REQUIRE_SECURE", False)
+# Handshakes per second and at once from one client address (HTTP 429 beyond);
+# WHITELIST_CONNECT_RATE=off for no limit. Behind proxies that append to
+# X-Forwarded-For (deploy/nginx.conf does), WHITELIST_PROXY_COUNT says how many,
+# so that the limit counts clients, not the proxy.
+if os.environ.get("WHITELIST_CONNECT_RATE"):
+    rate = os.environ["WHITELIST_CONNECT_RATE"]
+    WHITELIST_CONNECT_RATE = None if rate.lower() == "off" else float(rate)
+if os.environ.get("WHITELIST_CONNECT_BURST"):
+    WHITELIST_CONNECT_BURST = float(os.environ["WHITELIST_CONNECT_BURST"])
+WHITELIST_PROXY_COUNT = int(os.environ.get("WHITELIST_PROXY_COUNT") or 0)
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto, opt in with
 # DJANGO_TRUST_X_FORWARDED_PROTO=1; never trusted otherwise.
 TRUST_X_FORWARDED_PROTO = env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False)

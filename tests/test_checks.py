@@ -134,8 +134,23 @@ def test_no_driver_warning_on_sqlite() -> None:
         ("WHITELIST_CONNECT_TIMEOUT", "10"),
         ("WHITELIST_PRECONNECT_BYTES", -1),
         ("WHITELIST_MAX_ATTACHMENTS", True),
+        ("WHITELIST_CONNECT_RATE", "50"),
+        ("WHITELIST_CONNECT_RATE", 0),
+        ("WHITELIST_CONNECT_BURST", None),
+        ("WHITELIST_PROXY_COUNT", -1),
+        ("WHITELIST_PROXY_COUNT", 1.5),
+        ("WHITELIST_PROXY_COUNT", "1"),
     ],
 )
 def test_a_limit_that_is_not_a_positive_number_is_an_error(name: str, value: object) -> None:
     with override_settings(**{name: value}):
         assert ids() == ["whitelist.E006"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("WHITELIST_CONNECT_RATE", None), ("WHITELIST_PROXY_COUNT", 0), ("WHITELIST_PROXY_COUNT", 2)],
+)
+def test_no_rate_limit_and_proxy_counts_are_valid(name: str, value: object) -> None:
+    with override_settings(**{name: value}):
+        assert ids() == []

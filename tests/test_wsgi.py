@@ -150,3 +150,37 @@ def test_padded_headers_are_refused_before_any_session(
     assert inner.paths == []
     usual = client.get(POLLING, headers={"Origin": ALLOWED, "Cookie": "sessionid=" + "x" * 4000})
     assert usual.status_code == 200
+
+
+@override_settings(WHITELIST_CONNECT_RATE=1, WHITELIST_CONNECT_BURST=3)
+def test_handshakes_beyond_an_addresss_burst_get_429_before_any_session(
+    client: Client, inner: Recorder
+) -> None:
+    answers = [client.get(POLLING, headers={"Origin": ALLOWED}) for _ in range(5)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429, 429]
+    assert json.loads(answers[-1].data)["data"] == {"reason": "rate-limited"}
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert inner.paths == ["/socket.io/"] * 3
+
+
+@override_settings(WHITELIST_CONNECT_RATE=1, WHITELIST_CONNECT_BURST=1)
+@pytest.mark.parametrize("query", ["&sid=", "&xsid=abc", "&sid"])
+def test_a_query_without_a_real_sid_counts_as_a_handshake(client: Client, query: str) -> None:
+    assert client.get(POLLING, headers={"Origin": ALLOWED}).status_code == 200
+    assert client.get(POLLING + query, headers={"Origin": ALLOWED}).status_code == 429
+
+
+@override_settings(WHITELIST_CONNECT_RATE=1, WHITELIST_CONNECT_BURST=1)
+def test_requests_of_an_open_session_and_other_addresses_are_not_limited(
+    client: Client, inner: Recorder
+) -> None:
+    assert client.get(POLLING, headers={"Origin": ALLOWED}).status_code == 200
+    assert client.get(POLLING + "&sid=abc", headers={"Origin": ALLOWED}).status_code == 200
+    other = {"REMOTE_ADDR": "192.0.2.7"}
+    assert client.get(POLLING, headers={"Origin": ALLOWED}, environ_base=other).status_code == 200
+    assert client.get("/", environ_base={}).status_code == 200  # Django's pages: never limited
+
+
+@override_settings(WHITELIST_CONNECT_RATE=None)
+def test_no_rate_means_no_limit(client: Client) -> None:
+    assert all(client.get(POLLING).status_code == 200 for _ in range(300))

@@ -12,6 +12,7 @@ from .versions import TESTED, installed_release, parse_release
 
 # Limits whose value must be a number above 0.
 POSITIVE_NUMBERS = (
+    "WHITELIST_CONNECT_BURST",
     "WHITELIST_CONNECT_TIMEOUT",
     "WHITELIST_MAX_ATTACHMENTS",
     "WHITELIST_MAX_BINARY_BYTES",
@@ -66,6 +67,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         value = conf.raw(name, 1)
         if not is_positive_number(value):
             messages.append(_not_positive(name, value))
+    rate = conf.raw("WHITELIST_CONNECT_RATE", 1)
+    if rate is not None and not is_positive_number(rate):
+        messages.append(_not_positive("WHITELIST_CONNECT_RATE", rate, "or None for no limit"))
+    proxies = conf.raw("WHITELIST_PROXY_COUNT", 0)
+    if not (isinstance(proxies, int) and not isinstance(proxies, bool) and proxies >= 0):
+        messages.append(_not_positive("WHITELIST_PROXY_COUNT", proxies, "or 0, a whole number"))
     url = conf.WHITELIST_CHANGES_URL
     if url is not None and not (
         isinstance(url, str) and url.startswith(("redis://", "rediss://", "unix://"))

@@ -123,6 +123,27 @@ class WhitelistSettings:
         return default
 
     @cached_property
+    def WHITELIST_CONNECT_RATE(self) -> float | None:  # noqa: N802
+        """Handshakes per second one client address may sustain (None: no limit)."""
+        if self.raw("WHITELIST_CONNECT_RATE", 50.0) is None:
+            return None
+        return self._positive("WHITELIST_CONNECT_RATE", 50.0)
+
+    @cached_property
+    def WHITELIST_CONNECT_BURST(self) -> float:  # noqa: N802
+        """Handshakes one client address may make at once, before the rate applies."""
+        return self._positive("WHITELIST_CONNECT_BURST", 200.0)
+
+    @cached_property
+    def WHITELIST_PROXY_COUNT(self) -> int:  # noqa: N802
+        """Trusted proxies in front that append the client's address to ``X-Forwarded-For``."""
+        value = self.raw("WHITELIST_PROXY_COUNT", 0)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        _unusable("WHITELIST_PROXY_COUNT", value, 0)
+        return 0
+
+    @cached_property
     def WHITELIST_PRECONNECT_BYTES(self) -> int:  # noqa: N802
         """The largest WebSocket message a session may send before it has a welcomed socket."""
         return self._count("WHITELIST_PRECONNECT_BYTES", 16 * 1024)

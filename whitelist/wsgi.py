@@ -14,18 +14,26 @@ allowlist instead:
 
 JSONP polling (``j=`` in the query) is refused outright: a ``<script>`` tag
 carries cookies but no ``Origin`` header, and no Socket.IO 3+ client uses it.
-Requests with more than 16 KB of headers get HTTP 431.
+Requests with more than 16 KB of headers get HTTP 431, and handshakes beyond an
+address's ``WHITELIST_CONNECT_RATE`` get HTTP 429 (``whitelist.ratelimit``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
 from .conf import conf
 from .guard import Decision, decide
+from .ratelimit import AttemptLimiter, client_key, retry_after
+from .ratelimited_log import RateLimitedLog
+
+logger = logging.getLogger("whitelist.socketio")
+limited_log = RateLimitedLog(logger)
+RATE_LIMITED = "rate-limited"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -36,6 +44,17 @@ class OriginGate:
     def __init__(self, app: WSGIApp, path: str = "/socket.io/") -> None:
         self.app = app
         self.path = "/" + path.strip("/") + "/"
+        self._limiter: AttemptLimiter | None = None
+
+    @property
+    def limiter(self) -> AttemptLimiter | None:
+        """The per-address handshake limiter for the current settings (None: no limit)."""
+        rate, burst = conf.WHITELIST_CONNECT_RATE, conf.WHITELIST_CONNECT_BURST
+        if rate is None:
+            return None
+        if self._limiter is None or (self._limiter.rate, self._limiter.burst) != (rate, burst):
+            self._limiter = AttemptLimiter(rate, burst)
+        return self._limiter
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -45,6 +64,13 @@ class OriginGate:
             # An Engine.IO session keeps its handshake's environ for its whole life.
             body = {"error": f"request headers over {MAX_HEADER_BYTES} bytes"}
             return respond_json(start_response, "431 Request Header Fields Too Large", body)
+        limiter = self.limiter
+        # A handshake, as python-engineio tells one: no non-empty sid in the query.
+        if limiter is not None and not parse_qs(environ.get("QUERY_STRING", "")).get("sid"):
+            address = client_key(environ, conf.WHITELIST_PROXY_COUNT)
+            wait = limiter.take(address)
+            if wait:
+                return _too_many_attempts(start_response, address, wait)
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
             conf.WHITELIST_REFUSE_AT_HANDSHAKE
         ):
@@ -82,6 +108,23 @@ def header_bytes(environ: dict[str, Any]) -> int:
         for name, value in environ.items()
         if name.startswith("HTTP_") and isinstance(value, str)
     )
+
+
+def _too_many_attempts(start_response: Callable[..., Any], address: str, wait: float) -> Any:
+    """HTTP 429, before any decision or session: cheaper than any other answer."""
+    limited_log.log(
+        f"refusals ({RATE_LIMITED})",
+        logging.INFO,
+        "Refused a handshake from %s: over %s attempts a second",
+        address,
+        conf.WHITELIST_CONNECT_RATE,
+    )
+    body = {
+        "message": "Too many connection attempts from your address: try again later.",
+        "data": {"reason": RATE_LIMITED},
+    }
+    headers = [("Retry-After", retry_after(wait))]
+    return respond_json(start_response, "429 Too Many Requests", body, headers)
 
 
 def _cors_headers(environ: dict[str, Any], decision: Decision) -> list[tuple[str, str]]:

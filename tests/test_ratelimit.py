@@ -1,0 +1,121 @@
+"""whitelist.ratelimit: token buckets by client address, in bounded memory."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from tests.clients import welcomed
+from tests.live import LiveServer
+from whitelist.ratelimit import AttemptLimiter, client_key, retry_after
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_address_may_use_its_burst_then_waits_for_the_rate() -> None:
+    clock = Clock()
+    limiter = AttemptLimiter(rate=2, burst=3, clock=clock)
+    assert [limiter.take("192.0.2.1") for _ in range(3)] == [0, 0, 0]
+    assert limiter.take("192.0.2.1") == pytest.approx(0.5)
+    clock.now += 0.5
+    assert limiter.take("192.0.2.1") == 0
+    assert limiter.take("192.0.2.1") > 0
+
+
+def test_refused_attempts_do_not_dig_the_hole_deeper() -> None:
+    clock = Clock()
+    limiter = AttemptLimiter(rate=1, burst=1, clock=clock)
+    limiter.take("a")
+    for _ in range(100):
+        limiter.take("a")
+    clock.now += 1
+    assert limiter.take("a") == 0
+
+
+def test_a_bucket_never_holds_more_than_the_burst() -> None:
+    clock = Clock()
+    limiter = AttemptLimiter(rate=10, burst=2, clock=clock)
+    limiter.take("a")
+    clock.now += 3600
+    assert [limiter.take("a") == 0 for _ in range(3)] == [True, True, False]
+
+
+def test_memory_is_bounded_by_dropping_the_least_recently_seen() -> None:
+    clock = Clock()
+    limiter = AttemptLimiter(rate=1, burst=1, max_addresses=100, clock=clock)
+    limiter.take("kept")
+    for n in range(1000):
+        limiter.take(f"10.0.{n // 256}.{n % 256}")
+        if n % 50 == 0:
+            limiter.take("kept")  # seen recently: stays
+    assert len(limiter) == 100
+    assert limiter.take("kept") > 0
+
+
+@pytest.mark.parametrize(
+    ("environ", "proxies", "key"),
+    [
+        ({"REMOTE_ADDR": "192.0.2.1"}, 0, "192.0.2.1"),
+        ({"REMOTE_ADDR": "192.0.2.1", "HTTP_X_FORWARDED_FOR": "198.51.100.9"}, 0, "192.0.2.1"),
+        ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.9"}, 1, "198.51.100.9"),
+        # What the client wrote itself, left of the proxy's entry, is ignored.
+        (
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 198.51.100.9"},
+            1,
+            "198.51.100.9",
+        ),
+        (
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 198.51.100.9, 10.0.0.2"},
+            2,
+            "198.51.100.9",
+        ),
+        # Fewer entries than proxies: the request did not come through them.
+        ({"REMOTE_ADDR": "192.0.2.1"}, 1, "192.0.2.1"),
+        ({"REMOTE_ADDR": "2001:db8:1:2:3:4:5:6"}, 0, "2001:db8:1:2::/64"),
+        ({"REMOTE_ADDR": "2001:db8:1:2:ffff::1"}, 0, "2001:db8:1:2::/64"),
+        ({"REMOTE_ADDR": "::ffff:192.0.2.1"}, 0, "192.0.2.1"),
+        ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "x" * 500}, 1, "x" * 64),
+        ({}, 0, "unknown"),
+    ],
+)
+def test_client_key(environ: dict[str, str], proxies: int, key: str) -> None:
+    assert client_key(environ, proxies) == key
+
+
+@pytest.mark.parametrize(("seconds", "header"), [(0.01, "1"), (1.0, "1"), (1.2, "2")])
+def test_retry_after_is_whole_seconds(seconds: float, header: str) -> None:
+    assert retry_after(seconds) == header
+
+
+def handshake_from(server: LiveServer, source: str) -> int:
+    """One polling handshake from the loopback address ``source``; the HTTP status."""
+    request = (
+        "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+        "Host: localhost\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(
+        ("127.0.0.1", server.ports[0]), timeout=10, source_address=(source, 0)
+    ) as connection:
+        connection.sendall(request.encode())
+        return int(connection.recv(64).split()[1])
+
+
+def test_a_flooding_address_is_limited_while_others_are_welcomed(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(
+        "http://allowed.test", WHITELIST_CONNECT_RATE="1", WHITELIST_CONNECT_BURST="5"
+    )
+    statuses = [handshake_from(server, "127.0.0.2") for _ in range(30)]
+    assert statuses[:5] == [200] * 5
+    assert statuses.count(429) >= 20
+    assert welcomed(server.url, "http://allowed.test")  # from 127.0.0.1: its own bucket
+    assert "Refused a handshake from 127.0.0.2: over 1.0 attempts a second" in server.log()

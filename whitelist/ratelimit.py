@@ -1,0 +1,87 @@
+"""A per-address limit on connection attempts: one token bucket per client, in bounded memory.
+
+Every Engine.IO handshake (a request to the Socket.IO path without a session
+id) takes a token from its address's bucket; a bucket holds at most ``burst``
+tokens and refills at ``rate`` per second. An address with no token left is
+answered HTTP 429 before any decision or session. Buckets of the addresses seen
+least recently are dropped beyond ``max_addresses``, so a flood from many
+addresses costs bounded memory (a dropped address starts again with a full
+bucket). An IPv6 client is counted by its /64 network, which one host
+usually holds whole.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+MAX_ADDRESSES = 10_000
+
+
+class AttemptLimiter:
+    """Token buckets by client address."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        max_addresses: int = MAX_ADDRESSES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.max_addresses = max_addresses
+        self._clock = clock
+        self._lock = threading.Lock()
+        # address -> (tokens left, when they were counted); least recently seen first
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, address: str) -> float:
+        """Take a token for ``address``: 0 when it may go on, else seconds until it may retry."""
+        now = self._clock()
+        with self._lock:
+            tokens, counted = self._buckets.pop(address, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - counted) * self.rate)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+            self._buckets[address] = (tokens - 1 if wait == 0 else tokens, now)
+            if len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)
+        return wait
+
+
+def client_key(environ: Mapping[str, Any], proxies: int) -> str:
+    """The address a request came from, as the limiter counts it.
+
+    Behind ``proxies`` trusted proxies that each append to ``X-Forwarded-For``,
+    the client is the address that many entries from the right; anything the
+    client wrote further left is ignored. An IPv6 address stands for its /64.
+    """
+    address = environ.get("REMOTE_ADDR") or "unknown"
+    if proxies > 0:
+        forwarded = [a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+        forwarded = [a for a in forwarded if a]
+        if len(forwarded) >= proxies:
+            address = forwarded[-proxies]
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]  # not an address: still one bucket, of bounded size
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def retry_after(seconds: float) -> str:
+    """An HTTP ``Retry-After`` value: whole seconds, at least 1."""
+    return str(max(1, math.ceil(seconds)))
