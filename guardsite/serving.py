@@ -169,6 +169,24 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         return line
 
 
+def logging_errors(app: Callable[..., Any]) -> Callable[..., Any]:
+    """The WSGI app, with its unhandled errors logged.
+
+    eventlet.wsgi answers them with HTTP 500 but writes the traceback only to
+    its access log, which runsocket keeps off unless asked: they went unseen.
+    """
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return app(environ, start_response)
+        except Exception:
+            method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+            logger.exception("Unhandled error answering %s %r", method, path)
+            raise
+
+    return serve
+
+
 def serve_until_stopped(
     app: Callable[..., Any],
     listeners: Sequence[Any],
@@ -196,7 +214,7 @@ def serve_until_stopped(
         eventlet.spawn(
             eventlet.wsgi.server,
             listener,
-            app,
+            logging_errors(app),
             custom_pool=pool,
             log_output=access_log,
             debug=False,  # never send tracebacks to clients
