@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import requests
 import websocket
 from eventlet.websocket import RFC6455WebSocket
 
@@ -142,3 +143,37 @@ def test_the_budget_leaves_room_for_a_connect_with_auth(socket_server: LiveServe
     finally:
         connection.close()
         connection.shutdown()  # close() leaves the socket open once the server has closed it
+
+
+@pytest.mark.parametrize(
+    "message", ["", "b!!!", "4" + "[" * 5000, "2" + "[" * 5000], ids=["empty", "base64", "4[", "2["]
+)
+def test_a_message_that_is_not_engineio_closes_the_connection_quietly(
+    socket_server: LiveServer, message: str
+) -> None:
+    """python-engineio decoded it outside its error handling: a 500 after the 101."""
+    connection = open_websocket(socket_server)
+    try:
+        connect_namespace(connection)
+        connection.send(message)
+        assert close_code(connection) in (None, 0, 1000)  # closed, for any reason but a limit
+    finally:
+        connection.close()
+        connection.shutdown()
+    assert "Unhandled error" not in socket_server.log()
+    assert "message handler error" not in socket_server.log()
+
+
+@pytest.mark.parametrize("version", [{}, {"Sec-WebSocket-Version": "99"}])
+def test_an_upgrade_that_is_not_rfc_6455_gets_a_4xx(
+    socket_server: LiveServer, version: dict[str, str]
+) -> None:
+    """eventlet's 2010-draft code answered 500; its 400 became a 500 in python-engineio."""
+    response = requests.get(
+        f"{socket_server.url}/socket.io/",
+        params={"EIO": "4", "transport": "websocket"},
+        headers={"Upgrade": "websocket", "Connection": "Upgrade", "Origin": ALLOWED, **version},
+        timeout=10,
+    )
+    assert 400 <= response.status_code < 500
+    assert "Unhandled error" not in socket_server.log()

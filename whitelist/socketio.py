@@ -102,8 +102,7 @@ class GuardedServer(socketio.Server):
         self._guard_refused: set[str] = set()
         self._sweeper: Any = None
         upstream.hook_engineio_sessions(self)
-        if self.eio.async_mode == "eventlet":
-            upstream.use_guarded_websockets(self)
+        upstream.use_guarded_websockets(self)
 
     def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """python-socketio's WSGI entry point; a session is used only by the origin that opened it.

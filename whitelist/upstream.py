@@ -17,8 +17,9 @@ both ends of those ranges.
   opened each Engine.IO session (``GuardedServer.handle_request`` checks it) and
   to give it a deadline (``whitelist.sessions``); it replaces the server's
   ``disconnect()`` with one that never waits for the client.
-* ``use_guarded_websockets`` replaces the eventlet driver's websocket class in the
-  server's own copy of python-engineio's driver table (``eio._async``).
+* ``use_guarded_websockets`` wraps the websocket class in the server's own copy
+  of python-engineio's driver table (``eio._async``), which python-engineio
+  calls with the bound ``Socket._websocket_handler`` (``__self__.sid``).
 * ``whitelist.sessions`` closes sessions through python-engineio's ``Socket``
   objects (``eio.sockets``, ``Socket.close(wait=False)``, its queue): the helpers
   at the end of this module.
@@ -311,9 +312,21 @@ def close_engineio_session(eio: Any, sid: str, *, abort: bool) -> None:
 
 
 def use_guarded_websockets(server: GuardedServer) -> None:
-    """Serve this server's WebSockets with ``whitelist.websocket`` (eventlet mode only)."""
-    from .websocket import GuardedWebSocketWSGI
+    """Serve this server's WebSockets through ``whitelist.websocket``.
 
-    websocket = functools.partial(GuardedWebSocketWSGI, preconnect_limit=server.preconnect_limit)
+    Every mode checks each message is an Engine.IO packet; eventlet's also gets
+    ``GuardedWebSocketWSGI`` (unmasking, message cap, pre-connect budget).
+    """
+    from .websocket import GuardedWebSocketWSGI, PacketCheckingHandler
+
+    websocket_class = server.eio._async["websocket"]
+    if server.eio.async_mode == "eventlet":
+        websocket_class = functools.partial(
+            GuardedWebSocketWSGI, preconnect_limit=server.preconnect_limit
+        )
+
+    def websocket(handler: Any, eio_server: Any) -> Any:
+        return websocket_class(PacketCheckingHandler(handler), eio_server)
+
     # A copy: python-engineio's table is shared by every server in the process.
     server.eio._async = {**server.eio._async, "websocket": websocket}
