@@ -46,6 +46,7 @@ from .events import (
 from .guard import INTERNAL_ERROR, Decision, decide, request_origin
 from .handlers import close_connections, closing_connections, fitting, namespace_method
 from .open_sockets import OpenSocket, OpenSockets
+from .polling import undecodable_post
 from .ratelimited_log import RateLimitedLog
 from .refusal_log import log_refusal
 from .revocation import revoke_if_refused
@@ -125,6 +126,14 @@ class GuardedServer(socketio.Server):
                 )
                 body = {"message": "This session belongs to another origin."}
                 return respond_json(start_response, "403 Forbidden", body)
+        if sid is not None and upstream.forget_if_closed(self.eio, sid):
+            body = {"message": "This session is closed."}
+            return respond_json(start_response, "400 Bad Request", body)
+        if sid is not None and environ.get("REQUEST_METHOD") == "POST":
+            problem = undecodable_post(environ, self.eio.max_http_buffer_size)
+            if problem is not None:
+                self.sessions.close(sid)  # as python-engineio does after a bad packet
+                return respond_json(start_response, "400 Bad Request", {"message": problem})
         response = super().handle_request(environ, start_response)
         if sid is not None and environ.get("REQUEST_METHOD") == "GET":
             self.sessions.polled(sid)  # a closing session's last poll

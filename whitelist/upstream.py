@@ -90,6 +90,11 @@ def hook_engineio_messages(server: GuardedServer) -> None:
         return None
 
     def handle_message_guarded(eio_sid: str, data: Any) -> Any:
+        if eio_sid not in server.environ:
+            # The session closed while this message waited for its thread (a payload
+            # of a connect and a close): python-socketio would fail on its environ.
+            logger.debug("Dropped a message for closed session %s", eio_sid)
+            return None
         decoded = _decode(server, data)
         excess = too_much_binary(eio_sid, data, decoded)
         if excess is not None:
@@ -118,8 +123,9 @@ def hook_engineio_messages(server: GuardedServer) -> None:
 
 
 # What python-socketio raises for a message it cannot decode or did not expect (an
-# unknown type, binary data with no binary packet announced, a CONNECT_ERROR).
-MALFORMED = (ValueError, TypeError, IndexError)
+# unknown type, binary data with no binary packet announced, a CONNECT_ERROR, JSON
+# nested deeper than Python's recursion limit).
+MALFORMED = (ValueError, TypeError, IndexError, RecursionError)
 malformed_log = RateLimitedLog(logger)
 
 
@@ -277,6 +283,19 @@ def engineio_socket(eio: Any, sid: str) -> Any:
     if socket is None or socket.closed or socket.closing:
         return None
     return socket
+
+
+def forget_if_closed(eio: Any, sid: str) -> bool:
+    """Drop a session python-engineio closed but still lists; True if it did.
+
+    Its GET path answers such a session 400, but its POST path raises
+    KeyError('Session is disconnected') from ``_get_socket``: an HTTP 500.
+    """
+    socket = eio.sockets.get(sid)
+    if socket is None or not socket.closed:
+        return False
+    eio.sockets.pop(sid, None)
+    return True
 
 
 def is_websocket(socket: Any) -> bool:

@@ -1,0 +1,84 @@
+"""Long-polling requests python-engineio mishandles get a plain 4xx, and no traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from tests.conftest import ALLOWED
+from tests.live import LiveServer
+
+
+def open_session(server: LiveServer) -> str:
+    response = requests.get(
+        f"{server.url}/socket.io/",
+        params={"EIO": "4", "transport": "polling"},
+        headers={"Origin": ALLOWED},
+        timeout=10,
+    )
+    return json.loads(response.text[1:])["sid"]
+
+
+def post(server: LiveServer, sid: str, body: bytes) -> requests.Response:
+    return requests.post(
+        f"{server.url}/socket.io/",
+        params={"EIO": "4", "transport": "polling", "sid": sid},
+        headers={"Origin": ALLOWED, "Content-Type": "text/plain"},
+        data=body,
+        timeout=10,
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"4\x1e", b"bA", b"4[" + b"[" * 5000, b"\xff\xfe"],
+    ids=["empty packet", "bad base64", "deep JSON", "not UTF-8"],
+)
+def test_a_payload_that_is_not_engineio_gets_400_and_ends_the_session(
+    socket_server: LiveServer, body: bytes
+) -> None:
+    """python-engineio logged a 20-line traceback per such POST and answered 200."""
+    sid = open_session(socket_server)
+    answer = post(socket_server, sid, body)
+    assert answer.status_code == 400
+    assert "not an Engine.IO payload" in answer.json()["message"]
+    poll = requests.get(
+        f"{socket_server.url}/socket.io/",
+        params={"EIO": "4", "transport": "polling", "sid": sid},
+        headers={"Origin": ALLOWED},
+        timeout=30,
+    )
+    assert poll.text.split("\x1e")[-1] == "1"  # Engine.IO's CLOSE: the session is over
+    assert "post request handler error" not in socket_server.log()
+
+
+def test_a_post_to_a_closed_session_gets_400_not_500(socket_server: LiveServer) -> None:
+    """python-engineio's POST path raised KeyError('Session is disconnected')."""
+    sid = open_session(socket_server)
+    assert post(socket_server, sid, b"1").status_code == 200  # the client closes it
+    answer = post(socket_server, sid, b"40")
+    assert answer.status_code == 400
+    assert "Unhandled error" not in socket_server.log()
+
+
+def test_a_socketio_packet_nested_too_deep_closes_the_session_quietly(
+    socket_server: LiveServer,
+) -> None:
+    """python-socketio's RecursionError reached python-engineio's traceback log."""
+    sid = open_session(socket_server)
+    assert post(socket_server, sid, b'4["' + b"x" * 10 + b'"]').status_code in (200, 400)
+    nested = b"42" + b"[" * 3000 + b"]" * 3000
+    post(socket_server, sid, nested)
+    assert "message handler error" not in socket_server.log()
+
+
+def test_a_connect_and_a_close_in_one_payload_leave_no_traceback(
+    socket_server: LiveServer,
+) -> None:
+    """The connect was handled after the close, and python-socketio failed on its environ."""
+    for _ in range(20):
+        sid = open_session(socket_server)
+        assert post(socket_server, sid, b"40\x1e1").status_code == 200
+    assert "KeyError" not in socket_server.log()
