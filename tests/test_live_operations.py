@@ -15,7 +15,7 @@ import requests
 
 from tests.clients import merged, try_connect
 from tests.conftest import ALLOWED
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_until
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 
@@ -204,3 +204,10 @@ def test_client_events_named_like_server_events_cannot_dodge_revocation(
         assert not client.connected
     finally:
         client.disconnect()
+
+
+def test_a_bad_host_header_is_one_log_line_without_traceback(socket_server: LiveServer) -> None:
+    response = requests.get(f"{socket_server.url}/", headers={"Host": "evil.example"}, timeout=10)
+    assert response.status_code == 400
+    assert wait_until(lambda: "Invalid HTTP_HOST header: 'evil.example'" in socket_server.log())
+    assert "django/http/request.py" not in socket_server.log()
