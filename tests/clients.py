@@ -114,6 +114,7 @@ def try_connect(
         greeted.wait(timeout)
     if not keep:
         client.disconnect()
+        session.close()  # else its keep-alive connections linger until collected
     return outcome, client
 
 
