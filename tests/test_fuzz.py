@@ -1,0 +1,59 @@
+"""A short fuzz run against a real server: it keeps serving, and nothing piles up.
+
+``make bench`` runs the long version (bench/hostile.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.clients import try_connect, welcomed
+from tests.fuzz import fuzz
+from tests.live import LiveServer, wait_until
+
+ALLOWED = "http://allowed.test"
+SETTLING = ("sessions", "deadlines", "sockets")
+
+
+@pytest.mark.timeout(240)
+def test_fuzzed_requests_and_packets_leave_the_server_serving_and_clean(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    # No handshake limit: the fuzzer sends from one address, faster than 50 a second.
+    server = start_server(ALLOWED, WHITELIST_CONNECT_RATE="off", WHITELIST_CONNECT_TIMEOUT="2")
+    outcome, observer = try_connect(
+        server.url, origin=ALLOWED, namespace="/late", transport="websocket", keep=True
+    )
+    assert outcome.welcome is not None
+
+    def stats() -> dict[str, int]:
+        return observer.call("server_stats", namespace="/late", timeout=15)
+
+    visits: list[bool] = []
+    try:
+        before = stats()
+        report = fuzz(
+            server.url,
+            seed=20261129,
+            count=1_500,
+            seconds=90,
+            meanwhile=lambda: visits.append(welcomed(server.url, ALLOWED)),
+        )
+        assert report.inputs >= 500, report.as_dict()
+        assert report.wrong_decisions == 0, report.as_dict()
+        assert report.server_errors == 0, report.as_dict()
+        assert visits and all(visits), visits
+        assert wait_until(
+            lambda: all(stats()[key] <= before[key] for key in SETTLING), timeout=30
+        ), (before, stats())
+        # python-engineio's ping timers outlive their sessions by up to 25 s.
+        assert wait_until(
+            lambda: stats()["green_threads"] <= before["green_threads"] + 20, timeout=45
+        ), (before, stats())
+        after = stats()
+        assert after["rss_kib"] - before["rss_kib"] < 64 * 1024, (before, after)
+    finally:
+        observer.disconnect()
+    assert "Traceback" not in server.log()
