@@ -62,6 +62,12 @@ def register(server: socketio.Server) -> None:
     def open_sockets(sid: str) -> int:
         return len(server.open_sockets)  # type: ignore[attr-defined]
 
+    @server.on("connect", namespace="/slow")
+    def slow_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        """A connect handler that does I/O for a while (a session lookup, say)."""
+        server.sleep(1.5)
+        return True
+
     @server.on("server_stats", namespace="/late")
     def server_stats(sid: str) -> dict[str, int]:
         """What an attack could pile up: sessions, threads, descriptors, memory."""

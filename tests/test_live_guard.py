@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
-from tests.live import LiveServer
+from tests.live import LiveServer, wait_until
 
 REFUSAL = "Who invited you to this party?"
 WELCOME = "Okay, you're cool."
@@ -163,3 +168,41 @@ def test_refused_connects_leave_no_open_socket_behind(socket_server: LiveServer)
     finally:
         client.disconnect()
     assert after == before
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_rule_removed_by_another_process_during_a_slow_connect_is_enforced(
+    start_server: Callable[..., LiveServer], transport: str
+) -> None:
+    """Removed while its connect handler did I/O, the socket was served for 17 s."""
+    origin, observer_origin = "http://slow.example", "http://observer.example"
+    server = start_server(origin, observer_origin)
+    seen, observer = try_connect(server.url, origin=observer_origin, namespace="/late", keep=True)
+    assert seen.welcome is not None
+    attempts: list[Any] = []
+
+    def connect() -> None:
+        attempts.append(
+            try_connect(
+                server.url,
+                origin=origin,
+                namespace="/slow",
+                transport=transport,
+                keep=True,
+                timeout=5,
+            )
+        )
+
+    connecting = threading.Thread(target=connect)
+    try:
+        connecting.start()
+        time.sleep(0.3)  # inside the 1.5 s connect handler
+        assert server.manage("whitelist", "remove", origin).returncode == 0
+        connecting.join(30)
+        # Judged against the rules it started with, then checked again: not kept.
+        assert wait_until(lambda: observer.call("open_sockets", namespace="/late") == 1, timeout=15)
+        assert not try_connect(server.url, origin=origin)[0].welcome
+    finally:
+        observer.disconnect()
+        for _, client in attempts:
+            client.disconnect()
