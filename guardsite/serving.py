@@ -21,6 +21,8 @@ import eventlet.event
 import eventlet.wsgi
 
 logger = logging.getLogger(__name__)
+# How long a connection from a flooding address is held before it is closed unread.
+FLOOD_HOLD_SECONDS = 1.0
 
 _ADDRPORT = re.compile(
     r"(?:(?P<scheme>https?)://)?"
@@ -151,6 +153,19 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     """
 
     _read_a_line = False
+    # Addresses whose connections are dropped unread (a flood); set per server.
+    is_flooding: Callable[[str], bool] | None = None
+
+    def handle(self) -> None:
+        shed = type(self).is_flooding
+        if shed is not None and shed(self.client_address[0]):
+            # Held a moment, then closed unread: a flooder that reconnects at once
+            # would otherwise cost an accept and a green thread thousands of times
+            # a second; held, it waits, and a sleeping green thread costs nothing.
+            eventlet.sleep(FLOOD_HOLD_SECONDS)
+            self.close_connection = 1
+            return
+        super().handle()
 
     def _read_request_line(self) -> bytes | str:
         try:
@@ -196,6 +211,7 @@ def serve_until_stopped(
     on_ready: Callable[[], None],
     on_stop: Callable[[str], None],
     socket_timeout: float | None = None,
+    is_flooding: Callable[[str], bool] | None = None,
 ) -> None:
     """Serve on every listener from one connection pool until SIGINT or SIGTERM.
 
@@ -224,7 +240,7 @@ def serve_until_stopped(
             # answers Engine.IO's ping every 25 s, so it never waits that long.
             keepalive=socket_timeout or True,
             socket_timeout=socket_timeout,
-            protocol=Protocol,
+            protocol=type("Protocol", (Protocol,), {"is_flooding": staticmethod(is_flooding)}),
         )
         for listener in listeners
     ]

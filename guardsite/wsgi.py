@@ -55,4 +55,6 @@ def with_errors_stream(app: Callable[..., Iterable[bytes]]) -> Callable[..., Ite
 
 
 sio = create_server()
-application = with_errors_stream(guarded_application(sio, django_application))
+# The gate in front of Socket.IO; runsocket asks it which addresses flood.
+gate = guarded_application(sio, django_application)
+application = with_errors_stream(gate)

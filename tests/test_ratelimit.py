@@ -9,7 +9,7 @@ import pytest
 
 from tests.clients import welcomed
 from tests.live import LiveServer
-from whitelist.ratelimit import AttemptLimiter, client_key, retry_after
+from whitelist.ratelimit import FLOODING_REFUSALS, AttemptLimiter, client_key, retry_after
 
 
 class Clock:
@@ -46,6 +46,23 @@ def test_a_bucket_never_holds_more_than_the_burst() -> None:
     limiter.take("a")
     clock.now += 3600
     assert [limiter.take("a") == 0 for _ in range(3)] == [True, True, False]
+
+
+def test_an_address_refused_again_and_again_is_flooding_for_a_while() -> None:
+    clock = Clock()
+    limiter = AttemptLimiter(rate=1, burst=1, clock=clock)
+    limiter.take("a")
+    for _ in range(FLOODING_REFUSALS - 1):
+        limiter.take("a")
+    assert not limiter.is_flooding("a")
+    limiter.take("a")
+    assert limiter.is_flooding("a")
+    assert not limiter.is_flooding("b")
+    clock.now += 0.01
+    assert limiter.take("a") > 0 and limiter.is_flooding("a")  # a token now and then: still
+    clock.now += 5
+    assert not limiter.is_flooding("a")  # quiet for a while: it gets its turn again
+    assert limiter.take("a") == 0
 
 
 def test_memory_is_bounded_by_dropping_the_least_recently_seen() -> None:
@@ -104,8 +121,12 @@ def handshake_from(server: LiveServer, source: str) -> int:
     with socket.create_connection(
         ("127.0.0.1", server.ports[0]), timeout=10, source_address=(source, 0)
     ) as connection:
-        connection.sendall(request.encode())
-        return int(connection.recv(64).split()[1])
+        try:
+            connection.sendall(request.encode())
+            head = connection.recv(64)
+        except ConnectionError:
+            return 0
+        return int(head.split()[1]) if head else 0  # 0: closed without an answer
 
 
 def test_a_flooding_address_is_limited_while_others_are_welcomed(
@@ -114,8 +135,10 @@ def test_a_flooding_address_is_limited_while_others_are_welcomed(
     server = start_server(
         "http://allowed.test", WHITELIST_CONNECT_RATE="1", WHITELIST_CONNECT_BURST="5"
     )
-    statuses = [handshake_from(server, "127.0.0.2") for _ in range(30)]
+    statuses = [handshake_from(server, "127.0.0.2") for _ in range(5 + FLOODING_REFUSALS + 2)]
     assert statuses[:5] == [200] * 5
-    assert statuses.count(429) >= 20
+    # Polite refusals first; then, still flooding, its connections are dropped unread.
+    assert statuses.count(429) >= FLOODING_REFUSALS, statuses
+    assert statuses[-1] == 0, statuses
     assert welcomed(server.url, "http://allowed.test")  # from 127.0.0.1: its own bucket
     assert "Refused a handshake from 127.0.0.2: over 1.0 attempts a second" in server.log()

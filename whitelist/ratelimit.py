@@ -8,6 +8,12 @@ least recently are dropped beyond ``max_addresses``, so a flood from many
 addresses costs bounded memory (a dropped address starts again with a full
 bucket). An IPv6 client is counted by its /64 network, which one host
 usually holds whole.
+
+An address refused more than ``FLOODING_REFUSALS`` times in about a second
+(a count that decays with a time constant of a second) is flooding: the server
+may then drop its connections as they are accepted (``is_flooding``), before
+reading a request. Answering each attempt with a 429 cost as much CPU as a
+welcome: a flood from one address halved the connect rate of everyone else.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 MAX_ADDRESSES = 10_000
+FLOODING_REFUSALS = 20
+PRESSURE_SECONDS = 1.0
 
 
 class AttemptLimiter:
@@ -39,8 +47,9 @@ class AttemptLimiter:
         self.max_addresses = max_addresses
         self._clock = clock
         self._lock = threading.Lock()
-        # address -> (tokens left, when they were counted); least recently seen first
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        # address -> (tokens left, when they were counted, recent refusals, decaying);
+        # least recently seen first
+        self._buckets: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -49,13 +58,31 @@ class AttemptLimiter:
         """Take a token for ``address``: 0 when it may go on, else seconds until it may retry."""
         now = self._clock()
         with self._lock:
-            tokens, counted = self._buckets.pop(address, (self.burst, now))
+            tokens, counted, pressure = self._buckets.pop(address, (self.burst, now, 0.0))
             tokens = min(self.burst, tokens + (now - counted) * self.rate)
-            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-            self._buckets[address] = (tokens - 1 if wait == 0 else tokens, now)
+            pressure = _decayed(pressure, now - counted)
+            if tokens >= 1:
+                self._buckets[address] = (tokens - 1, now, pressure)
+                wait = 0.0
+            else:
+                self._buckets[address] = (tokens, now, pressure + 1)
+                wait = (1 - tokens) / self.rate
             if len(self._buckets) > self.max_addresses:
                 self._buckets.popitem(last=False)
         return wait
+
+    def is_flooding(self, address: str) -> bool:
+        """Has ``address`` been refused more than ``FLOODING_REFUSALS`` times of late?"""
+        with self._lock:
+            bucket = self._buckets.get(address)
+        if bucket is None:
+            return False
+        _, counted, pressure = bucket
+        return _decayed(pressure, self._clock() - counted) >= FLOODING_REFUSALS
+
+
+def _decayed(pressure: float, seconds: float) -> float:
+    return pressure * math.exp(-seconds / PRESSURE_SECONDS) if pressure else 0.0
 
 
 def client_key(environ: Mapping[str, Any], proxies: int) -> str:

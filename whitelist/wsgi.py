@@ -56,6 +56,16 @@ class OriginGate:
             self._limiter = AttemptLimiter(rate, burst)
         return self._limiter
 
+    def is_flooding(self, address: str) -> bool:
+        """Should the server drop this address's connections unread? (``whitelist.ratelimit``)
+
+        Never behind proxies: the address a server accepts from is theirs.
+        """
+        limiter = self.limiter
+        if limiter is None or conf.WHITELIST_PROXY_COUNT:
+            return False
+        return limiter.is_flooding(client_key({"REMOTE_ADDR": address}, 0))
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         if not (path + "/").startswith(self.path):

@@ -82,7 +82,7 @@ class Command(BaseCommand):
         except (AddressError, TLSError) as exc:
             raise CommandError(str(exc)) from None
 
-        from guardsite.wsgi import application, sio
+        from guardsite.wsgi import application, gate, sio
 
         rules = self._load_rules()
         sio.start_background_tasks()
@@ -124,6 +124,7 @@ class Command(BaseCommand):
             on_ready=announce_ready,
             on_stop=lambda name: write(f"Stopped ({name})."),
             socket_timeout=settings.GUARDSITE_SOCKET_TIMEOUT,
+            is_flooding=gate.is_flooding,
         )
         sio.shutdown()
 
