@@ -46,7 +46,7 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85
 
-# Benchmarks (about 6 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
+# Benchmarks (about 9 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
 bench: $(VENV)/.dev node_modules/.installed redis nginx postgresql
 	$(PY) bench/run.py
 

@@ -131,7 +131,64 @@ def render(results: dict[str, Any]) -> str:
         ]
     if "scale_out" in results:
         lines += scale_out(results["scale_out"], results["settings"])
+    if "hostile" in results:
+        lines += hostile(results["hostile"])
     return "\n".join(lines)
+
+
+def hostile(numbers: dict[str, Any]) -> list[str]:
+    mixed, fuzz = numbers["mixed"], numbers["fuzz"]
+    handshake = numbers["handshake"]
+    lines = [
+        "### Hostile traffic (bench/hostile.py)",
+        "",
+        f"Mixed load: {mixed['total']:,} connects, 200 at once from 200 addresses, every other "
+        f"one from a refused origin: {mixed['connected']:,} welcomed, {mixed['refused']:,} "
+        f"refused, {mixed['wrong']} wrong decisions, {mixed['error']} errors, "
+        f"{len(mixed['server_errors'])} HTTP 5xx, in {mixed['seconds']:.1f} s.",
+        "",
+        "Allowed connects a second (16 at once, from 250 addresses), alone and during a flood "
+        "of refused connects (64 at once, at full speed):",
+        "",
+        "| flood | alone | during | ratio | flood answered | server CPU during |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for key, label in (
+        ("flood_one_address", "one address, limit on (default)"),
+        ("flood_many_addresses", "250 addresses, limit off"),
+    ):
+        run = numbers[key]
+        flood = run["flood"]
+        answered = (
+            f"{flood['refused']:,} refused, {flood['limited']:,} HTTP 429, "
+            f"{flood['error']:,} dropped unread"
+        )
+        lines.append(
+            f"| {label} | {run['alone']['rate']:,.0f} | {run['during']['rate']:,.0f} | "
+            f"{run['ratio']:.2f}× | {answered} | {run['server_cpu']:.0%} |"
+        )
+    node = numbers.get("node_refused", {}).get("rate")
+    node_text = f"; Node socket.io's `io.use()` refusals: {node:,.0f}/s" if node else ""
+    lines += [
+        "",
+        "Refusal at the handshake (`WHITELIST_REFUSE_AT_HANDSHAKE`, HTTP 403): "
+        f"{handshake['refused']['rate']:,.0f} refused/s against "
+        f"{handshake['admitted']['rate']:,.0f} admitted/s{node_text}.",
+        "",
+        f"Fuzzing: {fuzz['inputs']:,} inputs in {fuzz['seconds']:.0f} s, "
+        f"{fuzz['wrong_decisions']} wrong decisions, {fuzz['server_errors']} HTTP 5xx, "
+        f"{numbers['server_log_errors']} tracebacks in the servers' logs.",
+        "",
+        "| | sessions | green threads | sockets | RSS (MiB) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key in ("before", "right_after", "settled"):
+        row = fuzz[key]
+        lines.append(
+            f"| {key.replace('_', ' ')} | {row['sessions']} | {row['green_threads']} | "
+            f"{row['sockets']} | {row['rss_kib'] / 1024:.0f} |"
+        )
+    return [*lines, ""]
 
 
 def scale_out(numbers: dict[str, Any], settings: dict[str, Any]) -> list[str]:

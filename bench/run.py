@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cluster, report  # noqa: E402
+from bench import cluster, hostile, report  # noqa: E402
 from bench.rules import ALLOWED_EXACT, DENIED, make_rules  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     Target,
@@ -65,6 +65,9 @@ def guardsite_env(work: Path, database: Path, **extra: str) -> dict[str, str]:
         "DJANGO_DEBUG": "0",
         "GUARDSITE_LOG_LEVEL": "WARNING",
         "GUARDSITE_STATE_DIR": str(work),
+        # One client address makes every connect here: measure the server, not the
+        # per-address limit (bench/hostile.py measures that).
+        "WHITELIST_CONNECT_RATE": "off",
     }
     return server_env(database, **(options | extra))
 
@@ -238,6 +241,13 @@ def main() -> None:
             results["held"] = hold_connections(targets, ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
         finally:
             stop_servers(targets)
+
+        results["hostile"] = hostile.run(work, env, ALLOWED_EXACT, DENIED, QUICK)
+        (node,) = start_servers(work, env, rules_file, which="c")
+        try:
+            results["hostile"]["node_refused"] = hostile.node_refusals(node.url, DENIED, QUICK)
+        finally:
+            stop(node.process)
 
         print("Cross-node propagation ...", flush=True)
         results["propagation_pushed"] = pushed_propagation(work)
