@@ -336,10 +336,12 @@ def use_guarded_websockets(server: GuardedServer) -> None:
     Every mode checks each message is an Engine.IO packet; eventlet's also gets
     ``GuardedWebSocketWSGI`` (unmasking, message cap, pre-connect budget).
     """
-    from .websocket import GuardedWebSocketWSGI, PacketCheckingHandler
+    from .packets import PacketCheckingHandler
 
     websocket_class = server.eio._async["websocket"]
     if server.eio.async_mode == "eventlet":
+        from .websocket import GuardedWebSocketWSGI
+
         websocket_class = functools.partial(
             GuardedWebSocketWSGI, preconnect_limit=server.preconnect_limit
         )

@@ -5,7 +5,7 @@ which unmasks every client frame one byte at a time in Python (one 999 KB frame
 cost 230 ms of CPU and held up every other socket for as long) and caps each
 frame but not the message, so a fragmented message never finished could grow
 to 30 MB. ``GuardedWebSocketWSGI`` is installed as python-engineio's websocket
-class (``upstream.use_websocket_class``) and changes each connection it opens:
+class (``upstream.use_guarded_websockets``) and changes each connection it opens:
 
 * frames are unmasked with one big-integer XOR (about a millisecond per MB);
 * a message, however fragmented, may hold at most ``max_http_buffer_size``
@@ -16,28 +16,21 @@ class (``upstream.use_websocket_class``) and changes each connection it opens:
 
 The threading mode's WebSocket (simple-websocket on wsproto) already unmasks
 with translation tables and caps whole messages; it gets no pre-connect budget.
+Every mode checks that messages are Engine.IO packets (``whitelist.packets``).
 
-In both modes, ``engineio_packets_only`` ends a connection at the first message
-that is not an Engine.IO packet (empty, bad base64, JSON nested past Python's
-recursion limit). python-engineio decodes WebSocket messages outside its error
-handling: the exception left the session open and its writer waiting until the
-ping timeout, and reached the WSGI server as a 500 after the 101.
+This reaches eventlet's private ``RFC6455WebSocket`` internals (``_recv_frame``,
+``_apply_mask``, ``max_frame_length``, ``_handle_hybi_request``), checked
+against eventlet 0.41.3; ``make test`` runs the WebSocket tests on it.
+Imported only in eventlet mode: the app itself does not need eventlet.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engineio import packet as eio_packet
 from engineio.async_drivers.eventlet import WebSocketWSGI
 from eventlet.websocket import FailedConnectionError
-
-from .ratelimited_log import RateLimitedLog
-
-logger = logging.getLogger(__name__)
-malformed_log = RateLimitedLog(logger)
 
 # RFC 6455: "Message Too Big".
 MESSAGE_TOO_BIG = 1009
@@ -50,51 +43,6 @@ def unmask(data: bytes, mask: Sequence[int], length: int | None = None, offset: 
     repeated = (key * (size // 4 + 1))[:size]
     mixed = int.from_bytes(data[:size], "little") ^ int.from_bytes(repeated, "little")
     return mixed.to_bytes(size, "little")
-
-
-class EngineIOPacketsOnly:
-    """A WebSocket whose ``wait()`` ends the connection at a message python-engineio cannot decode.
-
-    Returning None is how python-engineio learns that the client went away: it
-    then stops the writer and closes the session as usual.
-    """
-
-    def __init__(self, ws: Any, eio_sid: str) -> None:
-        self._ws = ws
-        self._eio_sid = eio_sid
-
-    def wait(self) -> Any:
-        message = self._ws.wait()
-        if message is None:
-            return None
-        try:
-            eio_packet.Packet(encoded_packet=message)
-        except Exception as error:  # what python-engineio would raise just after
-            malformed_log.log(
-                "malformed Engine.IO packets",
-                logging.WARNING,
-                "Closing the WebSocket of session %s: it sent a message that is not an "
-                "Engine.IO packet (%s)",
-                self._eio_sid,
-                type(error).__name__,
-            )
-            return None
-        return message
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ws, name)
-
-
-class PacketCheckingHandler:
-    """python-engineio's WebSocket handler, given an ``EngineIOPacketsOnly`` socket."""
-
-    def __init__(self, handler: Callable[[Any], Any]) -> None:
-        self.handler = handler
-        # python-engineio passes its bound Socket._websocket_handler: the session's sid.
-        self.eio_sid: str = getattr(getattr(handler, "__self__", None), "sid", "")
-
-    def __call__(self, ws: Any) -> Any:
-        return self.handler(EngineIOPacketsOnly(ws, self.eio_sid))
 
 
 class GuardedWebSocketWSGI(WebSocketWSGI):
