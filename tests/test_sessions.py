@@ -189,6 +189,24 @@ def test_an_allowed_client_outlives_the_connect_timeout(
         client.disconnect()
 
 
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_a_connect_handler_slower_than_the_connect_timeout_still_welcomes(
+    server: LiveServer, observer: Callable[[], dict[str, int]], transport: str
+) -> None:
+    """The deadline ran while the handler decided: the session was closed mid-connect."""
+    baseline = observer()
+    outcome, client = try_connect(
+        server.url, origin=ALLOWED, namespace="/slow", transport=transport, keep=True
+    )
+    try:
+        assert outcome.welcome is not None, outcome
+        assert not wait_until(lambda: not client.connected, timeout=3)
+    finally:
+        client.disconnect()
+        client.eio.http.close()  # its keep-alive connections, which the server would count
+    assert settles_to(observer, baseline), (baseline, observer())
+
+
 def test_the_refusal_reaches_a_polling_client_before_its_session_closes(
     server: LiveServer,
 ) -> None:

@@ -44,14 +44,22 @@ def connect_namespace(connection: websocket.WebSocket, namespace: str = "/late")
 
 
 def close_code(connection: websocket.WebSocket) -> int | None:
-    """Read until the server closes; its close code."""
+    """Read until the server closes; its close code (None: no close frame came)."""
+    return read_until_closed(connection)[0]
+
+
+def read_until_closed(connection: websocket.WebSocket) -> tuple[int | None, list[str]]:
+    """Read until the server closes: its close code, and the text messages before it."""
+    texts: list[str] = []
     try:
         while True:
             frame = connection.recv_data_frame(control_frame=True)[1]
             if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
-                return int.from_bytes(frame.data[:2], "big")
+                return int.from_bytes(frame.data[:2], "big"), texts
+            if frame.opcode == websocket.ABNF.OPCODE_TEXT:
+                texts.append(frame.data.decode())
     except (websocket.WebSocketConnectionClosedException, ConnectionError):
-        return None
+        return None, texts
 
 
 def echo(connection: websocket.WebSocket, text: str) -> str:
@@ -126,7 +134,9 @@ def test_a_session_without_a_welcomed_socket_gets_a_small_budget(
             connection.send(connect)
         except (websocket.WebSocketException, ConnectionError):
             return  # closed while the message was still being sent
-        assert close_code(connection) == MESSAGE_TOO_BIG
+        code, texts = read_until_closed(connection)
+        assert not any(text.startswith("40/late,") for text in texts), texts
+        assert code in (MESSAGE_TOO_BIG, None)  # None: reset before the close frame was read
     finally:
         connection.close()
         connection.shutdown()  # close() leaves the socket open once the server has closed it

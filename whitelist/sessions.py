@@ -19,7 +19,9 @@ descriptors. ``SessionLifecycle`` replaces that wait:
 * A session with no welcomed socket after ``WHITELIST_CONNECT_TIMEOUT``
   seconds is closed (Node socket.io's ``connectTimeout``); one opened from an
   origin the rules refuse gets ``REFUSED_CONNECT_SECONDS``, enough to send its
-  connect and read the refusal.
+  connect and read the refusal. The clock stops while a connect is being
+  handled (a slow connect handler is not the client's fault) and starts again
+  if it ended without a welcome.
 
 Deadlines are kept in insertion order, so each sweep costs only the sessions
 that expire.
@@ -53,6 +55,8 @@ class SessionLifecycle:
         # dict per timeout, so that each stays in deadline order.
         self._unjoined: dict[str, float] = {}
         self._unjoined_refused: dict[str, float] = {}
+        # Sessions that have had a socket welcomed: no deadline, no budget.
+        self._joined: set[str] = set()
         # Sessions whose connect the guard refused, closed at this time.
         self._refused: dict[str, float] = {}
         # Polling sessions told CLOSE, closed after their next poll or at this time.
@@ -71,11 +75,27 @@ class SessionLifecycle:
         with self._lock:
             deadlines[sid] = time.monotonic() + seconds
 
-    def joined(self, sid: str) -> None:
-        """A socket of this session was welcomed: no connect deadline any more."""
+    def connecting(self, sid: str) -> None:
+        """A connect of this session is being handled: its clock stops."""
         with self._lock:
             self._unjoined.pop(sid, None)
             self._unjoined_refused.pop(sid, None)
+
+    def connect_handled(self, sid: str) -> None:
+        """The connect is answered: if nothing was welcomed or refused, the clock restarts."""
+        with self._lock:
+            if sid in self._joined or sid in self._refused or sid in self._closing:
+                return
+        if upstream.engineio_socket(self.eio, sid) is not None:
+            self.opened(sid, allowed=True)
+
+    def joined(self, sid: str) -> None:
+        """A socket of this session was welcomed: no connect deadline any more."""
+        with self._lock:
+            self._joined.add(sid)
+            self._unjoined.pop(sid, None)
+            self._unjoined_refused.pop(sid, None)
+            self._refused.pop(sid, None)
 
     def refused(self, sid: str) -> None:
         """The guard refused this session's connect: close it after the refusal's grace."""
@@ -84,9 +104,9 @@ class SessionLifecycle:
             self._unjoined_refused.pop(sid, None)
             self._refused[sid] = time.monotonic() + REFUSAL_GRACE_SECONDS
 
-    def is_unjoined(self, sid: str) -> bool:
-        """Has this session not had a socket welcomed yet?"""
-        return sid in self._unjoined or sid in self._unjoined_refused
+    def has_joined(self, sid: str) -> bool:
+        """Has a socket of this session been welcomed?"""
+        return sid in self._joined
 
     def ended(self, sid: str) -> None:
         """python-engineio closed the session."""
@@ -95,6 +115,7 @@ class SessionLifecycle:
             self._unjoined_refused.pop(sid, None)
             self._refused.pop(sid, None)
             self._closing.pop(sid, None)
+            self._joined.discard(sid)
 
     def close(self, sid: str) -> None:
         """End a session without waiting for its client; what is queued is still sent."""
@@ -137,11 +158,14 @@ class SessionLifecycle:
         expired_closes = _pop_expired(self._closing, now, self._lock)
         for sid in expired_connects:
             logger.debug("Closing Engine.IO session %s: no socket connected in time", sid)
-            self.close(sid)
-        for sid in expired_refusals:
-            self.close(sid)
-        for sid in expired_closes:
-            self._end(sid)
+        for sid, end in [
+            *((sid, self.close) for sid in expired_connects + expired_refusals),
+            *((sid, self._end) for sid in expired_closes),
+        ]:
+            try:
+                end(sid)
+            except Exception:  # closed meanwhile by python-engineio: the others still go
+                logger.debug("Could not close Engine.IO session %s", sid, exc_info=True)
         return len(expired_connects) + len(expired_refusals) + len(expired_closes)
 
     def _end(self, sid: str) -> None:

@@ -233,9 +233,11 @@ class GuardedServer(socketio.Server):
             raise Refused(*refusal_data(failed)) from None
         if result is False:
             return False
+        eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
+        if eio_sid is None:  # the session closed while the handler ran (python-socketio 5.14)
+            return False
         socket = OpenSocket(call.sid, call.namespace, decision, revision)
         self.open_sockets.add(socket)
-        eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
         self._unwelcomed[(eio_sid, call.namespace)] = socket
         return result
 
@@ -273,7 +275,7 @@ class GuardedServer(socketio.Server):
 
     def preconnect_limit(self, eio_sid: str) -> int | None:
         """The WebSocket message budget of a session with no welcomed socket (None: no budget)."""
-        return conf.WHITELIST_PRECONNECT_BYTES if self.sessions.is_unjoined(eio_sid) else None
+        return None if self.sessions.has_joined(eio_sid) else conf.WHITELIST_PRECONNECT_BYTES
 
     def end_refused_session(self, eio_sid: str) -> None:
         """Close, after a short grace, the session whose connect the guard has just refused.
@@ -282,7 +284,7 @@ class GuardedServer(socketio.Server):
         """
         if eio_sid in self._guard_refused:
             self._guard_refused.discard(eio_sid)
-            if self.sessions.is_unjoined(eio_sid):
+            if not self.sessions.has_joined(eio_sid):
                 self.sessions.refused(eio_sid)
 
     def welcome(self, eio_sid: str, namespace: str) -> None:

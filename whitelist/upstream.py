@@ -104,6 +104,9 @@ def hook_engineio_messages(server: GuardedServer) -> None:
             return None
         if eio_sid not in server._binary_packet:
             pending_bytes.pop(eio_sid, None)
+        connect = decoded is not None and decoded.packet_type == packet.CONNECT
+        if connect:
+            server.sessions.connecting(eio_sid)
         if decoded is not None and decoded.packet_type in _EVENT_TYPES:
             namespace = decoded.namespace or "/"
             if not _admissible_event(server, eio_sid, namespace, decoded.data):
@@ -115,9 +118,10 @@ def hook_engineio_messages(server: GuardedServer) -> None:
             close_malformed(server, eio_sid, error)
             return None
         finally:
-            if decoded is not None and decoded.packet_type == packet.CONNECT:
+            if connect:
                 server.welcome(eio_sid, decoded.namespace or "/")
                 server.end_refused_session(eio_sid)
+                server.sessions.connect_handled(eio_sid)
 
     server.eio.on("message", handle_message_guarded)
 

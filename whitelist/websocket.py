@@ -85,12 +85,14 @@ class GuardedWebSocketWSGI(WebSocketWSGI):
 
     def _capped_frames(self, ws: Any, recv_frame: Callable[..., Any]) -> Callable[..., Any]:
         message_limit = self.max_frame_length
+        ws.max_frame_length = message_limit  # eventlet refuses a longer frame unread
 
         def recv_capped_frame(message: Any = None) -> Any:
+            message = recv_frame(message=message)
+            # The budget as it stands once the frame is in: a connect sent over polling
+            # may have been welcomed while this connection waited (an upgrade).
             budget = self.preconnect_limit(self.eio_sid)
             limit = message_limit if budget is None else min(budget, message_limit)
-            ws.max_frame_length = limit  # eventlet refuses a longer frame before reading it
-            message = recv_frame(message=message)
             if not message.opcode & 8 and sum(map(len, message.data)) > limit:
                 raise FailedConnectionError(
                     MESSAGE_TOO_BIG, f"Message above the limit of {limit} bytes."
