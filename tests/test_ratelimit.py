@@ -9,7 +9,7 @@ import pytest
 
 from tests.clients import welcomed
 from tests.live import LiveServer
-from whitelist.ratelimit import FLOODING_REFUSALS, AttemptLimiter, client_key, retry_after
+from whitelist.ratelimit import MIN_FLOODING_REFUSALS, AttemptLimiter, client_key, retry_after
 
 
 class Clock:
@@ -52,7 +52,7 @@ def test_an_address_refused_again_and_again_is_flooding_for_a_while() -> None:
     clock = Clock()
     limiter = AttemptLimiter(rate=1, burst=1, clock=clock)
     limiter.take("a")
-    for _ in range(FLOODING_REFUSALS - 1):
+    for _ in range(MIN_FLOODING_REFUSALS - 1):
         limiter.take("a")
     assert not limiter.is_flooding("a")
     limiter.take("a")
@@ -63,6 +63,11 @@ def test_an_address_refused_again_and_again_is_flooding_for_a_while() -> None:
     clock.now += 5
     assert not limiter.is_flooding("a")  # quiet for a while: it gets its turn again
     assert limiter.take("a") == 0
+
+
+def test_the_flooding_threshold_grows_with_the_rate() -> None:
+    assert AttemptLimiter(rate=1, burst=5).flooding_refusals == MIN_FLOODING_REFUSALS
+    assert AttemptLimiter(rate=50, burst=200).flooding_refusals == 200
 
 
 def test_memory_is_bounded_by_dropping_the_least_recently_seen() -> None:
@@ -101,6 +106,16 @@ def test_memory_is_bounded_by_dropping_the_least_recently_seen() -> None:
         ({"REMOTE_ADDR": "::ffff:192.0.2.1"}, 0, "192.0.2.1"),
         ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "x" * 500}, 1, "x" * 64),
         ({}, 0, "unknown"),
+        (
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.9:4711"},
+            1,
+            "198.51.100.9",
+        ),
+        (
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "[2001:db8::1]:4711"},
+            1,
+            "2001:db8::/64",
+        ),
     ],
 )
 def test_client_key(environ: dict[str, str], proxies: int, key: str) -> None:
@@ -135,10 +150,10 @@ def test_a_flooding_address_is_limited_while_others_are_welcomed(
     server = start_server(
         "http://allowed.test", WHITELIST_CONNECT_RATE="1", WHITELIST_CONNECT_BURST="5"
     )
-    statuses = [handshake_from(server, "127.0.0.2") for _ in range(5 + FLOODING_REFUSALS + 2)]
+    statuses = [handshake_from(server, "127.0.0.2") for _ in range(5 + MIN_FLOODING_REFUSALS + 2)]
     assert statuses[:5] == [200] * 5
     # Polite refusals first; then, still flooding, its connections are dropped unread.
-    assert statuses.count(429) >= FLOODING_REFUSALS, statuses
+    assert statuses.count(429) >= MIN_FLOODING_REFUSALS, statuses
     assert statuses[-1] == 0, statuses
     assert welcomed(server.url, "http://allowed.test")  # from 127.0.0.1: its own bucket
     assert "Refused a handshake from 127.0.0.2: over 1.0 attempts a second" in server.log()

@@ -9,11 +9,15 @@ addresses costs bounded memory (a dropped address starts again with a full
 bucket). An IPv6 client is counted by its /64 network, which one host
 usually holds whole.
 
-An address refused more than ``FLOODING_REFUSALS`` times in about a second
-(a count that decays with a time constant of a second) is flooding: the server
+An address refused more than ``flooding_refusals`` times in about a second (a
+count that decays with a time constant of a second; four times the rate, at
+least 20: far above what a reconnect storm behind one NAT address sends once
+its burst is spent) is flooding: the server
 may then drop its connections as they are accepted (``is_flooding``), before
-reading a request. Answering each attempt with a 429 cost as much CPU as a
-welcome: a flood from one address halved the connect rate of everyone else.
+reading a request: all of them, pages and open sessions' requests too, until
+the count decays (about a second after the flood stops). Answering each
+attempt with a 429 cost as much CPU as a welcome: a flood from one address
+halved the connect rate of everyone else.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 MAX_ADDRESSES = 10_000
-FLOODING_REFUSALS = 20
+MIN_FLOODING_REFUSALS = 20
+FLOODING_FACTOR = 4
 PRESSURE_SECONDS = 1.0
 
 
@@ -45,11 +50,12 @@ class AttemptLimiter:
         self.rate = rate
         self.burst = burst
         self.max_addresses = max_addresses
+        self.flooding_refusals = max(MIN_FLOODING_REFUSALS, FLOODING_FACTOR * rate)
         self._clock = clock
         self._lock = threading.Lock()
         # address -> (tokens left, when they were counted, recent refusals, decaying);
         # least recently seen first
-        self._buckets: OrderedDict[str, tuple[float, float, int]] = OrderedDict()
+        self._buckets: OrderedDict[str, tuple[float, float, float]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -72,13 +78,13 @@ class AttemptLimiter:
         return wait
 
     def is_flooding(self, address: str) -> bool:
-        """Has ``address`` been refused more than ``FLOODING_REFUSALS`` times of late?"""
+        """Has ``address`` been refused more than ``flooding_refusals`` times of late?"""
         with self._lock:
             bucket = self._buckets.get(address)
         if bucket is None:
             return False
         _, counted, pressure = bucket
-        return _decayed(pressure, self._clock() - counted) >= FLOODING_REFUSALS
+        return _decayed(pressure, self._clock() - counted) >= self.flooding_refusals
 
 
 def _decayed(pressure: float, seconds: float) -> float:
@@ -99,7 +105,7 @@ def client_key(environ: Mapping[str, Any], proxies: int) -> str:
         if len(forwarded) >= proxies:
             address = forwarded[-proxies]
     try:
-        parsed = ipaddress.ip_address(address)
+        parsed = ipaddress.ip_address(_without_port(address))
     except ValueError:
         return address[:64]  # not an address: still one bucket, of bounded size
     if isinstance(parsed, ipaddress.IPv6Address):
@@ -107,6 +113,15 @@ def client_key(environ: Mapping[str, Any], proxies: int) -> str:
             return str(parsed.ipv4_mapped)
         return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
     return str(parsed)
+
+
+def _without_port(address: str) -> str:
+    """``203.0.113.9:4711`` or ``[2001:db8::1]:4711`` (as some proxies write them), bare."""
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    if address.count(":") == 1:
+        return address.split(":", 1)[0]
+    return address
 
 
 def retry_after(seconds: float) -> str:

@@ -129,7 +129,7 @@ class GuardedServer(socketio.Server):
         if sid is not None and upstream.forget_if_closed(self.eio, sid):
             body = {"message": "This session is closed."}
             return respond_json(start_response, "400 Bad Request", body)
-        if sid is not None and environ.get("REQUEST_METHOD") == "POST":
+        if sid in self.eio.sockets and environ.get("REQUEST_METHOD") == "POST":
             problem = undecodable_post(environ, self.eio.max_http_buffer_size)
             if problem is not None:
                 self.sessions.close(sid)  # as python-engineio does after a bad packet
