@@ -219,3 +219,22 @@ def test_the_refusal_reaches_a_polling_client_before_its_session_closes(
     assert refusal.startswith("44{") and "Who invited you" in refusal, refusal
     closing = requests.get(url, params=query, headers=headers, timeout=30).text
     assert closing == "1"  # Engine.IO's CLOSE, long before the 25 s ping would come
+
+
+def test_a_closed_sessions_ping_timer_goes_with_it(
+    server: LiveServer, observer: Callable[[], dict[str, int]]
+) -> None:
+    """python-engineio's timers slept out their 25 s after the session closed."""
+    baseline = observer()
+    for _ in range(100):
+        sid = handshake(server, ALLOWED)
+        closed = requests.post(
+            f"{server.url}/socket.io/",
+            params={"EIO": "4", "transport": "polling", "sid": sid},
+            headers={"Origin": ALLOWED, "Content-Type": "text/plain"},
+            data="1",
+            timeout=10,
+        )
+        assert closed.ok
+    # Well inside the 25 s the timers would sleep.
+    assert wait_until(lambda: observer()["green_threads"] <= baseline["green_threads"] + 5, 10)

@@ -104,6 +104,10 @@ class GuardedServer(socketio.Server):
         self._sweeper: Any = None
         upstream.hook_engineio_sessions(self)
         upstream.use_guarded_websockets(self)
+        # Each session's ping timer, killed when the session closes (eventlet only).
+        self.ping_timers: dict[str, Any] = {}
+        if self.eio.async_mode == "eventlet":
+            upstream.end_ping_timers_with_their_sessions(self)
 
     def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """python-socketio's WSGI entry point; a session is used only by the origin that opened it.

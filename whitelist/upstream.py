@@ -17,6 +17,9 @@ both ends of those ranges.
   opened each Engine.IO session (``GuardedServer.handle_request`` checks it) and
   to give it a deadline (``whitelist.sessions``); it replaces the server's
   ``disconnect()`` with one that never waits for the client.
+* ``end_ping_timers_with_their_sessions`` wraps the server's
+  ``start_background_task`` to know each session's ping timer
+  (``Socket._send_ping``) and kills it when the session closes (eventlet).
 * ``use_guarded_websockets`` wraps the websocket class in the server's own copy
   of python-engineio's driver table (``eio._async``), which python-engineio
   calls with the bound ``Socket._websocket_handler`` (``__self__.sid``).
@@ -270,6 +273,7 @@ def hook_engineio_sessions(server: GuardedServer) -> None:
             server.session_origins.pop(eio_sid, None)
             server.pending_binary_bytes.pop(eio_sid, None)
             server.sessions.ended(eio_sid)
+            stop_ping_timer(server, eio_sid)
 
     server.eio.on("connect", connect)
     server.eio.on("disconnect", disconnect)
@@ -355,3 +359,41 @@ def use_guarded_websockets(server: GuardedServer) -> None:
 
     # A copy: python-engineio's table is shared by every server in the process.
     server.eio._async = {**server.eio._async, "websocket": websocket}
+
+
+def end_ping_timers_with_their_sessions(server: GuardedServer) -> None:
+    """Stop a session's ping timer when the session closes (eventlet mode).
+
+    python-engineio's timer (``Socket._send_ping``, started through the
+    server's ``start_background_task``) sleeps the whole ping interval, 25 s,
+    even once its session has closed, and keeps the session's objects alive
+    meanwhile: 12,000 connects in 10 s left 12,000 sleeping green threads and
+    130 MB until they woke. Timers are known by session and killed at its close.
+    """
+    from engineio.socket import Socket
+
+    eio = server.eio
+    start_background_task = eio.start_background_task
+    timers = server.ping_timers
+
+    def start_tracking_ping_timers(target: Any, *args: Any, **kwargs: Any) -> Any:
+        task = start_background_task(target, *args, **kwargs)
+        if getattr(target, "__func__", None) is Socket._send_ping:
+            timers[target.__self__.sid] = task
+        return task
+
+    eio.start_background_task = start_tracking_ping_timers
+
+
+def stop_ping_timer(server: GuardedServer, eio_sid: str) -> None:
+    """Kill the closed session's ping timer, if it is still asleep."""
+    task = server.ping_timers.pop(eio_sid, None)
+    green = getattr(task, "g", None)
+    if green is not None and green is not eventlet_current() and not green.dead:
+        green.kill()
+
+
+def eventlet_current() -> Any:
+    import eventlet
+
+    return eventlet.getcurrent()
