@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,13 @@ def stats(url: str, origin: str) -> dict[str, int]:
         client.disconnect()
 
 
+def around(url: str, origin: str, measure: Callable[[], dict]) -> dict:
+    """``measure()``'s result, with the server's resources before and right after it."""
+    before = stats(url, origin)
+    result = measure()
+    return {**result, "resources": {"before": before, "after": stats(url, origin)}}
+
+
 def fuzz_run(url: str, allowed: str, seconds: float, count: int) -> dict:
     """The fuzzer for a while; resources before, right after, and once settled."""
     before = stats(url, allowed)
@@ -130,6 +138,8 @@ def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool
     logs: list[Path] = []
 
     def measured(name: str, **extra: str) -> tuple[str, Any]:
+        # tests.live_settings: the project's settings plus the server_stats event.
+        extra.setdefault("DJANGO_SETTINGS_MODULE", "tests.live_settings")
         url, process, log = start_guardsite(work, env, name, **extra)
         logs.append(log)
         return url, process
@@ -138,17 +148,23 @@ def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool
     url, process = measured("hostile-default")
     try:
         total = 400 if quick else 2_000
-        results["mixed"] = mixed_load(url, allowed, refused, total, 200)
-        results["flood_one_address"] = under_flood(
-            url, process, allowed, refused, seconds, "127.0.0.2"
+        results["mixed"] = around(
+            url, allowed, lambda: mixed_load(url, allowed, refused, total, 200)
+        )
+        results["flood_one_address"] = around(
+            url,
+            allowed,
+            lambda: under_flood(url, process, allowed, refused, seconds, "127.0.0.2"),
         )
     finally:
         stop(process)
     print("A flood from 250 addresses, no per-address limit ...", flush=True)
     url, process = measured("hostile-unlimited", WHITELIST_CONNECT_RATE="off")
     try:
-        results["flood_many_addresses"] = under_flood(
-            url, process, allowed, refused, seconds, "spread:2"
+        results["flood_many_addresses"] = around(
+            url,
+            allowed,
+            lambda: under_flood(url, process, allowed, refused, seconds, "spread:2"),
         )
     finally:
         stop(process)
@@ -157,18 +173,18 @@ def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool
         "hostile-handshake", WHITELIST_CONNECT_RATE="off", WHITELIST_REFUSE_AT_HANDSHAKE="1"
     )
     try:
-        results["handshake"] = {
-            "admitted": connect_rate(url, allowed, 32, seconds),
-            "refused": connect_rate(url, refused, 32, seconds),
-        }
+        results["handshake"] = around(
+            url,
+            allowed,
+            lambda: {
+                "admitted": connect_rate(url, allowed, 32, seconds),
+                "refused": connect_rate(url, refused, 32, seconds),
+            },
+        )
     finally:
         stop(process)
     print("Fuzzing ...", flush=True)
-    url, process = measured(
-        "hostile-fuzz",
-        WHITELIST_CONNECT_RATE="off",
-        DJANGO_SETTINGS_MODULE="tests.live_settings",  # its server_stats event
-    )
+    url, process = measured("hostile-fuzz", WHITELIST_CONNECT_RATE="off")
     try:
         results["fuzz"] = fuzz_run(url, allowed, 10 if quick else 60, 1_000 if quick else 20_000)
     finally:

@@ -183,12 +183,25 @@ def hostile(numbers: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|",
     ]
     for key in ("before", "right_after", "settled"):
-        row = fuzz[key]
-        lines.append(
-            f"| {key.replace('_', ' ')} | {row['sessions']} | {row['green_threads']} | "
-            f"{row['sockets']} | {row['rss_kib'] / 1024:.0f} |"
-        )
+        lines.append(_resources_row(f"fuzzing, {key.replace('_', ' ')}", fuzz[key]))
+    for key, label in (
+        ("mixed", "mixed load"),
+        ("flood_one_address", "flood, one address"),
+        ("flood_many_addresses", "flood, 250 addresses"),
+        ("handshake", "refusal at the handshake"),
+    ):
+        resources = numbers[key].get("resources")
+        if resources:
+            lines.append(_resources_row(f"{label}, before", resources["before"]))
+            lines.append(_resources_row(f"{label}, right after", resources["after"]))
     return [*lines, ""]
+
+
+def _resources_row(label: str, row: dict[str, int]) -> str:
+    return (
+        f"| {label} | {row['sessions']} | {row['green_threads']} | "
+        f"{row['sockets']} | {row['rss_kib'] / 1024:.0f} |"
+    )
 
 
 def scale_out(numbers: dict[str, Any], settings: dict[str, Any]) -> list[str]:
