@@ -95,6 +95,8 @@ class AllowlistCache:
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
         self._watch_failed = False
+        # Failed refreshes of the watcher, for the metrics.
+        self.watch_failures = 0
 
     def snapshot(self) -> Snapshot:
         """The current snapshot, loading it if there is none (may raise)."""
@@ -110,6 +112,10 @@ class AllowlistCache:
         """The revision of the snapshot in memory, without loading one (None if none)."""
         snapshot = self._snapshot
         return None if snapshot is None else snapshot.revision
+
+    def loaded(self) -> Snapshot | None:
+        """The snapshot in memory, without loading one."""
+        return self._snapshot
 
     def invalidate(self) -> None:
         """Forget the snapshot: the next decision reloads it."""
@@ -163,6 +169,7 @@ class AllowlistCache:
                 level = logging.DEBUG if self._watch_failed else logging.ERROR
                 logger.log(level, "Allowlist refresh failed; keeping the last rules", exc_info=True)
                 self._watch_failed = True
+                self.watch_failures += 1
                 connection.close()
 
 

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_REFUSAL_MESSAGE = "Who invited you to this party?"
 DEFAULT_WELCOME_MESSAGE = "Okay, you're cool."
 MAX_REFRESH_INTERVAL = 60
+MIN_TOKEN_LENGTH = 16
 
 
 def _unusable(name: str, value: object, used: object) -> None:
@@ -142,6 +143,15 @@ class WhitelistSettings:
             return value
         _unusable("WHITELIST_PROXY_COUNT", value, 0)
         return 0
+
+    @cached_property
+    def WHITELIST_METRICS_TOKEN(self) -> str | None:  # noqa: N802
+        """The bearer token a Prometheus scraper sends for /metrics (None: no metrics)."""
+        value = self.raw("WHITELIST_METRICS_TOKEN", None)
+        if value is None or (isinstance(value, str) and len(value) >= MIN_TOKEN_LENGTH):
+            return value
+        _unusable("WHITELIST_METRICS_TOKEN", "<hidden>", None)
+        return None
 
     @cached_property
     def WHITELIST_PRECONNECT_BYTES(self) -> int:  # noqa: N802

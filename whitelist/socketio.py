@@ -45,6 +45,7 @@ from .events import (
 )
 from .guard import INTERNAL_ERROR, Decision, decide, request_origin
 from .handlers import close_connections, closing_connections, fitting, namespace_method
+from .metrics import GuardMetrics
 from .open_sockets import OpenSocket, OpenSockets
 from .polling import undecodable_post
 from .ratelimited_log import RateLimitedLog
@@ -60,6 +61,8 @@ RESTART_SECONDS = 1.0
 session_log = RateLimitedLog(logger)
 
 _UNDECIDED = object()
+# The metrics' reason for a connect the application's own handler refused.
+REFUSED_BY_HANDLER = "refused-by-handler"
 
 
 class GuardedServer(socketio.Server):
@@ -82,6 +85,7 @@ class GuardedServer(socketio.Server):
         kwargs["cors_allowed_origins"] = []
         super().__init__(*args, **kwargs)
         self.allowlist = allowlist_cache
+        self.metrics = GuardMetrics(self, allowlist_cache)
         self.open_sockets = OpenSockets()
         self._class_namespaces: dict[str, socketio.Namespace] = {}
         # Admitted sockets by (eio sid, namespace) until python-socketio acknowledges them.
@@ -221,6 +225,7 @@ class GuardedServer(socketio.Server):
         revision = self.allowlist.loaded_revision()
         decision = decide(call.environ, self.allowlist)
         if not decision.allowed:
+            self.metrics.count_connect("refused", decision.reason, call.namespace)
             log_refusal(decision, call.namespace)
             self._guard_refused.add(self.manager.eio_sid_from_sid(call.sid, call.namespace))
             raise Refused(*refusal_data(decision))
@@ -228,15 +233,20 @@ class GuardedServer(socketio.Server):
             self.start_allowlist_watcher()
             result = self._application_connect(call, handler)
         except Refused:
+            self.metrics.count_connect("refused", REFUSED_BY_HANDLER, call.namespace)
             raise
         except ConnectionRefusedError as exc:  # the built-in one: python-socketio <5.18 misses it
+            self.metrics.count_connect("refused", REFUSED_BY_HANDLER, call.namespace)
             raise Refused(*(exc.args or ("Connection refused by server",))) from None
         except Exception:
+            self.metrics.count_connect("refused", INTERNAL_ERROR, call.namespace)
             logger.exception("The connect handler of %s failed; refusing", call.namespace)
             failed = Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
             raise Refused(*refusal_data(failed)) from None
         if result is False:
+            self.metrics.count_connect("refused", REFUSED_BY_HANDLER, call.namespace)
             return False
+        self.metrics.count_connect("admitted", decision.reason, call.namespace)
         eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
         if eio_sid is None:  # the session closed while the handler ran (python-socketio 5.14)
             return False

@@ -16,24 +16,37 @@ JSONP polling (``j=`` in the query) is refused outright: a ``<script>`` tag
 carries cookies but no ``Origin`` header, and no Socket.IO 3+ client uses it.
 Requests with more than 16 KB of headers get HTTP 431, and handshakes beyond an
 address's ``WHITELIST_CONNECT_RATE`` get HTTP 429 (``whitelist.ratelimit``).
+
+The gate also answers, before Django (no host check, no redirect, no log line):
+
+* ``/healthz``: 200 when the server can decide (its rules are loaded, or load
+  now), 503 when it cannot, for load balancers;
+* ``/metrics``: Prometheus text (``whitelist.metrics``), only with
+  ``Authorization: Bearer <WHITELIST_METRICS_TOKEN>``; without that setting the
+  path is Django's like any other, so the metrics are never public by default.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from .cache import allowlist
 from .conf import conf
 from .guard import Decision, decide
+from .metrics import GuardMetrics
 from .ratelimit import AttemptLimiter, client_key, retry_after
 from .ratelimited_log import RateLimitedLog
 
 logger = logging.getLogger("whitelist.socketio")
 limited_log = RateLimitedLog(logger)
 RATE_LIMITED = "rate-limited"
+HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -41,9 +54,12 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class OriginGate:
     """Wrap the Socket.IO WSGI app; requests outside ``path`` pass straight through."""
 
-    def __init__(self, app: WSGIApp, path: str = "/socket.io/") -> None:
+    def __init__(
+        self, app: WSGIApp, path: str = "/socket.io/", metrics: GuardMetrics | None = None
+    ) -> None:
         self.app = app
         self.path = "/" + path.strip("/") + "/"
+        self.metrics = metrics
         self._limiter: AttemptLimiter | None = None
 
     @property
@@ -68,6 +84,10 @@ class OriginGate:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH:
+            return _health(start_response)
+        if path == METRICS_PATH and self.metrics is not None and conf.WHITELIST_METRICS_TOKEN:
+            return _metrics(environ, start_response, self.metrics)
         if not (path + "/").startswith(self.path):
             return self.app(environ, start_response)
         if header_bytes(environ) > MAX_HEADER_BYTES:
@@ -118,6 +138,33 @@ def header_bytes(environ: dict[str, Any]) -> int:
         for name, value in environ.items()
         if name.startswith("HTTP_") and isinstance(value, str)
     )
+
+
+def _health(start_response: Callable[..., Any]) -> Any:
+    """200 with the revision in force, or 503 when the rules cannot be loaded."""
+    try:
+        snapshot = allowlist.snapshot()  # from memory, once loaded
+    except Exception:
+        return respond_json(start_response, "503 Service Unavailable", {"status": "no rules"})
+    body = {"status": "ok", "revision": snapshot.revision, "rules": len(snapshot.index)}
+    return respond_json(start_response, "200 OK", body)
+
+
+def _metrics(
+    environ: dict[str, Any], start_response: Callable[..., Any], metrics: GuardMetrics
+) -> Any:
+    """The metrics for a scraper holding the token; 401 for anyone else."""
+    expected = f"Bearer {conf.WHITELIST_METRICS_TOKEN}".encode()
+    given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+    if not hmac.compare_digest(given, expected):
+        headers = [("WWW-Authenticate", "Bearer")]
+        return respond_json(start_response, "401 Unauthorized", {"error": "token"}, headers)
+    body = metrics.exposition()
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
 
 
 def _too_many_attempts(start_response: Callable[..., Any], address: str, wait: float) -> Any:
@@ -175,4 +222,4 @@ def guarded_application(
     import socketio
 
     app = socketio.WSGIApp(server, django_application, socketio_path=socketio_path)
-    return OriginGate(app, path=socketio_path)
+    return OriginGate(app, path=socketio_path, metrics=getattr(server, "metrics", None))
