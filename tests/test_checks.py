@@ -154,3 +154,44 @@ def test_a_limit_that_is_not_a_positive_number_is_an_error(name: str, value: obj
 def test_no_rate_limit_and_proxy_counts_are_valid(name: str, value: object) -> None:
     with override_settings(**{name: value}):
         assert ids() == []
+
+
+@pytest.mark.django_db
+def test_no_enabled_rule_is_a_deploy_warning() -> None:
+    from whitelist.checks import check_some_rule_enabled
+    from whitelist.models import AllowedOrigin
+
+    assert [m.id for m in check_some_rule_enabled()] == ["whitelist.W005"]
+    AllowedOrigin.objects.create(pattern="https://www.example.com", enabled=False)
+    assert [m.id for m in check_some_rule_enabled()] == ["whitelist.W005"]
+    AllowedOrigin.objects.create(pattern="https://shop.example.com")
+    assert check_some_rule_enabled() == []
+
+
+@pytest.mark.parametrize(
+    ("days_left", "expected"),
+    [(60, []), (10, ["guardsite.W001"]), (-1, ["guardsite.E002"])],
+)
+def test_a_tls_certificate_near_its_end_is_flagged(
+    tmp_path: Path, days_left: int, expected: list[str]
+) -> None:
+    import datetime as dt
+
+    from guardsite.checks import check_tls_certificate_expiry
+    from guardsite.tls import generate
+
+    # Valid for 90 days from a start chosen so that `days_left` remain today.
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=90 - days_left)
+    cert, _ = generate(["localhost"], days=90, now=start)
+    path = tmp_path / "cert.pem"
+    path.write_bytes(cert)
+    with override_settings(GUARDSITE_TLS_CERT=str(path)):
+        assert [m.id for m in check_tls_certificate_expiry()] == expected
+
+
+def test_an_unreadable_tls_certificate_is_an_error(tmp_path: Path) -> None:
+    from guardsite.checks import check_tls_certificate_expiry
+
+    (tmp_path / "cert.pem").write_text("not a certificate")
+    with override_settings(GUARDSITE_TLS_CERT=str(tmp_path / "cert.pem")):
+        assert [m.id for m in check_tls_certificate_expiry()] == ["guardsite.E001"]

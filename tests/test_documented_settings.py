@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 from pathlib import Path
 
 from tests.live import ROOT, manage
@@ -54,10 +55,13 @@ def deploy_check(database: Path, **env: str) -> str:
 
 
 def test_production_over_tls_passes_check_deploy_with_the_environment_alone(
-    migrated_template: Path,
+    migrated_template: Path, tmp_path: Path
 ) -> None:
+    database = shutil.copyfile(migrated_template, tmp_path / "db.sqlite3")
+    assert "whitelist.W005" in deploy_check(database)  # no rule enabled yet
+    assert manage(database, "whitelist", "add", "https://www.example.com").returncode == 0
     behind_tls = deploy_check(
-        migrated_template,
+        database,
         DJANGO_TRUST_X_FORWARDED_PROTO="1",
         WHITELIST_REQUIRE_SECURE="1",
         DJANGO_SECURE_HSTS_SECONDS="31536000",
@@ -66,6 +70,6 @@ def test_production_over_tls_passes_check_deploy_with_the_environment_alone(
     )
     assert "System check identified no issues" in behind_tls, behind_tls
     # Not known to be served over TLS: no HTTPS-only defaults, and check --deploy says so.
-    plain = deploy_check(migrated_template)
+    plain = deploy_check(database)
     for warning in ("security.W008", "security.W012", "security.W016", "security.W004"):
         assert warning in plain, plain

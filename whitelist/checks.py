@@ -160,3 +160,24 @@ def check_database_driver(app_configs: Any = None, **kwargs: Any) -> list[CheckM
         if connections[alias].vendor == "postgresql"
         and getattr(connections[alias].Database, "__name__", "") == "psycopg"
     ]
+
+
+@register(Tags.security, deploy=True)
+def check_some_rule_enabled(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With no enabled rule every socket is refused: rarely what a deployment means."""
+    from django.db import DatabaseError
+
+    from .models import AllowedOrigin
+
+    try:
+        if AllowedOrigin.objects.enabled().exists():
+            return []
+    except DatabaseError:  # not migrated yet: the migrate check says so
+        return []
+    return [
+        Warning(
+            "No rule is enabled: every Socket.IO connect will be refused.",
+            hint="Add the origins of your own pages: manage.py whitelist add https://www.example.com",
+            id="whitelist.W005",
+        )
+    ]
