@@ -36,7 +36,7 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	node --test tests/js/
+	node --test --test-concurrency=1 tests/js/
 	@echo "The guard's tests on the lowest tested releases:"
 	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(GUARD_TESTS)

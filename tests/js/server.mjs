@@ -44,7 +44,10 @@ export async function startServer({ rules = [], env: extraEnv = {} } = {}) {
     PYTHONWARNINGS: "ignore::DeprecationWarning",
     ...extraEnv,
   };
-  const [port, tlsPort] = [await freePort(), await freePort()];
+  // Two probes in a row may be handed the same port once the first is closed.
+  const port = await freePort();
+  let tlsPort = await freePort();
+  for (let tries = 0; tlsPort === port && tries < 10; tries += 1) tlsPort = await freePort();
   manage(env, "migrate", "--no-input", "-v0");
   const url = `http://localhost:${port}`;
   const tlsUrl = `https://localhost:${tlsPort}`;
