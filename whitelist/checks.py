@@ -7,7 +7,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from .conf import MAX_REFRESH_INTERVAL, conf, is_positive_number
+from .conf import MAX_REFRESH_INTERVAL, conf, is_positive_number, is_whole_number
 from .versions import TESTED, installed_release, parse_release
 
 # Limits whose value must be a number above 0.
@@ -71,7 +71,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     if rate is not None and not is_positive_number(rate):
         messages.append(_not_positive("WHITELIST_CONNECT_RATE", rate, "or None for no limit"))
     proxies = conf.raw("WHITELIST_PROXY_COUNT", 0)
-    if not (isinstance(proxies, int) and not isinstance(proxies, bool) and proxies >= 0):
+    if not is_whole_number(proxies, minimum=0):
         messages.append(_not_positive("WHITELIST_PROXY_COUNT", proxies, "or 0, a whole number"))
     url = conf.WHITELIST_CHANGES_URL
     if url is not None and not (

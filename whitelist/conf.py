@@ -35,6 +35,11 @@ def is_positive_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
+def is_whole_number(value: object, minimum: int = 1) -> bool:
+    """An int of at least ``minimum`` (not a bool, not a float, not a string)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
 class WhitelistSettings:
     """Typed access to the ``WHITELIST_*`` settings."""
 
@@ -111,7 +116,7 @@ class WhitelistSettings:
 
     def _count(self, name: str, default: int) -> int:
         value = self.raw(name, default)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        if is_whole_number(value):
             return value
         _unusable(name, value, default)
         return default
@@ -139,7 +144,7 @@ class WhitelistSettings:
     def WHITELIST_PROXY_COUNT(self) -> int:  # noqa: N802
         """Trusted proxies in front that append the client's address to ``X-Forwarded-For``."""
         value = self.raw("WHITELIST_PROXY_COUNT", 0)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if is_whole_number(value, minimum=0):
             return value
         _unusable("WHITELIST_PROXY_COUNT", value, 0)
         return 0
