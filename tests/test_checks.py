@@ -134,6 +134,8 @@ def test_no_driver_warning_on_sqlite() -> None:
         ("WHITELIST_CONNECT_TIMEOUT", "10"),
         ("WHITELIST_PRECONNECT_BYTES", -1),
         ("WHITELIST_MAX_ATTACHMENTS", True),
+        ("WHITELIST_MAX_ATTACHMENTS", 10.5),
+        ("WHITELIST_PRECONNECT_BYTES", 16384.0),
         ("WHITELIST_CONNECT_RATE", "50"),
         ("WHITELIST_CONNECT_RATE", 0),
         ("WHITELIST_CONNECT_BURST", None),

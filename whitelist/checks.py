@@ -11,9 +11,9 @@ from .conf import MAX_REFRESH_INTERVAL, conf, is_positive_number, is_whole_numbe
 from .versions import TESTED, installed_release, parse_release
 
 # Limits whose value must be a number above 0.
-POSITIVE_NUMBERS = (
-    "WHITELIST_CONNECT_BURST",
-    "WHITELIST_CONNECT_TIMEOUT",
+POSITIVE_NUMBERS = ("WHITELIST_CONNECT_BURST", "WHITELIST_CONNECT_TIMEOUT")
+# Limits that count things: whole numbers above 0 (conf uses the default for 10.5).
+WHOLE_NUMBERS = (
     "WHITELIST_MAX_ATTACHMENTS",
     "WHITELIST_MAX_BINARY_BYTES",
     "WHITELIST_PRECONNECT_BYTES",
@@ -67,6 +67,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         value = conf.raw(name, 1)
         if not is_positive_number(value):
             messages.append(_not_positive(name, value))
+    for name in WHOLE_NUMBERS:
+        value = conf.raw(name, 1)
+        if not is_whole_number(value):
+            messages.append(_not_positive(name, value, "and whole"))
     rate = conf.raw("WHITELIST_CONNECT_RATE", 1)
     if rate is not None and not is_positive_number(rate):
         messages.append(_not_positive("WHITELIST_CONNECT_RATE", rate, "or None for no limit"))
