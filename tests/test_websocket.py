@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -25,14 +27,20 @@ def test_unmask_gives_what_eventlet_gives(size: int, offset: int) -> None:
     assert unmask(data, mask, length=size, offset=offset) == expected
 
 
-def open_websocket(server: LiveServer, origin: str = ALLOWED) -> websocket.WebSocket:
+@contextlib.contextmanager
+def open_websocket(server: LiveServer, origin: str = ALLOWED) -> Iterator[websocket.WebSocket]:
+    """An Engine.IO WebSocket session, past its open packet; closed on the way out."""
     connection = websocket.create_connection(
         f"ws://127.0.0.1:{server.ports[0]}/socket.io/?EIO=4&transport=websocket",
         origin=origin,
         timeout=15,
     )
-    assert connection.recv().startswith("0{")
-    return connection
+    try:
+        assert connection.recv().startswith("0{")
+        yield connection
+    finally:
+        connection.close()
+        connection.shutdown()  # close() leaves the socket open once the server has closed it
 
 
 def connect_namespace(connection: websocket.WebSocket, namespace: str = "/late") -> None:
@@ -72,19 +80,14 @@ def echo(connection: websocket.WebSocket, text: str) -> str:
 
 
 def test_a_welcomed_socket_may_send_a_large_message_intact(socket_server: LiveServer) -> None:
-    connection = open_websocket(socket_server)
-    try:
+    with open_websocket(socket_server) as connection:
         connect_namespace(connection)
         text = "".join(random.Random(1).choices("abcdefghij", k=900_000))
         assert echo(connection, text) == text
-    finally:
-        connection.close()
-        connection.shutdown()  # close() leaves the socket open once the server has closed it
 
 
 def test_a_message_split_into_fragments_is_capped_as_a_whole(socket_server: LiveServer) -> None:
-    connection = open_websocket(socket_server)
-    try:
+    with open_websocket(socket_server) as connection:
         connect_namespace(connection)
         fragment = b"x" * 65_536
         opcode = websocket.ABNF.OPCODE_TEXT
@@ -95,16 +98,12 @@ def test_a_message_split_into_fragments_is_capped_as_a_whole(socket_server: Live
         except (websocket.WebSocketException, ConnectionError):
             return  # closed while the fragments were still being sent
         assert close_code(connection) == MESSAGE_TOO_BIG
-    finally:
-        connection.close()
-        connection.shutdown()  # close() leaves the socket open once the server has closed it
 
 
 def test_the_server_closes_an_oversized_fragmented_message_with_1009(
     socket_server: LiveServer,
 ) -> None:
-    connection = open_websocket(socket_server)
-    try:
+    with open_websocket(socket_server) as connection:
         connect_namespace(connection)
         fragment = b"x" * 400_000
         connection.send_frame(
@@ -117,16 +116,12 @@ def test_the_server_closes_an_oversized_fragmented_message_with_1009(
             websocket.ABNF.create_frame(fragment, websocket.ABNF.OPCODE_CONT, fin=1)
         )
         assert close_code(connection) == MESSAGE_TOO_BIG
-    finally:
-        connection.close()
-        connection.shutdown()  # close() leaves the socket open once the server has closed it
 
 
 def test_a_session_without_a_welcomed_socket_gets_a_small_budget(
     socket_server: LiveServer,
 ) -> None:
-    connection = open_websocket(socket_server)
-    try:
+    with open_websocket(socket_server) as connection:
         # A connect python-socketio would handle, with 100 KB of auth: far below
         # 1 MB, far above the budget. The server closes before reading it all.
         connect = "40/late," + json.dumps({"token": "t" * 100_000})
@@ -137,22 +132,15 @@ def test_a_session_without_a_welcomed_socket_gets_a_small_budget(
         code, texts = read_until_closed(connection)
         assert not any(text.startswith("40/late,") for text in texts), texts
         assert code in (MESSAGE_TOO_BIG, None)  # None: reset before the close frame was read
-    finally:
-        connection.close()
-        connection.shutdown()  # close() leaves the socket open once the server has closed it
 
 
 def test_the_budget_leaves_room_for_a_connect_with_auth(socket_server: LiveServer) -> None:
-    connection = open_websocket(socket_server)
-    try:
+    with open_websocket(socket_server) as connection:
         token = "t" * 8_000
         connection.send("40/late," + json.dumps({"token": token}))
         while not (message := connection.recv()).startswith("40/late,"):
             assert not message.startswith("44"), message
         assert echo(connection, "after connect") == "after connect"
-    finally:
-        connection.close()
-        connection.shutdown()  # close() leaves the socket open once the server has closed it
 
 
 @pytest.mark.parametrize(
@@ -162,14 +150,10 @@ def test_a_message_that_is_not_engineio_closes_the_connection_quietly(
     socket_server: LiveServer, message: str
 ) -> None:
     """python-engineio decoded it outside its error handling: a 500 after the 101."""
-    connection = open_websocket(socket_server)
-    try:
+    with open_websocket(socket_server) as connection:
         connect_namespace(connection)
         connection.send(message)
         assert close_code(connection) in (None, 0, 1000)  # closed, for any reason but a limit
-    finally:
-        connection.close()
-        connection.shutdown()
     assert "Unhandled error" not in socket_server.log()
     assert "message handler error" not in socket_server.log()
 
