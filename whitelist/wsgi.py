@@ -94,9 +94,11 @@ class OriginGate:
             # An Engine.IO session keeps its handshake's environ for its whole life.
             body = {"error": f"request headers over {MAX_HEADER_BYTES} bytes"}
             return respond_json(start_response, "431 Request Header Fields Too Large", body)
+        # Decoded as Engine.IO decodes it ("%6A=0" is "j=0" too), blank values kept.
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         limiter = self.limiter
         # A handshake, as python-engineio tells one: no non-empty sid in the query.
-        if limiter is not None and not parse_qs(environ.get("QUERY_STRING", "")).get("sid"):
+        if limiter is not None and not any(query.get("sid", ())):
             address = client_key(environ, conf.WHITELIST_PROXY_COUNT)
             wait = limiter.take(address)
             if wait:
@@ -107,8 +109,7 @@ class OriginGate:
             # Browsers apply no CORS to WebSockets, and JSONP is a polling matter:
             # the namespace connect decides.
             return self.app(environ, start_response)
-        # Decoded as Engine.IO decodes it: "%6A=0" is "j=0" too.
-        if "j" in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True):
+        if "j" in query:
             body = {"error": "JSONP is not supported"}
             return respond_json(start_response, "400 Bad Request", body)
         decision = decide(environ)
