@@ -386,14 +386,12 @@ def end_ping_timers_with_their_sessions(server: GuardedServer) -> None:
 
 
 def stop_ping_timer(server: GuardedServer, eio_sid: str) -> None:
-    """Kill the closed session's ping timer, if it is still asleep."""
+    """Kill the closed session's ping timer, if it is still asleep (eventlet only)."""
     task = server.ping_timers.pop(eio_sid, None)
     green = getattr(task, "g", None)
-    if green is not None and green is not eventlet_current() and not green.dead:
-        green.kill()
-
-
-def eventlet_current() -> Any:
+    if green is None or green.dead:
+        return
     import eventlet
 
-    return eventlet.getcurrent()
+    if green is not eventlet.getcurrent():
+        green.kill()
