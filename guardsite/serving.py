@@ -226,6 +226,7 @@ def serve_until_stopped(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     pool = eventlet.GreenPool(max_connections)
+    protocol = type("Protocol", (Protocol,), {"is_flooding": staticmethod(is_flooding)})
     servers = [
         eventlet.spawn(
             eventlet.wsgi.server,
@@ -240,7 +241,7 @@ def serve_until_stopped(
             # answers Engine.IO's ping every 25 s, so it never waits that long.
             keepalive=socket_timeout or True,
             socket_timeout=socket_timeout,
-            protocol=type("Protocol", (Protocol,), {"is_flooding": staticmethod(is_flooding)}),
+            protocol=protocol,
         )
         for listener in listeners
     ]
