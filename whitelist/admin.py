@@ -14,12 +14,31 @@ from .models import AllowedOrigin
 
 @admin.register(AllowedOrigin)
 class AllowedOriginAdmin(admin.ModelAdmin):
-    list_display = ["pattern", "international_name", "enabled", "note", "updated_at"]
+    list_display = [
+        "pattern",
+        "international_name",
+        "namespaces_shown",
+        "enabled",
+        "note",
+        "updated_at",
+    ]
     list_filter = ["enabled"]
-    search_fields = ["pattern", "note"]
+    search_fields = ["pattern", "note", "namespaces"]
     readonly_fields = ["international_name", "created_at", "updated_at"]
-    fields = ["pattern", "international_name", "enabled", "note", "created_at", "updated_at"]
+    fields = [
+        "pattern",
+        "international_name",
+        "namespaces",
+        "enabled",
+        "note",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["enable_rules", "disable_rules"]
+
+    @admin.display(description=_("namespaces"), ordering="namespaces")
+    def namespaces_shown(self, rule: AllowedOrigin) -> str:
+        return rule.namespaces or _("all")
 
     @admin.display(description=_("international name"))
     def international_name(self, rule: AllowedOrigin) -> str:

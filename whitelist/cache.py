@@ -19,6 +19,7 @@ from django.db import connection, connections, transaction
 from .changes import rules_database
 from .conf import conf
 from .index import AllowlistIndex
+from .namespaces import NamespaceError, parse_namespaces
 from .origins import OriginError, Rule
 from .scope import parse_scoped_rule
 
@@ -57,20 +58,24 @@ def load_snapshot() -> Snapshot:
 
     alias = rules_database()
     rules: list[Rule] = []
+    scopes: dict[Rule, frozenset[str]] = {}
     skipped: list[str] = []
     with bounded_statements(alias):
         revision = read_revision()
-        patterns = list(
-            AllowedOrigin.objects.using(alias).enabled().values_list("pattern", flat=True)
+        rows = list(
+            AllowedOrigin.objects.using(alias).enabled().values_list("pattern", "namespaces")
         )
-    for pattern in patterns:
+    for pattern, namespaces in rows:
         try:
-            rules.append(parse_scoped_rule(pattern))
-        except OriginError:
-            skipped.append(pattern)
+            rule = parse_scoped_rule(pattern)
+            scopes[rule] = parse_namespaces(namespaces)
+        except (OriginError, NamespaceError):
+            skipped.append(pattern)  # never widened to every namespace
+            continue
+        rules.append(rule)
     if skipped:
         logger.error("Ignoring %d unusable allowlist rule(s): %s", len(skipped), skipped)
-    return Snapshot(revision, AllowlistIndex(rules))
+    return Snapshot(revision, AllowlistIndex(rules, scopes))
 
 
 def read_revision() -> int:

@@ -44,10 +44,13 @@ class Decision(NamedTuple):
         return {"reason": self.reason, "origin": self.origin}
 
 
-def decide_headers(origin: str | None, referer: str | None, index: AllowlistIndex) -> Decision:
+def decide_headers(
+    origin: str | None, referer: str | None, index: AllowlistIndex, namespace: str | None = None
+) -> Decision:
     """Judge an ``Origin`` header, else the origin of ``Referer``, against ``index``.
 
     A present but bad ``Origin`` is refused; it never falls back to ``Referer``.
+    With a ``namespace``, only rules that apply to it count.
     """
     if origin is not None:
         header, value = "origin", origin
@@ -64,9 +67,10 @@ def decide_headers(origin: str | None, referer: str | None, index: AllowlistInde
         parsed = parse(value)
     except OriginError as exc:
         return Decision(False, MALFORMED, None, header, detail=f"{header.title()}: {exc}")
-    rule = index.match(parsed)
+    rule = index.match(parsed, namespace)
     if rule is None:
-        return Decision(False, NOT_ALLOWED, str(parsed), header, None, "no rule matches")
+        detail = "no rule matches" if namespace is None else f"no rule matches on {namespace}"
+        return Decision(False, NOT_ALLOWED, str(parsed), header, None, detail)
     return Decision(True, ALLOWED, str(parsed), header, str(rule))
 
 
@@ -101,14 +105,19 @@ def is_secure(environ: Mapping[str, Any]) -> bool:
     return value is not None and value.split(",", 1)[0].strip() == secure_value
 
 
-def decide(environ: Mapping[str, Any], cache: AllowlistCache = allowlist) -> Decision:
-    """Judge a WSGI request; every error is a refusal."""
+def decide(
+    environ: Mapping[str, Any], cache: AllowlistCache = allowlist, namespace: str | None = None
+) -> Decision:
+    """Judge a WSGI request (a connect to ``namespace``, or a handshake); every error refuses."""
     try:
         secure = is_secure(environ)
         if conf.WHITELIST_REQUIRE_SECURE and not secure:
             return Decision(False, INSECURE, detail="the connection is not encrypted")
         decision = decide_headers(
-            environ.get("HTTP_ORIGIN"), environ.get("HTTP_REFERER"), cache.snapshot().index
+            environ.get("HTTP_ORIGIN"),
+            environ.get("HTTP_REFERER"),
+            cache.snapshot().index,
+            namespace,
         )
     except Exception:
         _log_failure()

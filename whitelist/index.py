@@ -5,7 +5,7 @@ Pure Python, no Django, like origins.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from .origins import Origin, Rule
 
@@ -17,11 +17,18 @@ class AllowlistIndex:
     rules are probed for the parent domains of the origin's host, shortest first
     and only as deep as the deepest subdomain rule, so the cost grows with the
     labels of the host, never with the number of rules.
+
+    ``scopes`` limits some rules to some namespaces; a rule without one applies
+    to every namespace. ``match`` without a namespace ignores scopes (does any
+    rule allow the origin somewhere?).
     """
 
-    __slots__ = ("_exact", "_subdomains", "_bases", "_depth", "size")
+    __slots__ = ("_exact", "_subdomains", "_bases", "_depth", "_scopes", "size")
 
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(
+        self, rules: Iterable[Rule], scopes: Mapping[Rule, frozenset[str]] | None = None
+    ) -> None:
+        self._scopes = {rule: names for rule, names in (scopes or {}).items() if names}
         self._exact: dict[tuple[str, str, int | None], Rule] = {}
         self._subdomains: dict[tuple[str, str, int | None], Rule] = {}
         self._bases: set[str] = set()
@@ -39,11 +46,16 @@ class AllowlistIndex:
     def __len__(self) -> int:
         return self.size
 
-    def match(self, origin: Origin) -> Rule | None:
-        """Return the rule that allows ``origin``, or ``None``."""
+    def scope(self, rule: Rule) -> frozenset[str] | None:
+        """The namespaces ``rule`` is limited to, or None for all."""
+        return self._scopes.get(rule)
+
+    def match(self, origin: Origin, namespace: str | None = None) -> Rule | None:
+        """Return the rule that allows ``origin`` (on ``namespace``, if given), or ``None``."""
         scheme, host, port = origin
+        fits = self._fits if namespace is not None and self._scopes else None
         exact = self._exact
-        rule = exact.get(origin) or exact.get((scheme, host, None))
+        rule = _first(exact.get(origin), exact.get((scheme, host, None)), fits, namespace)
         if rule is not None or not self._depth or ":" in host:
             return rule
         subdomains, bases = self._subdomains, self._bases
@@ -54,9 +66,31 @@ class AllowlistIndex:
                 return None
             parent = host[end + 1 :]
             if parent in bases:
-                rule = subdomains.get((scheme, parent, port)) or subdomains.get(
-                    (scheme, parent, None)
+                rule = _first(
+                    subdomains.get((scheme, parent, port)),
+                    subdomains.get((scheme, parent, None)),
+                    fits,
+                    namespace,
                 )
                 if rule is not None:
                     return rule
         return None
+
+    def _fits(self, rule: Rule, namespace: str) -> bool:
+        names = self._scopes.get(rule)
+        return names is None or namespace in names
+
+
+def _first(
+    one: Rule | None,
+    other: Rule | None,
+    fits: Callable[[Rule, str], bool] | None,
+    namespace: str | None,
+) -> Rule | None:
+    """The first candidate that exists and (with ``fits``) applies to ``namespace``."""
+    if fits is None or namespace is None:
+        return one or other
+    for rule in (one, other):
+        if rule is not None and fits(rule, namespace):
+            return rule
+    return None

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .cache import allowlist
 from .changes import notify_in_transaction, publish_change
+from .namespaces import NamespaceError, format_namespaces, parse_namespaces
 from .origins import OriginError, Rule, parse_rule
 from .scope import parse_scoped_rule
 
@@ -33,6 +34,16 @@ def validate_rule(value: str) -> None:
         ) from None
 
 
+def validate_namespaces(value: str) -> None:
+    """Form and model validator: blank, or namespaces such as ``/chat /orders``."""
+    try:
+        parse_namespaces(value)
+    except NamespaceError as exc:
+        raise ValidationError(
+            _("%(reason)s."), code="invalid_namespaces", params={"reason": str(exc)}
+        ) from None
+
+
 class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
     """Bulk writes bypass save() and its signals: they normalise and bump the revision here.
 
@@ -41,6 +52,8 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
 
     def update(self, **kwargs: Any) -> int:
         kwargs.setdefault("updated_at", timezone.now())
+        if isinstance(kwargs.get("namespaces"), str):
+            kwargs["namespaces"] = format_namespaces(parse_namespaces(kwargs["namespaces"]))
         count = super().update(**kwargs)
         if count:
             rules_changed(self.db)
@@ -63,10 +76,10 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
 
 
 def _normalised(rules: Any) -> list[AllowedOrigin]:
-    """The rules with their patterns normalised; a malformed one raises OriginError."""
+    """The rules with their fields normalised; a malformed one raises OriginError/NamespaceError."""
     rules = list(rules)
     for rule in rules:
-        rule.pattern = str(parse_scoped_rule(rule.pattern))
+        rule.normalise()
     return rules
 
 
@@ -81,6 +94,18 @@ class AllowedOrigin(models.Model):
         help_text=_(
             "An origin such as https://shop.example.com or http://localhost:5000, "
             "or every subdomain: https://*.example.com. The port may be * for any port."
+        ),
+    )
+    namespaces = models.CharField(
+        _("namespaces"),
+        max_length=500,
+        blank=True,
+        default="",
+        db_default="",  # rows written by raw SQL or older code admit every namespace
+        validators=[validate_namespaces],
+        help_text=_(
+            "Socket.IO namespaces this rule admits to, such as /chat /orders. "
+            "Blank: every namespace."
         ),
     )
     enabled = models.BooleanField(_("enabled"), default=True, db_index=True)
@@ -102,15 +127,27 @@ class AllowedOrigin(models.Model):
     def rule(self) -> Rule:
         return parse_rule(self.pattern)
 
+    @property
+    def namespace_set(self) -> frozenset[str]:
+        """The namespaces this rule is limited to (empty: all)."""
+        return parse_namespaces(self.namespaces)
+
     def clean_fields(self, exclude: Any = None) -> None:
         """Store the normalised form, so uniqueness is checked on what is stored."""
         with contextlib.suppress(OriginError):  # the field validator reports it
             self.pattern = str(parse_rule(self.pattern))
+        with contextlib.suppress(NamespaceError):
+            self.namespaces = format_namespaces(parse_namespaces(self.namespaces))
         super().clean_fields(exclude=exclude)
+
+    def normalise(self) -> None:
+        """Normalise pattern and namespaces (OriginError or NamespaceError if one is bad)."""
+        self.pattern = str(parse_scoped_rule(self.pattern))
+        self.namespaces = format_namespaces(parse_namespaces(self.namespaces))
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Never store a rule that does not parse, whichever path saves it."""
-        self.pattern = str(parse_scoped_rule(self.pattern))
+        self.normalise()
         super().save(*args, **kwargs)
 
 

@@ -21,7 +21,7 @@ def revoke_if_refused(server: GuardedServer, socket: OpenSocket, snapshot: Snaps
     origin = socket.decision.origin
     if origin is None:  # admitted without an origin, by setting
         return False
-    decision = decide_headers(origin, None, snapshot.index)
+    decision = decide_headers(origin, None, snapshot.index, socket.namespace)
     if decision.allowed:
         return False
     logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)

@@ -223,7 +223,7 @@ class GuardedServer(socketio.Server):
         if call.namespace == CATCH_ALL:
             return False  # python-socketio accepts "*" itself once a catch-all exists
         revision = self.allowlist.loaded_revision()
-        decision = decide(call.environ, self.allowlist)
+        decision = decide(call.environ, self.allowlist, call.namespace)
         if not decision.allowed:
             self.metrics.count_connect("refused", decision.reason, call.namespace)
             log_refusal(decision, call.namespace)

@@ -14,6 +14,7 @@ from django.db import transaction
 from whitelist.cache import load_snapshot
 from whitelist.guard import Decision, decide_headers
 from whitelist.models import AllowedOrigin
+from whitelist.namespaces import NamespaceError, format_namespaces, parse_namespaces
 from whitelist.origins import OriginError, as_browsers_send, parse_rule
 from whitelist.scope import parse_scoped_rule
 
@@ -32,6 +33,14 @@ class Command(BaseCommand):
         )
         add.add_argument("--note", default="", help="Why this origin is allowed.")
         add.add_argument(
+            "--namespaces",
+            default=None,
+            metavar="NAMESPACES",
+            help='Limit the rules to these Socket.IO namespaces ("/chat /orders"); '
+            '"" for every namespace. Left out: new rules admit to every namespace, '
+            "existing ones keep theirs.",
+        )
+        add.add_argument(
             "--keep-existing",
             action="store_true",
             help="Only create missing rules; never re-enable or change an existing one.",
@@ -47,10 +56,21 @@ class Command(BaseCommand):
             "check", help="Would a page at ORIGIN_OR_URL be admitted? Exit 0 if so, 1 if not."
         )
         check.add_argument("value", metavar="ORIGIN_OR_URL")
+        check.add_argument(
+            "--namespace",
+            default=None,
+            help="Judge a connect to this namespace (rules limited to others do not count). "
+            "Left out: is it admitted to any namespace?",
+        )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "add":
-            lines = add_rules(options["patterns"], options["note"], options["keep_existing"])
+            lines = add_rules(
+                options["patterns"],
+                options["note"],
+                options["keep_existing"],
+                namespaces=options["namespaces"],
+            )
             self.stdout.write("\n".join(lines))
         elif action == "remove":
             lines = remove_rules(options["patterns"])
@@ -62,8 +82,11 @@ class Command(BaseCommand):
         else:
             value = options["value"]
             sent = as_browsers_send(value)
-            decision = check_value(sent)
-            self.stdout.write(describe(value, decision, sent))
+            namespace = options["namespace"]
+            if namespace is not None and not is_namespace(namespace):
+                raise CommandError(f"{namespace!r} is not a namespace: it must start with /")
+            decision = check_value(sent, namespace)
+            self.stdout.write(describe(value, decision, sent, namespace))
             if not decision.allowed:
                 raise SystemExit(1)
 
@@ -98,17 +121,29 @@ def _scheme_hint(pattern: str) -> str:
     return f" Did you mean {suggestion}?"
 
 
-def add_rules(patterns: list[str], note: str = "", keep_existing: bool = False) -> list[str]:
+def add_rules(
+    patterns: list[str],
+    note: str = "",
+    keep_existing: bool = False,
+    namespaces: str | None = None,
+) -> list[str]:
     """Create or re-enable each rule; all or nothing. Returns one line per rule.
 
     With ``keep_existing``, an existing rule is left as it is, even disabled (the
-    demo's ``make run`` must not undo what staff decided).
+    demo's ``make run`` must not undo what staff decided). ``namespaces`` (None:
+    unchanged, all for a new rule) limits the rules to those namespaces.
     """
+    scope = None
+    if namespaces is not None:
+        try:
+            scope = format_namespaces(parse_namespaces(namespaces))
+        except NamespaceError as exc:
+            raise CommandError(f"--namespaces: {exc}. Nothing changed.") from None
     lines = []
     with transaction.atomic():
         for pattern in _normalise_all(patterns, "added"):
             rule, created = AllowedOrigin.objects.get_or_create(
-                pattern=pattern, defaults={"note": note}
+                pattern=pattern, defaults={"note": note, "namespaces": scope or ""}
             )
             if created:
                 lines.append(f"added {pattern}")
@@ -117,9 +152,14 @@ def add_rules(patterns: list[str], note: str = "", keep_existing: bool = False) 
                 state = "kept, enabled" if rule.enabled else "kept, disabled"
                 lines.append(f"{state}: {pattern}")
                 continue
-            changed = not rule.enabled or (note and note != rule.note)
+            changed = (
+                not rule.enabled
+                or (note and note != rule.note)
+                or (scope is not None and scope != rule.namespaces)
+            )
             rule.enabled = True
             rule.note = note or rule.note
+            rule.namespaces = rule.namespaces if scope is None else scope
             try:
                 rule.full_clean()
             except ValidationError as exc:
@@ -147,6 +187,7 @@ def list_rules() -> list[str]:
         return ["No rules: every Socket.IO connection is refused."]
     return [
         f"{'enabled ' if rule.enabled else 'disabled'}  {rule.pattern}"
+        + (f"  on {rule.namespaces}" if rule.namespaces else "")
         + (f"  # {printable(rule.note)}" if rule.note else "")
         for rule in rules
     ]
@@ -160,20 +201,31 @@ def printable(text: str) -> str:
     )
 
 
-def check_value(value: str) -> Decision:
+def is_namespace(value: str) -> bool:
+    """One namespace, as a client names it."""
+    try:
+        return parse_namespaces(value) == {value}
+    except NamespaceError:
+        return False
+
+
+def check_value(value: str, namespace: str | None = None) -> Decision:
     """Judge ``value`` as the server would: an origin as ``Origin``, a URL as ``Referer``."""
     index = load_snapshot().index
     scheme_and_rest = value.split("://", 1)
     has_path = len(scheme_and_rest) == 2 and any(c in scheme_and_rest[1] for c in "/?#")
     if has_path:
-        return decide_headers(None, value, index)
-    return decide_headers(value, None, index)
+        return decide_headers(None, value, index, namespace)
+    return decide_headers(value, None, index, namespace)
 
 
-def describe(value: str, decision: Decision, sent: str | None = None) -> str:
+def describe(
+    value: str, decision: Decision, sent: str | None = None, namespace: str | None = None
+) -> str:
     verdict = "allowed" if decision.allowed else "denied"
     detail = decision.detail or f"matches {decision.rule}"
-    lines = [f"{verdict}: {value}"]
+    where = f" on {namespace}" if namespace is not None else ""
+    lines = [f"{verdict}: {value}{where}"]
     if sent and sent != value:
         lines.append(f"  a browser sends it as: {sent}")
     lines.append(f"  reason: {decision.reason} ({detail})")
