@@ -116,16 +116,23 @@ STORAGES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOG_LEVEL = os.environ.get("GUARDSITE_LOG_LEVEL", "INFO")
+LOG_FORMAT = os.environ.get("GUARDSITE_LOG_FORMAT", "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ValueError(f"GUARDSITE_LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        # One JSON object per line, with each decision's fields (GUARDSITE_LOG_FORMAT=json).
+        "json": {"()": "whitelist.jsonlog.JSONFormatter"},
+    },
     "filters": {"without_traceback": {"()": "guardsite.logfilters.WithoutTraceback"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
         "console_one_line": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": LOG_FORMAT,
             "filters": ["without_traceback"],
         },
     },

@@ -98,21 +98,28 @@ def client_key(environ: Mapping[str, Any], proxies: int) -> str:
     the client is the address that many entries from the right; anything the
     client wrote further left is ignored. An IPv6 address stands for its /64.
     """
+    address = client_address(environ, proxies)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address: still one bucket, of bounded size
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+def client_address(environ: Mapping[str, Any], proxies: int) -> str:
+    """The client's address (at most 64 characters): ``REMOTE_ADDR``, or the entry
+    ``proxies`` from the right of ``X-Forwarded-For``, without a port."""
     address = environ.get("REMOTE_ADDR") or "unknown"
     if proxies > 0:
         forwarded = [a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         forwarded = [a for a in forwarded if a]
         if len(forwarded) >= proxies:
             address = forwarded[-proxies]
-    try:
-        parsed = ipaddress.ip_address(_without_port(address))
-    except ValueError:
-        return address[:64]  # not an address: still one bucket, of bounded size
-    if isinstance(parsed, ipaddress.IPv6Address):
-        if parsed.ipv4_mapped is not None:
-            return str(parsed.ipv4_mapped)
-        return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
-    return str(parsed)
+    return _without_port(address)[:64]
 
 
 def _without_port(address: str) -> str:

@@ -39,7 +39,14 @@ class RateLimitedLog:
         self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
 
-    def log(self, kind: str, level: int, message: str, *args: object) -> None:
+    def log(
+        self,
+        kind: str,
+        level: int,
+        message: str,
+        *args: object,
+        extra: dict[str, object] | None = None,
+    ) -> None:
         """Log ``message`` at ``level`` unless ``kind`` used up its lines in this window."""
         now = self._clock()
         with self._lock:
@@ -58,4 +65,4 @@ class RateLimitedLog:
                 level, "... and %d more %s in the %d s before (logged at DEBUG)",
                 held_back, kind, self._window,
             )  # fmt: skip
-        self._logger.log(level if allowed else logging.DEBUG, message, *args)
+        self._logger.log(level if allowed else logging.DEBUG, message, *args, extra=extra)

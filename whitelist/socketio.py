@@ -36,6 +36,7 @@ from . import changes, upstream
 from .cache import AllowlistCache, Snapshot, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
 from .conf import conf
+from .decision_log import ADMITTED, REFUSED, log_decision
 from .events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -48,8 +49,8 @@ from .handlers import close_connections, closing_connections, fitting, namespace
 from .metrics import GuardMetrics
 from .open_sockets import OpenSocket, OpenSockets
 from .polling import undecodable_post
+from .ratelimit import client_address
 from .ratelimited_log import RateLimitedLog
-from .refusal_log import log_refusal
 from .revocation import revoke_if_refused
 from .sessions import SWEEP_SECONDS, SessionLifecycle
 from .wsgi import respond_json
@@ -226,7 +227,8 @@ class GuardedServer(socketio.Server):
         decision = decide(call.environ, self.allowlist, call.namespace)
         if not decision.allowed:
             self.metrics.count_connect("refused", decision.reason, call.namespace)
-            log_refusal(decision, call.namespace)
+            address = client_address(call.environ, conf.WHITELIST_PROXY_COUNT)
+            log_decision(REFUSED, decision, call.namespace, address)
             self._guard_refused.add(self.manager.eio_sid_from_sid(call.sid, call.namespace))
             raise Refused(*refusal_data(decision))
         try:
@@ -247,6 +249,8 @@ class GuardedServer(socketio.Server):
             self.metrics.count_connect("refused", REFUSED_BY_HANDLER, call.namespace)
             return False
         self.metrics.count_connect("admitted", decision.reason, call.namespace)
+        address = client_address(call.environ, conf.WHITELIST_PROXY_COUNT)
+        log_decision(ADMITTED, decision, call.namespace, address)
         eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
         if eio_sid is None:  # the session closed while the handler ran (python-socketio 5.14)
             return False
