@@ -159,6 +159,26 @@ class WhitelistSettings:
         return None
 
     @cached_property
+    def WHITELIST_REFUSAL_LOG(self) -> bool:  # noqa: N802
+        """Record refused connects in the database (``RefusedConnect``, shown in admin)."""
+        return self._flag("WHITELIST_REFUSAL_LOG", default=True, when_unusable=True)
+
+    @cached_property
+    def WHITELIST_REFUSAL_LOG_MAX_ROWS(self) -> int:  # noqa: N802
+        """The refusal log keeps at most this many rows (the least recently seen go first)."""
+        return self._count("WHITELIST_REFUSAL_LOG_MAX_ROWS", 10_000)
+
+    @cached_property
+    def WHITELIST_REFUSAL_LOG_MAX_AGE(self) -> float:  # noqa: N802
+        """Days a refusal log row is kept after it was last seen."""
+        return self._positive("WHITELIST_REFUSAL_LOG_MAX_AGE", 30.0)
+
+    @cached_property
+    def WHITELIST_FLUSH_INTERVAL(self) -> float:  # noqa: N802
+        """Seconds between writes of the refusal log and the rule counters to the database."""
+        return self._positive("WHITELIST_FLUSH_INTERVAL", 1.0)
+
+    @cached_property
     def WHITELIST_PRECONNECT_BYTES(self) -> int:  # noqa: N802
         """The largest WebSocket message a session may send before it has a welcomed socket."""
         return self._count("WHITELIST_PRECONNECT_BYTES", 16 * 1024)

@@ -7,6 +7,7 @@ a running server notices a change made by any process with one tiny query.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -15,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .audit import record_changes
 from .cache import allowlist
 from .changes import notify_in_transaction, publish_change
 from .namespaces import NamespaceError, format_namespaces, parse_namespaces
@@ -54,25 +56,56 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
         kwargs.setdefault("updated_at", timezone.now())
         if isinstance(kwargs.get("namespaces"), str):
             kwargs["namespaces"] = format_namespaces(parse_namespaces(kwargs["namespaces"]))
-        count = super().update(**kwargs)
-        if count:
-            rules_changed(self.db)
+        with transaction.atomic(using=self.db):
+            patterns = list(self.values_list("pattern", flat=True))
+            count = super().update(**kwargs)
+            if count:
+                record_changes("changed", patterns, _described(kwargs), using=self.db)
+                rules_changed(self.db)
         return count
 
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[AllowedOrigin]:
-        created = super().bulk_create(_normalised(objs), *args, **kwargs)
-        if created:
-            rules_changed(self.db)
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(_normalised(objs), *args, **kwargs)
+            if created:
+                record_changes("added", [rule.pattern for rule in created], using=self.db)
+                rules_changed(self.db)
         return created
 
     def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
-        count = super().bulk_update(_normalised(objs), fields, *args, **kwargs)
-        if count:
-            rules_changed(self.db)
+        objs = _normalised(objs)
+        with transaction.atomic(using=self.db):
+            count = super().bulk_update(objs, fields, *args, **kwargs)
+            if count:
+                patterns = [rule.pattern for rule in objs]
+                detail = "fields: " + ", ".join(fields)
+                record_changes("changed", patterns, detail, using=self.db)
+                rules_changed(self.db)
         return count
+
+    def allow(
+        self, origins: Iterable[tuple[str, frozenset[str]]], *, enabled: bool, note: str = ""
+    ) -> list[AllowedOrigin]:
+        """Create a rule for each (origin, namespaces) that has none yet; return the new rules."""
+        created = []
+        with transaction.atomic(using=self.db):
+            for origin, namespaces in origins:
+                pattern = str(parse_scoped_rule(origin))
+                if self.filter(pattern=pattern).exists():
+                    continue
+                rule = self.model(pattern=pattern, enabled=enabled, note=note[:200])
+                rule.namespaces = format_namespaces(namespaces)
+                rule.save(using=self.db)
+                created.append(rule)
+        return created
 
     def enabled(self) -> AllowedOriginQuerySet:
         return self.filter(enabled=True)
+
+
+def _described(changes: dict[str, Any]) -> str:
+    """``enabled=False`` for a bulk update's audit line (the timestamp left out)."""
+    return ", ".join(f"{name}={value!r}" for name, value in changes.items() if name != "updated_at")
 
 
 def _normalised(rules: Any) -> list[AllowedOrigin]:
@@ -184,3 +217,18 @@ def rules_changed(using: str | None = None) -> None:
         notify_in_transaction(using)
     transaction.on_commit(allowlist.invalidate, using=using)
     transaction.on_commit(publish_change, using=using)
+
+
+# Registered with the app through this module, which Django imports.
+from .records import RefusedConnect, RuleActivity, RuleChange  # noqa: E402
+
+__all__ = [
+    "AllowedOrigin",
+    "AllowlistRevision",
+    "RefusedConnect",
+    "RuleActivity",
+    "RuleChange",
+    "rules_changed",
+    "validate_namespaces",
+    "validate_rule",
+]

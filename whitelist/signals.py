@@ -8,6 +8,7 @@ from django.core.signals import setting_changed
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
+from .audit import record_changes
 from .cache import allowlist
 from .conf import conf
 from .models import AllowedOrigin, rules_changed
@@ -29,6 +30,19 @@ def normalise_rule(instance: AllowedOrigin, **kwargs: Any) -> None:
 @receiver(post_delete, sender=AllowedOrigin, dispatch_uid="whitelist.rule_deleted")
 def rule_changed(**kwargs: Any) -> None:
     rules_changed(kwargs.get("using"))
+
+
+@receiver(post_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_save_recorded")
+def record_save(instance: AllowedOrigin, created: bool, using: str, **kwargs: Any) -> None:
+    """Who added or changed the rule (``whitelist.audit``)."""
+    scope = instance.namespaces or "all namespaces"
+    detail = f"{'enabled' if instance.enabled else 'disabled'}, {scope}"
+    record_changes("added" if created else "changed", [instance.pattern], detail, using)
+
+
+@receiver(post_delete, sender=AllowedOrigin, dispatch_uid="whitelist.rule_delete_recorded")
+def record_delete(instance: AllowedOrigin, using: str, **kwargs: Any) -> None:
+    record_changes("deleted", [instance.pattern], using=using)
 
 
 @receiver(setting_changed, dispatch_uid="whitelist.setting_changed")

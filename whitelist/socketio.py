@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -36,7 +37,6 @@ from . import changes, upstream
 from .cache import AllowlistCache, Snapshot, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
 from .conf import conf
-from .decision_log import ADMITTED, REFUSED, log_decision
 from .events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -44,13 +44,14 @@ from .events import (
     refusal_data,
     welcome_payload,
 )
+from .flushing import Recorder
 from .guard import INTERNAL_ERROR, Decision, decide, request_origin
 from .handlers import close_connections, closing_connections, fitting, namespace_method
 from .metrics import GuardMetrics
 from .open_sockets import OpenSocket, OpenSockets
 from .polling import undecodable_post
-from .ratelimit import client_address
 from .ratelimited_log import RateLimitedLog
+from .reporting import Reporter
 from .revocation import revoke_if_refused
 from .sessions import SWEEP_SECONDS, SessionLifecycle
 from .wsgi import respond_json
@@ -87,6 +88,10 @@ class GuardedServer(socketio.Server):
         super().__init__(*args, **kwargs)
         self.allowlist = allowlist_cache
         self.metrics = GuardMetrics(self, allowlist_cache)
+        # The refusal log and rule counters, written by the flusher task.
+        self.recorder = Recorder()
+        self.reporter = Reporter(self.metrics, self.recorder)
+        self._tasks: dict[str, Any] = {}
         self.open_sockets = OpenSockets()
         self._class_namespaces: dict[str, socketio.Namespace] = {}
         # Admitted sockets by (eio sid, namespace) until python-socketio acknowledges them.
@@ -106,7 +111,6 @@ class GuardedServer(socketio.Server):
         # Deadlines for sessions that connect no socket, and a close that never blocks.
         self.sessions = SessionLifecycle(self.eio)
         self._guard_refused: set[str] = set()
-        self._sweeper: Any = None
         upstream.hook_engineio_sessions(self)
         upstream.use_guarded_websockets(self)
         # Each session's ping timer, killed when the session closes (eventlet only).
@@ -226,31 +230,26 @@ class GuardedServer(socketio.Server):
         revision = self.allowlist.loaded_revision()
         decision = decide(call.environ, self.allowlist, call.namespace)
         if not decision.allowed:
-            self.metrics.count_connect("refused", decision.reason, call.namespace)
-            address = client_address(call.environ, conf.WHITELIST_PROXY_COUNT)
-            log_decision(REFUSED, decision, call.namespace, address)
-            self._guard_refused.add(self.manager.eio_sid_from_sid(call.sid, call.namespace))
-            raise Refused(*refusal_data(decision))
+            self._refuse(call, decision)
         try:
             self.start_allowlist_watcher()
+            self.start_reporting()
             result = self._application_connect(call, handler)
         except Refused:
-            self.metrics.count_connect("refused", REFUSED_BY_HANDLER, call.namespace)
+            self._refused_by_handler(call, decision)
             raise
         except ConnectionRefusedError as exc:  # the built-in one: python-socketio <5.18 misses it
-            self.metrics.count_connect("refused", REFUSED_BY_HANDLER, call.namespace)
+            self._refused_by_handler(call, decision)
             raise Refused(*(exc.args or ("Connection refused by server",))) from None
         except Exception:
-            self.metrics.count_connect("refused", INTERNAL_ERROR, call.namespace)
             logger.exception("The connect handler of %s failed; refusing", call.namespace)
             failed = Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
+            self._refuse(call, failed, False)
             raise Refused(*refusal_data(failed)) from None
         if result is False:
-            self.metrics.count_connect("refused", REFUSED_BY_HANDLER, call.namespace)
+            self._refused_by_handler(call, decision)
             return False
-        self.metrics.count_connect("admitted", decision.reason, call.namespace)
-        address = client_address(call.environ, conf.WHITELIST_PROXY_COUNT)
-        log_decision(ADMITTED, decision, call.namespace, address)
+        self.reporter.admitted(decision, call.namespace, call.environ)
         eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
         if eio_sid is None:  # the session closed while the handler ran (python-socketio 5.14)
             return False
@@ -258,6 +257,20 @@ class GuardedServer(socketio.Server):
         self.open_sockets.add(socket)
         self._unwelcomed[(eio_sid, call.namespace)] = socket
         return result
+
+    def _refuse(self, call: ConnectCall, decision: Decision, raise_: bool = True) -> None:
+        """Report the refusal; raise it to python-socketio unless the handler already did."""
+        self.reporter.refused(decision, call.namespace, call.environ)
+        if not raise_:
+            return
+        self._guard_refused.add(self.manager.eio_sid_from_sid(call.sid, call.namespace))
+        raise Refused(*refusal_data(decision)) from None
+
+    def _refused_by_handler(self, call: ConnectCall, decision: Decision) -> None:
+        """Report a refusal by the application's own connect handler."""
+        detail = "the connect handler refused"
+        refused = decision._replace(allowed=False, reason=REFUSED_BY_HANDLER, detail=detail)
+        self._refuse(call, refused, False)
 
     def _application_connect(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
         """The application's own connect handler, or the class-based namespace's."""
@@ -427,20 +440,40 @@ class GuardedServer(socketio.Server):
                 logger.exception("The %s crashed; restarting it in %s s", name, RESTART_SECONDS)
                 self.sleep(RESTART_SECONDS)
 
-    def start_session_sweeper(self) -> None:
-        """Close sessions past their deadlines (``whitelist.sessions``); idempotent."""
-        if self._sweeper is not None:
+    def _start_task(self, name: str, loop: Callable[[], None]) -> None:
+        """Start ``loop`` as a supervised background task, once per server."""
+        if name in self._tasks:
             return
         with self._watcher_lock:
-            if self._sweeper is None:
-                self._sweeper = self.start_background_task(
-                    self._supervised, "session sweeper", self._sweep_sessions
-                )
+            if name not in self._tasks:
+                self._tasks[name] = self.start_background_task(self._supervised, name, loop)
+
+    def start_session_sweeper(self) -> None:
+        """Close sessions past their deadlines (``whitelist.sessions``); idempotent."""
+        self._start_task("session sweeper", self._sweep_sessions)
+
+    def start_reporting(self) -> None:
+        """Flush the refusal log and rule counters to the database, about once a second."""
+        self._start_task("refusal log flusher", self._flush_reports)
 
     def _sweep_sessions(self) -> None:
         while not self._stopping:
             self.sleep(SWEEP_SECONDS)
             self.sessions.sweep()
+
+    def _flush_reports(self) -> None:
+        while not self._stopping:
+            self.sleep(conf.WHITELIST_FLUSH_INTERVAL)
+            self.flush_reports()
+
+    def flush_reports(self) -> bool:
+        """Write the refusal log and the rule counters now; False if the database failed."""
+        open_by_rule = Counter(socket.decision.rule or "" for socket in self.open_sockets)
+        close_connections()
+        try:
+            return self.recorder.flush(open_by_rule)
+        finally:
+            close_connections()
 
     def start_background_tasks(self) -> None:
         """Start the allowlist watcher, the session sweeper and the message queue's listener now.
@@ -452,11 +485,13 @@ class GuardedServer(socketio.Server):
         """
         self.start_allowlist_watcher()
         self.start_session_sweeper()
+        self.start_reporting()
         upstream.initialize_manager(self)
 
     def shutdown(self) -> None:
         """Stop the allowlist watcher (after its current sleep) and python-socketio's tasks."""
         self._stopping = True
+        self.flush_reports()  # the last counts, before the process goes
         super().shutdown()
 
     def recheck_open_sockets(self, snapshot: Snapshot) -> int:

@@ -32,7 +32,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .cache import allowlist
@@ -41,6 +41,10 @@ from .guard import Decision, decide
 from .metrics import GuardMetrics
 from .ratelimit import AttemptLimiter, client_key, retry_after
 from .ratelimited_log import RateLimitedLog
+from .tallies import HANDSHAKE
+
+if TYPE_CHECKING:
+    from .reporting import Reporter
 
 logger = logging.getLogger("whitelist.socketio")
 limited_log = RateLimitedLog(logger)
@@ -55,11 +59,16 @@ class OriginGate:
     """Wrap the Socket.IO WSGI app; requests outside ``path`` pass straight through."""
 
     def __init__(
-        self, app: WSGIApp, path: str = "/socket.io/", metrics: GuardMetrics | None = None
+        self,
+        app: WSGIApp,
+        path: str = "/socket.io/",
+        metrics: GuardMetrics | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         self.app = app
         self.path = "/" + path.strip("/") + "/"
         self.metrics = metrics
+        self.reporter = reporter
         self._limiter: AttemptLimiter | None = None
 
     @property
@@ -115,6 +124,8 @@ class OriginGate:
         decision = decide(environ)
         cors = _cors_headers(environ, decision)
         if not decision.allowed and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
+            if self.reporter is not None:
+                self.reporter.refused(decision, HANDSHAKE, environ)
             body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
             return respond_json(start_response, "403 Forbidden", body, cors)
         if environ.get("REQUEST_METHOD") == "OPTIONS":
@@ -160,6 +171,10 @@ def _metrics(
     if not hmac.compare_digest(given, expected):
         headers = [("WWW-Authenticate", "Bearer")]
         return respond_json(start_response, "401 Unauthorized", {"error": "token"}, headers)
+    return _metrics_text(start_response, metrics)
+
+
+def _metrics_text(start_response: Callable[..., Any], metrics: GuardMetrics) -> Any:
     body = metrics.exposition()
     start_response(
         "200 OK",
@@ -223,4 +238,9 @@ def guarded_application(
     import socketio
 
     app = socketio.WSGIApp(server, django_application, socketio_path=socketio_path)
-    return OriginGate(app, path=socketio_path, metrics=getattr(server, "metrics", None))
+    return OriginGate(
+        app,
+        path=socketio_path,
+        metrics=getattr(server, "metrics", None),
+        reporter=getattr(server, "reporter", None),
+    )

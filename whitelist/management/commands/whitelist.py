@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from whitelist.audit import acting_as, command_actor
 from whitelist.cache import load_snapshot
 from whitelist.guard import Decision, decide_headers
 from whitelist.models import AllowedOrigin
@@ -64,6 +65,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        with acting_as(command_actor(f"whitelist {action}")):
+            self._handle(action, options)
+
+    def _handle(self, action: str, options: dict[str, Any]) -> None:
         if action == "add":
             lines = add_rules(
                 options["patterns"],

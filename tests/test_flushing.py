@@ -1,0 +1,83 @@
+"""Writing the in-memory counts to the database (whitelist.flushing), outages included."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+
+from whitelist.flushing import Recorder, prune_refusals, write_refusals
+from whitelist.records import RefusedConnect, RuleActivity
+from whitelist.tallies import RefusalKey, Tally
+
+pytestmark = pytest.mark.django_db(transaction=True)
+KEY = RefusalKey("https://evil.test", "origin-not-allowed", "/", False)
+
+
+def tally(count: int, at: float, address: str = "10.0.0.1") -> Tally:
+    return Tally(count, at, at, address, "agent")
+
+
+def test_flushes_add_up_in_one_row() -> None:
+    write_refusals({KEY: tally(3, 1000.0)})
+    write_refusals({KEY: tally(4, 2000.0, "10.0.0.2")})
+    (row,) = RefusedConnect.objects.all()
+    assert (row.count, row.last_address) == (7, "10.0.0.2")
+    assert row.first_seen == datetime.fromtimestamp(1000.0, tz=UTC)
+    assert row.last_seen == datetime.fromtimestamp(2000.0, tz=UTC)
+
+
+def test_counts_survive_a_database_outage() -> None:
+    """A real failure: the table is gone while the flush runs, then back."""
+    now = [1000.0]
+    recorder = Recorder(clock=lambda: now[0])
+    for _ in range(5):
+        recorder.refusals.add(*KEY, "10.0.0.1", "agent")
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE whitelist_refusedconnect RENAME TO away")
+    try:
+        assert recorder.flush(Counter()) is False
+        recorder.refusals.add(*KEY, "10.0.0.1", "agent")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE away RENAME TO whitelist_refusedconnect")
+    assert recorder.flush(Counter()) is True
+    assert RefusedConnect.objects.get().count == 6
+
+
+def test_the_log_stays_within_its_age_and_row_limits() -> None:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    for day in range(10):
+        seen = now - timedelta(days=day)
+        RefusedConnect.objects.create(
+            origin=f"https://o{day}.test", reason="r", count=1, first_seen=seen, last_seen=seen
+        )
+    with override_settings(WHITELIST_REFUSAL_LOG_MAX_AGE=7, WHITELIST_REFUSAL_LOG_MAX_ROWS=5):
+        assert prune_refusals(now.timestamp()) == 5
+    kept = RefusedConnect.objects.order_by("-last_seen").values_list("origin", flat=True)
+    assert list(kept) == [f"https://o{day}.test" for day in range(5)]
+
+
+def test_rule_activity_is_written_when_it_changes() -> None:
+    now = [1000.0]
+    recorder = Recorder(clock=lambda: now[0])
+    recorder.admissions.admitted("https://shop.test")
+    recorder.admissions.admitted("https://shop.test")
+    assert recorder.flush(Counter({"https://shop.test": 1}))
+    row = RuleActivity.objects.get()
+    assert (row.pattern, row.open_now, row.admitted_recently) == ("https://shop.test", 1, 2)
+    now[0] += 1
+    assert recorder.flush(Counter())
+    row.refresh_from_db()
+    assert (row.open_now, row.admitted_recently) == (0, 2)
+
+
+@override_settings(WHITELIST_REFUSAL_LOG=False)
+def test_with_the_log_off_nothing_is_written() -> None:
+    recorder = Recorder()
+    recorder.refusals.add(*KEY, "10.0.0.1", "agent")
+    assert recorder.flush(Counter())
+    assert not RefusedConnect.objects.exists()

@@ -1,0 +1,237 @@
+"""Operations on a live server: the refusal log, the admin action, namespace-scoped rules,
+rule activity and the change history, through real clients and the real admin."""
+
+from __future__ import annotations
+
+import getpass
+import re
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+import requests
+
+from tests.clients import try_connect, welcomed
+from tests.live import LiveServer, wait_until
+
+ALLOWED = "http://allowed.test"
+EVIL = "https://evil.test"
+STAFF, PASSWORD = "alice", "a-long-password-for-the-tests"
+
+
+@pytest.fixture(scope="module")
+def server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    server = start_server(ALLOWED)
+    result = server.manage(
+        "createsuperuser", "--no-input", "--username", STAFF, "--email", "alice@example.test",
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return server
+
+
+def rows(server: LiveServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Read the server's own SQLite database, as another process would."""
+    with closing(sqlite3.connect(server.database, timeout=10)) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def refusals(server: LiveServer, origin: str) -> list[tuple[Any, ...]]:
+    return rows(
+        server,
+        "SELECT reason, namespace, report_only, count, last_address, last_user_agent "
+        "FROM whitelist_refusedconnect WHERE origin = ?",
+        origin,
+    )
+
+
+def logged_in(server: LiveServer, username: str = STAFF, password: str = PASSWORD) -> Any:
+    """A requests session logged in to Django admin through its login form."""
+    session = requests.Session()
+    session.trust_env = False
+    page = session.get(f"{server.url}/admin/login/", timeout=10)
+    assert page.status_code == 200
+    answer = session.post(
+        f"{server.url}/admin/login/?next=/admin/",
+        data={
+            "username": username,
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        timeout=10,
+    )
+    assert answer.url.endswith("/admin/"), "the login failed"
+    return session
+
+
+@pytest.fixture
+def staff(server: LiveServer) -> Iterator[Any]:
+    session = logged_in(server)
+    yield session
+    session.close()
+
+
+def test_many_refusals_from_one_origin_are_one_row(server: LiveServer) -> None:
+    agent = {"User-Agent": "refusal-log-test/1"}
+    for _ in range(25):
+        outcome, _client = try_connect(server.url, origin=EVIL, extra_headers=agent)
+        assert outcome.refusal_reason == "origin-not-allowed"
+    assert wait_until(lambda: [row[3] for row in refusals(server, EVIL)] == [25])
+    ((reason, namespace, report_only, count, address, user_agent),) = refusals(server, EVIL)
+    assert (reason, namespace, report_only, address) == ("origin-not-allowed", "/", 0, "127.0.0.1")
+    assert user_agent == "refusal-log-test/1"
+
+
+def test_each_namespace_and_reason_has_its_own_row(server: LiveServer) -> None:
+    origin = "https://other-namespace.test"
+    try_connect(server.url, origin=origin, namespace="/late")
+    try_connect(server.url, origin="null")
+    assert wait_until(lambda: len(refusals(server, origin)) == 1)
+    assert refusals(server, origin)[0][:2] == ("origin-not-allowed", "/late")
+    assert wait_until(lambda: bool(refusals(server, "null")))
+    assert refusals(server, "null")[0][0] == "null-origin"
+
+
+def allow_from_the_log(staff: Any, server: LiveServer, origin: str, **choice: str) -> str:
+    """Select ``origin``'s refusal rows in admin and run "Allow these origins"."""
+    (pk,) = rows(server, "SELECT id FROM whitelist_refusedconnect WHERE origin = ?", origin)[0]
+    url = f"{server.url}/admin/whitelist/refusedconnect/"
+    form = {
+        "action": "allow_origins",
+        "_selected_action": str(pk),
+        "csrfmiddlewaretoken": staff.cookies["csrftoken"],
+    }
+    confirmation = staff.post(url, data=form, timeout=10)
+    assert confirmation.status_code == 200
+    assert "Create them disabled, for review" in confirmation.text
+    assert origin in confirmation.text
+    done = staff.post(url, data={**form, "post": "yes", **choice}, timeout=10)
+    assert done.status_code == 200
+    return done.text
+
+
+def test_the_admin_action_allows_refused_origins_enabled(server: LiveServer, staff: Any) -> None:
+    origin = "https://partner.test"
+    assert try_connect(server.url, origin=origin)[0].refusal_reason == "origin-not-allowed"
+    assert wait_until(lambda: bool(refusals(server, origin)))
+    page = allow_from_the_log(staff, server, origin, state="enabled")
+    assert f"Added {origin} (enabled)" in page
+    assert rows(
+        server, "SELECT enabled FROM whitelist_allowedorigin WHERE pattern = ?", origin
+    ) == [(1,)]
+    assert wait_until(lambda: welcomed(server.url, origin))
+    changes = rows(
+        server, "SELECT actor, action FROM whitelist_rulechange WHERE pattern = ?", origin
+    )
+    assert changes == [(f"admin: {STAFF}", "added")]
+    logged = rows(server, "SELECT object_repr FROM django_admin_log WHERE object_repr = ?", origin)
+    assert logged == [(origin,)]
+
+
+def test_the_admin_action_can_create_rules_disabled(server: LiveServer, staff: Any) -> None:
+    origin = "https://candidate.test"
+    try_connect(server.url, origin=origin, namespace="/late")
+    assert wait_until(lambda: bool(refusals(server, origin)))
+    page = allow_from_the_log(staff, server, origin, state="disabled", scoped="yes")
+    assert f"Added {origin} (disabled, for review)" in page
+    stored = rows(
+        server,
+        "SELECT enabled, namespaces FROM whitelist_allowedorigin WHERE pattern = ?",
+        origin,
+    )
+    assert stored == [(0, "/late")]
+    assert try_connect(server.url, origin=origin, namespace="/late")[0].refusal_reason == (
+        "origin-not-allowed"
+    )
+
+
+def test_a_scoped_rule_admits_only_to_its_namespaces(server: LiveServer) -> None:
+    origin = "https://chat-only.test"
+    added = server.manage("whitelist", "add", origin, "--namespaces", "/late")
+    assert added.returncode == 0, added.stderr
+    assert wait_until(lambda: try_connect(server.url, origin=origin, namespace="/late")[0].welcome)
+    refused, _client = try_connect(server.url, origin=origin, namespace="/")
+    assert refused.refusal_reason == "origin-not-allowed"
+    on_chat = server.manage("whitelist", "check", origin, "--namespace", "/late")
+    on_root = server.manage("whitelist", "check", origin, "--namespace", "/")
+    assert (on_chat.returncode, on_root.returncode) == (0, 1)
+    assert "no rule matches on /" in on_root.stdout
+    assert f"{origin}  on /late" in server.manage("whitelist", "list").stdout
+
+
+def test_narrowing_a_rule_revokes_sockets_on_the_other_namespaces(server: LiveServer) -> None:
+    origin = "https://narrowed.test"
+    assert server.manage("whitelist", "add", origin).returncode == 0
+    assert wait_until(lambda: welcomed(server.url, origin))
+    outcome, client = try_connect(server.url, origin=origin, namespace="/late", keep=True)
+    try:
+        assert outcome.welcome is not None
+        narrowed = server.manage("whitelist", "add", origin, "--namespaces", "/orders")
+        assert narrowed.stdout.strip() == f"updated {origin}"
+        assert wait_until(lambda: not client.connected, timeout=15)
+        revoked = [args for event, args in outcome.events if event == "permission.revoked"]
+        assert revoked[0][1] == {"reason": "origin-not-allowed", "origin": origin}
+    finally:
+        client.disconnect()
+
+
+def cell(page: str, pattern: str, column: str) -> str:
+    """The text of ``column`` in the rule list's row for ``pattern``."""
+    row = next(row for row in page.split("<tr") if f">{pattern}</a>" in row)
+    found = re.search(rf'class="field-{column}[^"]*">(.*?)</t[dh]>', row, re.S)
+    assert found, row
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip()
+
+
+def test_the_rule_list_shows_activity_and_who_changed_it(server: LiveServer, staff: Any) -> None:
+    origin = "https://busy.test"
+    assert server.manage("whitelist", "add", origin).returncode == 0
+    assert wait_until(lambda: welcomed(server.url, origin))
+    for _ in range(2):
+        assert welcomed(server.url, origin)
+    outcome, client = try_connect(server.url, origin=origin, keep=True)
+    try:
+        assert outcome.welcome is not None
+
+        def shown() -> tuple[str, str]:
+            page = staff.get(f"{server.url}/admin/whitelist/allowedorigin/", timeout=10).text
+            return cell(page, origin, "admitted_recently"), cell(page, origin, "open_now")
+
+        assert wait_until(lambda: shown() == ("4", "1"), timeout=20), shown()
+        page = staff.get(f"{server.url}/admin/whitelist/allowedorigin/", timeout=10).text
+        assert cell(page, origin, "changed_by") == f"cli: {getpass.getuser()} (whitelist add)"
+    finally:
+        client.disconnect()
+    assert wait_until(lambda: shown()[1] == "0", timeout=20)
+
+
+def test_every_rule_change_names_who_made_it(server: LiveServer, staff: Any) -> None:
+    origin = "https://audited.test"
+    assert server.manage("whitelist", "add", origin).returncode == 0
+    (pk,) = rows(server, "SELECT id FROM whitelist_allowedorigin WHERE pattern = ?", origin)[0]
+    staff.post(
+        f"{server.url}/admin/whitelist/allowedorigin/",
+        data={
+            "action": "disable_rules",
+            "_selected_action": str(pk),
+            "csrfmiddlewaretoken": staff.cookies["csrftoken"],
+        },
+        timeout=10,
+    )
+    assert server.manage("whitelist", "remove", origin).returncode == 0
+    changes = rows(
+        server,
+        "SELECT actor, action, detail FROM whitelist_rulechange WHERE pattern = ? ORDER BY id",
+        origin,
+    )
+    cli = f"cli: {getpass.getuser()}"
+    assert changes == [
+        (f"{cli} (whitelist add)", "added", "enabled, all namespaces"),
+        (f"admin: {STAFF}", "changed", "enabled=False"),
+        (f"{cli} (whitelist remove)", "deleted", ""),
+    ]
+    logged = rows(server, "SELECT change_message FROM django_admin_log WHERE object_id = ?", pk)
+    assert logged == [('[{"changed": {"fields": ["Enabled"]}}]',)]

@@ -1,0 +1,137 @@
+"""In-memory counts between two flushes to the database: refusals, and admissions per rule.
+
+The connect path adds to a dict under a lock and nothing more. Memory is
+bounded: past ``max_keys`` distinct refusals, new origins are counted together
+under ``OTHER_ORIGINS``, so a flood of invented origins costs one row, and no
+attempt goes uncounted. Pure Python, no Django.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+# The namespace of a refusal at the handshake, before any namespace was named.
+HANDSHAKE = ""
+OTHER_ORIGINS = "(other origins)"
+OTHER_NAMESPACES = "(other)"
+MAX_ORIGIN = 300
+MAX_NAMESPACE = 100
+MAX_ADDRESS = 64
+MAX_USER_AGENT = 300
+
+
+class RefusalKey(NamedTuple):
+    origin: str
+    reason: str
+    namespace: str
+    report_only: bool
+
+
+@dataclass(slots=True)
+class Tally:
+    """Attempts under one key since the last flush."""
+
+    count: int
+    first_seen: float
+    last_seen: float
+    address: str
+    user_agent: str
+
+    def merge(self, newer: Tally) -> None:
+        self.count += newer.count
+        self.first_seen = min(self.first_seen, newer.first_seen)
+        if newer.last_seen >= self.last_seen:
+            self.last_seen, self.address = newer.last_seen, newer.address
+            self.user_agent = newer.user_agent
+
+
+class RefusalTallies:
+    """Refused connects aggregated by (origin, reason, namespace, report-only)."""
+
+    def __init__(self, max_keys: int = 1000, clock: Callable[[], float] = time.time) -> None:
+        self.max_keys = max_keys
+        self._clock = clock
+        self._tallies: dict[RefusalKey, Tally] = {}
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        origin: str | None,
+        reason: str,
+        namespace: str,
+        report_only: bool,
+        address: str,
+        user_agent: str,
+    ) -> None:
+        now = self._clock()
+        key = RefusalKey(
+            (origin or "")[:MAX_ORIGIN], reason, namespace[:MAX_NAMESPACE], report_only
+        )
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is None and len(self._tallies) >= self.max_keys:
+                key = RefusalKey(OTHER_ORIGINS, reason, OTHER_NAMESPACES, report_only)
+                tally = self._tallies.get(key)
+            if tally is None:
+                self._tallies[key] = Tally(
+                    1, now, now, address[:MAX_ADDRESS], user_agent[:MAX_USER_AGENT]
+                )
+            else:
+                tally.count += 1
+                tally.last_seen = now
+                tally.address = address[:MAX_ADDRESS]
+                tally.user_agent = user_agent[:MAX_USER_AGENT]
+
+    def take(self) -> dict[RefusalKey, Tally]:
+        """Everything counted so far; the counts start again from zero."""
+        with self._lock:
+            taken, self._tallies = self._tallies, {}
+        return taken
+
+    def put_back(self, tallies: dict[RefusalKey, Tally]) -> None:
+        """Return counts a flush could not write; merged, and still bounded."""
+        with self._lock:
+            for key, tally in tallies.items():
+                if key not in self._tallies and len(self._tallies) >= self.max_keys:
+                    key = RefusalKey(OTHER_ORIGINS, key.reason, OTHER_NAMESPACES, key.report_only)
+                current = self._tallies.get(key)
+                if current is None:
+                    self._tallies[key] = tally
+                else:
+                    current.merge(tally)
+
+    def __len__(self) -> int:
+        return len(self._tallies)
+
+
+class AdmissionCounters:
+    """Sockets admitted per rule, in one-minute buckets over the last ``minutes``."""
+
+    def __init__(self, minutes: int = 60, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._buckets: deque[tuple[int, Counter[str]]] = deque(maxlen=minutes)
+        self._minutes = minutes
+        self._lock = threading.Lock()
+
+    def admitted(self, rule: str | None) -> None:
+        minute = int(self._clock() // 60)
+        key = rule or ""
+        with self._lock:
+            if not self._buckets or self._buckets[-1][0] != minute:
+                self._buckets.append((minute, Counter()))
+            self._buckets[-1][1][key] += 1
+
+    def recent(self) -> Counter[str]:
+        """Admissions per rule in the last ``minutes`` minutes."""
+        oldest = int(self._clock() // 60) - self._minutes + 1
+        total: Counter[str] = Counter()
+        with self._lock:
+            for minute, counts in self._buckets:
+                if minute >= oldest:
+                    total.update(counts)
+        return total
