@@ -159,6 +159,11 @@ class WhitelistSettings:
         return None
 
     @cached_property
+    def WHITELIST_REPORT_ONLY(self) -> bool:  # noqa: N802
+        """Record and log would-be refusals, but admit those sockets (rolling out an allowlist)."""
+        return self._flag("WHITELIST_REPORT_ONLY", default=False, when_unusable=False)
+
+    @cached_property
     def WHITELIST_REFUSAL_LOG(self) -> bool:  # noqa: N802
         """Record refused connects in the database (``RefusedConnect``, shown in admin)."""
         return self._flag("WHITELIST_REFUSAL_LOG", default=True, when_unusable=True)

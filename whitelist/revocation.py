@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .cache import Snapshot
+from .conf import conf
 from .events import REVOKED_EVENT, revoked_payload
 from .guard import decide_headers
 from .open_sockets import OpenSocket
@@ -23,6 +24,11 @@ def revoke_if_refused(server: GuardedServer, socket: OpenSocket, snapshot: Snaps
         return False
     decision = decide_headers(origin, None, snapshot.index, socket.namespace)
     if decision.allowed:
+        return False
+    if conf.WHITELIST_REPORT_ONLY:
+        logger.info(
+            "Would revoke %s on %s (report-only): %s", origin, socket.namespace, decision.detail
+        )
         return False
     logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
     try:

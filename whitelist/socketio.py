@@ -229,6 +229,9 @@ class GuardedServer(socketio.Server):
             return False  # python-socketio accepts "*" itself once a catch-all exists
         revision = self.allowlist.loaded_revision()
         decision = decide(call.environ, self.allowlist, call.namespace)
+        if not decision.allowed and conf.WHITELIST_REPORT_ONLY:
+            self.reporter.refused(decision, call.namespace, call.environ, report_only=True)
+            decision = decision._replace(allowed=True)  # the client is told nothing different
         if not decision.allowed:
             self._refuse(call, decision)
         try:

@@ -122,6 +122,8 @@ class OriginGate:
             body = {"error": "JSONP is not supported"}
             return respond_json(start_response, "400 Bad Request", body)
         decision = decide(environ)
+        if not decision.allowed and conf.WHITELIST_REPORT_ONLY:
+            decision = decision._replace(allowed=True)  # the namespace connect reports it
         cors = _cors_headers(environ, decision)
         if not decision.allowed and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
             if self.reporter is not None:
