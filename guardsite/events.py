@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from whitelist.socketio import GuardedServer
+from whitelist.users import get_user
 
 
 def register(server: GuardedServer) -> None:
@@ -19,3 +20,9 @@ def register(server: GuardedServer) -> None:
             "origin": socket.decision.origin if socket else None,
             "transport": server.transport(sid),
         }
+
+    @server.on("whoami", namespace="/account")
+    def account_whoami(sid: str, *args: Any) -> dict[str, Any]:
+        """The Django user behind this socket (/account admits logged-in users only)."""
+        user = get_user(server, sid, "/account")
+        return {"sid": sid, "username": user.get_username(), "staff": user.is_staff}

@@ -6,8 +6,14 @@ from typing import Any
 
 import socketio
 
+from whitelist.users import get_user
+
 
 def register(server: socketio.Server) -> None:
+    @server.on("whoami", namespace="/staffonly")
+    def staff_whoami(sid: str) -> str:
+        return get_user(server, sid, "/staffonly").get_username()
+
     @server.on("connect", namespace="/late")
     def late_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         return True  # welcomes everybody: the guard must still run first

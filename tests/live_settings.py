@@ -3,3 +3,9 @@
 from guardsite.settings import *  # noqa: F403
 
 GUARDSITE_SOCKETIO_HANDLERS = [*GUARDSITE_SOCKETIO_HANDLERS, "tests.late_namespaces"]  # noqa: F405
+
+# /staffonly (tests.late_namespaces) needs a permission as well as a login.
+WHITELIST_PROTECTED_NAMESPACES = {
+    **WHITELIST_PROTECTED_NAMESPACES,  # noqa: F405
+    "/staffonly": ["whitelist.view_refusedconnect"],
+}

@@ -40,6 +40,19 @@ def is_whole_number(value: object, minimum: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
+# A permission no user has (a protected namespace whose setting is unusable).
+UNGRANTABLE_PERMISSION = "whitelist.(unusable setting)"
+
+
+def is_permission_list(value: object) -> bool:
+    """None, or a list or tuple of ``app_label.codename`` strings."""
+    if value is None:
+        return True
+    return isinstance(value, list | tuple) and all(
+        isinstance(name, str) and name.count(".") == 1 and all(name.split(".")) for name in value
+    )
+
+
 class WhitelistSettings:
     """Typed access to the ``WHITELIST_*`` settings."""
 
@@ -182,6 +195,31 @@ class WhitelistSettings:
     def WHITELIST_FLUSH_INTERVAL(self) -> float:  # noqa: N802
         """Seconds between writes of the refusal log and the rule counters to the database."""
         return self._positive("WHITELIST_FLUSH_INTERVAL", 1.0)
+
+    @cached_property
+    def WHITELIST_PROTECTED_NAMESPACES(self) -> dict[str, tuple[str, ...]]:  # noqa: N802
+        """Namespaces that need a logged-in Django user, each with the permissions it needs.
+
+        ``{"/account": [], "/staff": ["app.view_thing"]}``. A namespace whose
+        permissions are unusable needs one nobody has: it refuses everyone.
+        """
+        value = self.raw("WHITELIST_PROTECTED_NAMESPACES", {})
+        if not isinstance(value, dict):
+            _unusable("WHITELIST_PROTECTED_NAMESPACES", value, {})
+            return {}
+        protected: dict[str, tuple[str, ...]] = {}
+        for namespace, permissions in value.items():
+            if is_permission_list(permissions):
+                protected[namespace] = tuple(permissions or ())
+            else:
+                _unusable(f"WHITELIST_PROTECTED_NAMESPACES[{namespace!r}]", permissions, "deny all")
+                protected[namespace] = (UNGRANTABLE_PERMISSION,)
+        return protected
+
+    @cached_property
+    def WHITELIST_USER_RECHECK_INTERVAL(self) -> float:  # noqa: N802
+        """Seconds between checks that the users on protected namespaces are still logged in."""
+        return self._positive("WHITELIST_USER_RECHECK_INTERVAL", 2.0)
 
     @cached_property
     def WHITELIST_PRECONNECT_BYTES(self) -> int:  # noqa: N802

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .cache import Snapshot
 from .conf import conf
 from .events import REVOKED_EVENT, revoked_payload
-from .guard import decide_headers
+from .guard import Decision, decide_headers
 from .open_sockets import OpenSocket
 
 if TYPE_CHECKING:
@@ -31,14 +31,17 @@ def revoke_if_refused(server: GuardedServer, socket: OpenSocket, snapshot: Snaps
         )
         return False
     logger.info("Revoking %s on %s: %s", origin, socket.namespace, decision.detail)
+    revoke(server, socket.namespace, socket.sid, decision)
+    return True
+
+
+def revoke(server: GuardedServer, namespace: str, sid: str, decision: Decision) -> None:
+    """Send ``permission.revoked`` with ``decision``'s reason, then disconnect the socket."""
     try:
         payload = revoked_payload(decision)
-        server.emit(
-            REVOKED_EVENT, payload, to=socket.sid, namespace=socket.namespace, ignore_queue=True
-        )
-        server.disconnect(socket.sid, namespace=socket.namespace, ignore_queue=True)
+        server.emit(REVOKED_EVENT, payload, to=sid, namespace=namespace, ignore_queue=True)
+        server.disconnect(sid, namespace=namespace, ignore_queue=True)
     except Exception:  # one broken socket must not shield the others
-        logger.exception("Could not revoke %s on %s", socket.sid, socket.namespace)
+        logger.exception("Could not revoke %s on %s", sid, namespace)
     # Out of open_sockets, it gets no more events even if the disconnect failed.
-    server.open_sockets.discard(socket.namespace, socket.sid)
-    return True
+    server.open_sockets.discard(namespace, sid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.signals import user_logged_out
 from django.core.signals import setting_changed
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
@@ -13,6 +14,7 @@ from .cache import allowlist
 from .conf import conf
 from .models import AllowedOrigin, rules_changed
 from .scope import parse_scoped_rule
+from .users import servers
 
 
 @receiver(pre_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_normalised")
@@ -51,3 +53,10 @@ def whitelist_setting_changed(setting: str, **kwargs: Any) -> None:
     conf.reset()
     if setting == "DATABASES":
         allowlist.invalidate()
+
+
+@receiver(user_logged_out, dispatch_uid="whitelist.user_logged_out")
+def user_logged_out_here(**kwargs: Any) -> None:
+    """A logout in this process: check the users of protected sockets now, not at the next round."""
+    for server in list(servers):
+        server.users_changed()

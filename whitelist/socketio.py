@@ -33,7 +33,7 @@ from urllib.parse import parse_qs
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from . import changes, upstream
+from . import changes, upstream, users
 from .cache import AllowlistCache, Snapshot, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
 from .conf import conf
@@ -52,8 +52,9 @@ from .open_sockets import OpenSocket, OpenSockets
 from .polling import undecodable_post
 from .ratelimited_log import RateLimitedLog
 from .reporting import Reporter
-from .revocation import revoke_if_refused
+from .revocation import revoke, revoke_if_refused
 from .sessions import SWEEP_SECONDS, SessionLifecycle
+from .users import SocketUsers, refusal_reason
 from .wsgi import respond_json
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,10 @@ class GuardedServer(socketio.Server):
         # The refusal log and rule counters, written by the flusher task.
         self.recorder = Recorder()
         self.reporter = Reporter(self.metrics, self.recorder)
+        # The Django user of each socket that asked (whitelist.users.get_user).
+        self.users = SocketUsers()
+        self._users_changed = self.eio.create_event()
+        users.servers.add(self)
         self._tasks: dict[str, Any] = {}
         self.open_sockets = OpenSockets()
         self._class_namespaces: dict[str, socketio.Namespace] = {}
@@ -232,6 +237,8 @@ class GuardedServer(socketio.Server):
         if not decision.allowed and conf.WHITELIST_REPORT_ONLY:
             self.reporter.refused(decision, call.namespace, call.environ, report_only=True)
             decision = decision._replace(allowed=True)  # the client is told nothing different
+        if decision.allowed:
+            decision = self._user_decision(call, decision)
         if not decision.allowed:
             self._refuse(call, decision)
         try:
@@ -263,6 +270,7 @@ class GuardedServer(socketio.Server):
 
     def _refuse(self, call: ConnectCall, decision: Decision, raise_: bool = True) -> None:
         """Report the refusal; raise it to python-socketio unless the handler already did."""
+        self.users.discard(call.namespace, call.sid)
         self.reporter.refused(decision, call.namespace, call.environ)
         if not raise_:
             return
@@ -274,6 +282,21 @@ class GuardedServer(socketio.Server):
         detail = "the connect handler refused"
         refused = decision._replace(allowed=False, reason=REFUSED_BY_HANDLER, detail=detail)
         self._refuse(call, refused, False)
+
+    def _user_decision(self, call: ConnectCall, decision: Decision) -> Decision:
+        """``decision``, or a refusal if the namespace needs a user this socket does not have."""
+        if call.namespace not in conf.WHITELIST_PROTECTED_NAMESPACES:
+            return decision
+        try:
+            user = self.users.resolve(call.namespace, call.sid, call.environ).user
+            reason = refusal_reason(user, call.namespace)
+        except Exception:
+            logger.exception("Could not tell the user of a socket on %s; refusing", call.namespace)
+            return Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
+        if reason is None:
+            return decision
+        detail = f"{call.namespace} needs a logged-in user with its permissions"
+        return decision._replace(allowed=False, reason=reason, detail=detail)
 
     def _application_connect(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
         """The application's own connect handler, or the class-based namespace's."""
@@ -356,6 +379,7 @@ class GuardedServer(socketio.Server):
                 return None  # or another call for this socket got there first
             eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
             self._unwelcomed.pop((eio_sid, call.namespace), None)  # gone before its welcome
+            self.users.discard(call.namespace, call.sid)
             close_connections()
             try:
                 return self._application_disconnect(call, handler)
@@ -456,8 +480,9 @@ class GuardedServer(socketio.Server):
         self._start_task("session sweeper", self._sweep_sessions)
 
     def start_reporting(self) -> None:
-        """Flush the refusal log and rule counters to the database, about once a second."""
+        """Flush the refusal log and rule counters, and check the users of protected sockets."""
         self._start_task("refusal log flusher", self._flush_reports)
+        self._start_task("user checker", self._check_users)
 
     def _sweep_sessions(self) -> None:
         while not self._stopping:
@@ -477,6 +502,25 @@ class GuardedServer(socketio.Server):
             return self.recorder.flush(open_by_rule)
         finally:
             close_connections()
+
+    def users_changed(self) -> None:
+        """Check the users of protected sockets now (a logout in this process)."""
+        self._users_changed.set()
+
+    def _check_users(self) -> None:
+        while not self._stopping:
+            if self._users_changed.wait(conf.WHITELIST_USER_RECHECK_INTERVAL):
+                self._users_changed.clear()
+            close_connections()
+            try:
+                for namespace, sid, reason in list(self.users.ended()):
+                    socket = self.open_sockets.get(namespace, sid)
+                    origin = socket.decision.origin if socket else None
+                    logger.info("Disconnecting %s on %s: %s", sid, namespace, reason)
+                    self.users.discard(namespace, sid)
+                    revoke(self, namespace, sid, Decision(False, reason, origin))
+            finally:
+                close_connections()
 
     def start_background_tasks(self) -> None:
         """Start the allowlist watcher, the session sweeper and the message queue's listener now.

@@ -1,0 +1,150 @@
+"""Django users on sockets (whitelist.users), on a live server with real logins.
+
+The demo's ``/account`` namespace needs a logged-in user (settings'
+``WHITELIST_PROTECTED_NAMESPACES``); its ``whoami`` answers through ``get_user``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.clients import try_connect
+from tests.live import LiveServer, wait_until
+from tests.test_operations import logged_in
+
+ALLOWED = "http://allowed.test"
+USER, PASSWORD = "bob", "another-long-password-for-tests"
+
+
+@pytest.fixture(scope="module")
+def server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    server = start_server(ALLOWED)
+    result = server.manage(
+        "createsuperuser", "--no-input", "--username", USER, "--email", "bob@example.test",
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return server
+
+
+def session_cookie(session: Any) -> dict[str, str]:
+    return {"Cookie": f"sessionid={session.cookies['sessionid']}"}
+
+
+def connect_account(server: LiveServer, headers: dict[str, str] | None = None, **kwargs: Any):
+    return try_connect(
+        server.url, origin=ALLOWED, namespace="/account", extra_headers=headers, **kwargs
+    )
+
+
+def test_the_logged_in_user_is_seen_on_the_socket(server: LiveServer) -> None:
+    browser = logged_in(server, USER, PASSWORD)
+    outcome, client = connect_account(server, session_cookie(browser), keep=True)
+    try:
+        assert outcome.welcome is not None
+        answer = client.call("whoami", namespace="/account", timeout=10)
+        assert (answer["username"], answer["staff"]) == (USER, True)
+    finally:
+        client.disconnect()
+        browser.close()
+
+
+def test_an_anonymous_client_is_refused_from_a_protected_namespace(server: LiveServer) -> None:
+    outcome, _client = connect_account(server)
+    assert outcome.welcome is None
+    assert outcome.error == {
+        "message": "Who invited you to this party?",
+        "data": {"reason": "login-required", "origin": ALLOWED},
+    }
+    forged, _client = connect_account(server, {"Cookie": "sessionid=not-a-session"})
+    assert forged.refusal_reason == "login-required"
+
+
+def test_the_origin_is_checked_before_the_user(server: LiveServer) -> None:
+    browser = logged_in(server, USER, PASSWORD)
+    outcome, _client = try_connect(
+        server.url,
+        origin="https://evil.test",
+        namespace="/account",
+        extra_headers=session_cookie(browser),
+    )
+    assert outcome.refusal_reason == "origin-not-allowed"
+    browser.close()
+
+
+def test_an_unprotected_namespace_admits_anonymous_clients(server: LiveServer) -> None:
+    assert connect_account(server)[0].welcome is None
+    assert try_connect(server.url, origin=ALLOWED)[0].welcome is not None
+
+
+def revoked_reasons(outcome: Any) -> list[str]:
+    return [args[1]["reason"] for event, args in outcome.events if event == "permission.revoked"]
+
+
+def test_logging_out_disconnects_the_users_sockets(server: LiveServer) -> None:
+    browser = logged_in(server, USER, PASSWORD)
+    outcome, client = connect_account(server, session_cookie(browser), keep=True)
+    try:
+        assert outcome.welcome is not None
+        logout = browser.post(
+            f"{server.url}/admin/logout/",
+            data={"csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+            timeout=10,
+        )
+        assert logout.status_code == 200
+        assert wait_until(lambda: not client.connected, timeout=15)
+        assert revoked_reasons(outcome) == ["logged-out"]
+    finally:
+        client.disconnect()
+        browser.close()
+
+
+def test_a_session_ended_by_another_process_disconnects_within_seconds(
+    server: LiveServer,
+) -> None:
+    """No signal reaches the server: its periodic check finds the session gone."""
+    browser = logged_in(server, USER, PASSWORD)
+    outcome, client = connect_account(server, session_cookie(browser), keep=True)
+    try:
+        assert outcome.welcome is not None
+        ended = server.manage(
+            "shell", "-c", "from django.contrib.sessions.models import Session; "
+            "Session.objects.all().delete()",
+        )  # fmt: skip
+        assert ended.returncode == 0, ended.stderr
+        assert wait_until(lambda: not client.connected, timeout=15)
+        assert revoked_reasons(outcome) == ["logged-out"]
+    finally:
+        client.disconnect()
+        browser.close()
+
+
+def test_a_namespace_needing_a_permission_refuses_users_without_it(server: LiveServer) -> None:
+    made = server.manage(
+        "shell", "-c", "from django.contrib.auth.models import User; "
+        "User.objects.create_user('carol', password='carols-long-password', is_staff=True)",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    carol = logged_in(server, "carol", "carols-long-password")
+    bob = logged_in(server, USER, PASSWORD)
+    try:
+        refused, _client = try_connect(
+            server.url, origin=ALLOWED, namespace="/staffonly", extra_headers=session_cookie(carol)
+        )
+        assert refused.refusal_reason == "permission-denied"
+        outcome, client = try_connect(
+            server.url,
+            origin=ALLOWED,
+            namespace="/staffonly",
+            extra_headers=session_cookie(bob),
+            keep=True,
+        )
+        assert outcome.welcome is not None  # a superuser has every permission
+        assert client.call("whoami", namespace="/staffonly", timeout=10) == USER
+        client.disconnect()
+    finally:
+        carol.close()
+        bob.close()

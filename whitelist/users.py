@@ -1,0 +1,118 @@
+"""The Django user behind a socket: the session cookie of the handshake, as ``request.user``.
+
+``get_user(server, sid, namespace)`` is the helper for event handlers: it
+returns exactly the user Django's ``AuthenticationMiddleware`` would put on
+``request.user`` for the handshake's cookies (an ``AnonymousUser`` without a
+valid session), resolved once per socket.
+
+Namespaces in ``WHITELIST_PROTECTED_NAMESPACES`` need a logged-in user, and
+the permissions listed for them; their sockets are checked again every
+``WHITELIST_USER_RECHECK_INTERVAL`` seconds (and at once after a logout in this
+process), so that a logout, an expired session or a lost permission disconnects them.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user as get_request_user
+from django.http import HttpRequest
+from django.http.cookie import parse_cookie
+
+from .conf import conf
+
+logger = logging.getLogger(__name__)
+
+LOGIN_REQUIRED = "login-required"
+PERMISSION_DENIED = "permission-denied"
+LOGGED_OUT = "logged-out"
+
+# The servers of this process, told at once of a logout here (whitelist.signals).
+servers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def session_key(environ: Mapping[str, Any]) -> str | None:
+    """The Django session key in the handshake's cookies, if any."""
+    cookies = parse_cookie(environ.get("HTTP_COOKIE", ""))
+    return cookies.get(settings.SESSION_COOKIE_NAME) or None
+
+
+def user_for_session(key: str | None) -> Any:
+    """The user Django would see on a request carrying session ``key`` (may be anonymous)."""
+    request = HttpRequest()
+    engine = import_module(settings.SESSION_ENGINE)
+    request.session = engine.SessionStore(key)
+    return get_request_user(request)
+
+
+@dataclass(slots=True)
+class Binding:
+    """The user of one socket, and the session that named them."""
+
+    session_key: str | None
+    user: Any
+
+
+def refusal_reason(user: Any, namespace: str) -> str | None:
+    """Why ``user`` may not use ``namespace`` (None: they may, or it is not protected)."""
+    permissions = conf.WHITELIST_PROTECTED_NAMESPACES.get(namespace)
+    if permissions is None:
+        return None
+    if not user.is_authenticated:
+        return LOGIN_REQUIRED
+    if permissions and not user.has_perms(permissions):
+        return PERMISSION_DENIED
+    return None
+
+
+class SocketUsers:
+    """The resolved user of each socket, by (namespace, sid)."""
+
+    def __init__(self) -> None:
+        self._bindings: dict[tuple[str, str], Binding] = {}
+
+    def resolve(self, namespace: str, sid: str, environ: Mapping[str, Any]) -> Binding:
+        binding = self._bindings.get((namespace, sid))
+        if binding is None:
+            key = session_key(environ)
+            binding = Binding(key, user_for_session(key))
+            self._bindings[(namespace, sid)] = binding
+        return binding
+
+    def discard(self, namespace: str, sid: str) -> None:
+        self._bindings.pop((namespace, sid), None)
+
+    def protected(self) -> Iterator[tuple[str, str, Binding]]:
+        """The bindings of sockets on protected namespaces."""
+        protected = conf.WHITELIST_PROTECTED_NAMESPACES
+        for (namespace, sid), binding in list(self._bindings.items()):
+            if namespace in protected:
+                yield namespace, sid, binding
+
+    def ended(self) -> Iterator[tuple[str, str, str]]:
+        """Sockets whose user has logged out or lost a permission: (namespace, sid, reason).
+
+        Each session is read once per call, however many sockets share it.
+        """
+        fresh: dict[str | None, Any] = {}
+        for namespace, sid, binding in self.protected():
+            if binding.session_key not in fresh:
+                fresh[binding.session_key] = user_for_session(binding.session_key)
+            user = fresh[binding.session_key]
+            if not user.is_authenticated or user.pk != binding.user.pk:
+                yield namespace, sid, LOGGED_OUT
+                continue
+            reason = refusal_reason(user, namespace)
+            if reason is not None:
+                yield namespace, sid, reason
+
+
+def get_user(server: Any, sid: str, namespace: str = "/") -> Any:
+    """The Django user of socket ``sid`` on ``namespace`` (``AnonymousUser`` if not logged in)."""
+    return server.users.resolve(namespace, sid, server.get_environ(sid, namespace)).user
