@@ -189,6 +189,8 @@ if os.environ.get("WHITELIST_CONNECT_BURST"):
 WHITELIST_PROXY_COUNT = int(os.environ.get("WHITELIST_PROXY_COUNT") or 0)
 # /metrics answers only a scraper sending "Authorization: Bearer <token>"; unset, no metrics.
 WHITELIST_METRICS_TOKEN = os.environ.get("WHITELIST_METRICS_TOKEN") or None
+# Only for a scraper on a private network: /metrics without a token (check --deploy warns).
+WHITELIST_METRICS_PUBLIC = env_bool("WHITELIST_METRICS_PUBLIC", False)
 # Roll out an allowlist: would-be refusals are logged and recorded, and admitted.
 WHITELIST_REPORT_ONLY = env_bool("WHITELIST_REPORT_ONLY", False)
 # Refused connects recorded in the database (admin: Refused connects); off: logs only.

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import requests
+from django.test import override_settings
 
 from tests.clients import try_connect
 from tests.live import LiveServer
 from whitelist.cache import AllowlistCache
 from whitelist.metrics import GuardMetrics
+from whitelist.wsgi import OriginGate
 
 ALLOWED = "http://allowed.test"
 TOKEN = "metrics-token-for-the-tests"
@@ -85,3 +88,20 @@ def test_a_namespace_the_server_never_registered_is_not_a_label_value() -> None:
     assert 'namespace="(other)",outcome="refused"' in text
     assert 'namespace="/chat",outcome="admitted"' in text
     assert "made-up" not in text
+
+
+@pytest.mark.parametrize(("public", "status"), [(True, "200 OK"), (False, "404 Not Found")])
+def test_public_metrics_need_no_token_and_only_when_asked_for(public: bool, status: str) -> None:
+    server = SimpleNamespace(handlers={"/": {}}, open_sockets=[], eio=SimpleNamespace(sockets={}))
+    metrics = GuardMetrics(server, AllowlistCache(load=lambda: None))  # type: ignore[arg-type]
+
+    def django(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("404 Not Found", [])
+        return [b""]
+
+    statuses: list[str] = []
+    gate = OriginGate(django, metrics=metrics)
+    with override_settings(WHITELIST_METRICS_PUBLIC=public, WHITELIST_METRICS_TOKEN=None):
+        body = b"".join(gate({"PATH_INFO": "/metrics"}, lambda s, h: statuses.append(s)))
+    assert statuses == [status]
+    assert (b"whitelist_open_sockets" in body) is public

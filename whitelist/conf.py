@@ -172,6 +172,11 @@ class WhitelistSettings:
         return None
 
     @cached_property
+    def WHITELIST_METRICS_PUBLIC(self) -> bool:  # noqa: N802
+        """Serve /metrics without a token (a private network's scraper); deploy check W009."""
+        return self._flag("WHITELIST_METRICS_PUBLIC", default=False, when_unusable=False)
+
+    @cached_property
     def WHITELIST_REPORT_ONLY(self) -> bool:  # noqa: N802
         """Record and log would-be refusals, but admit those sockets (rolling out an allowlist)."""
         return self._flag("WHITELIST_REPORT_ONLY", default=False, when_unusable=False)

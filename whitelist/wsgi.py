@@ -22,8 +22,9 @@ The gate also answers, before Django (no host check, no redirect, no log line):
 * ``/healthz``: 200 when the server can decide (its rules are loaded, or load
   now), 503 when it cannot, for load balancers;
 * ``/metrics``: Prometheus text (``whitelist.metrics``), only with
-  ``Authorization: Bearer <WHITELIST_METRICS_TOKEN>``; without that setting the
-  path is Django's like any other, so the metrics are never public by default.
+  ``Authorization: Bearer <WHITELIST_METRICS_TOKEN>`` (or to anyone with
+  ``WHITELIST_METRICS_PUBLIC``, for a private network); without either setting
+  the path is Django's like any other, so the metrics are never public by default.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class OriginGate:
         path = environ.get("PATH_INFO", "")
         if path == HEALTH_PATH:
             return _health(start_response)
-        if path == METRICS_PATH and self.metrics is not None and conf.WHITELIST_METRICS_TOKEN:
+        if path == METRICS_PATH and self.metrics is not None and _metrics_served():
             return _metrics(environ, start_response, self.metrics)
         if not (path + "/").startswith(self.path):
             return self.app(environ, start_response)
@@ -167,13 +168,20 @@ def _health(start_response: Callable[..., Any]) -> Any:
 def _metrics(
     environ: dict[str, Any], start_response: Callable[..., Any], metrics: GuardMetrics
 ) -> Any:
-    """The metrics for a scraper holding the token; 401 for anyone else."""
+    """The metrics for a scraper holding the token (or anyone, if public); 401 for others."""
+    if conf.WHITELIST_METRICS_PUBLIC:
+        return _metrics_text(start_response, metrics)
     expected = f"Bearer {conf.WHITELIST_METRICS_TOKEN}".encode()
     given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
     if not hmac.compare_digest(given, expected):
         headers = [("WWW-Authenticate", "Bearer")]
         return respond_json(start_response, "401 Unauthorized", {"error": "token"}, headers)
     return _metrics_text(start_response, metrics)
+
+
+def _metrics_served() -> bool:
+    """Is /metrics ours? Only with a token, or made public on purpose (else Django's 404)."""
+    return bool(conf.WHITELIST_METRICS_TOKEN) or conf.WHITELIST_METRICS_PUBLIC
 
 
 def _metrics_text(start_response: Callable[..., Any], metrics: GuardMetrics) -> Any:
