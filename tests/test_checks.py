@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -13,7 +14,15 @@ from django.test import override_settings
 
 from tests.live import manage
 from whitelist import checks
-from whitelist.checks import check_deploy_settings, check_settings, check_socketio_versions
+from whitelist.checks import (
+    check_broad_rules,
+    check_debug,
+    check_deploy_settings,
+    check_metrics_public,
+    check_report_only,
+    check_settings,
+    check_socketio_versions,
+)
 
 
 def ids() -> list[str]:
@@ -35,9 +44,18 @@ def test_empty_refusal_message_is_an_error() -> None:
     assert ids() == ["whitelist.E002"]
 
 
-@override_settings(WHITELIST_REFUSE_AT_HANDSHAKE="yes")
-def test_non_boolean_switch_is_an_error() -> None:
-    assert ids() == ["whitelist.E003"]
+@pytest.mark.parametrize(
+    "name",
+    [
+        "WHITELIST_REFUSE_AT_HANDSHAKE",
+        "WHITELIST_REPORT_ONLY",
+        "WHITELIST_METRICS_PUBLIC",
+        "WHITELIST_REFUSAL_LOG",
+    ],
+)
+def test_non_boolean_switch_is_an_error(name: str) -> None:
+    with override_settings(**{name: "yes"}):
+        assert ids() == ["whitelist.E003"]
 
 
 @override_settings(WHITELIST_ALLOW_MISSING_ORIGIN=True)
@@ -45,6 +63,7 @@ def test_allowing_missing_origin_is_a_warning() -> None:
     assert ids() == ["whitelist.W001"]
 
 
+@pytest.mark.django_db  # check_broad_rules reads the rules
 @override_settings(WHITELIST_REFRESH_INTERVAL=0)
 def test_check_command_fails() -> None:
     with pytest.raises(SystemCheckError, match="whitelist.E001"):
@@ -142,6 +161,11 @@ def test_no_driver_warning_on_sqlite() -> None:
         ("WHITELIST_PROXY_COUNT", -1),
         ("WHITELIST_PROXY_COUNT", 1.5),
         ("WHITELIST_PROXY_COUNT", "1"),
+        ("WHITELIST_REFUSAL_LOG_MAX_AGE", 0),
+        ("WHITELIST_FLUSH_INTERVAL", "1"),
+        ("WHITELIST_USER_RECHECK_INTERVAL", -2.0),
+        ("WHITELIST_REFUSAL_LOG_MAX_ROWS", 0),
+        ("WHITELIST_REFUSAL_LOG_MAX_ROWS", 10_000.0),
     ],
 )
 def test_a_limit_that_is_not_a_positive_number_is_an_error(name: str, value: object) -> None:
@@ -156,6 +180,190 @@ def test_a_limit_that_is_not_a_positive_number_is_an_error(name: str, value: obj
 def test_no_rate_limit_and_proxy_counts_are_valid(name: str, value: object) -> None:
     with override_settings(**{name: value}):
         assert ids() == []
+
+
+@pytest.mark.parametrize(
+    "namespaces",
+    [{}, {"/account": [], "/chat": None, "/staff": ("app.view_thing", "app.change_thing")}],
+)
+def test_usable_protected_namespaces_pass(namespaces: object) -> None:
+    with override_settings(WHITELIST_PROTECTED_NAMESPACES=namespaces):
+        assert ids() == []
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "message"),
+    [
+        (["/account"], "WHITELIST_PROTECTED_NAMESPACES is ['/account'], not a dict."),
+        ({"account": []}, "WHITELIST_PROTECTED_NAMESPACES has 'account': []."),
+        ({1: []}, "WHITELIST_PROTECTED_NAMESPACES has 1: []."),
+        ({"/staff": "app.view"}, "WHITELIST_PROTECTED_NAMESPACES has '/staff': 'app.view'."),
+        ({"/staff": ["view"]}, "WHITELIST_PROTECTED_NAMESPACES has '/staff': ['view']."),
+        ({"/staff": [None]}, "WHITELIST_PROTECTED_NAMESPACES has '/staff': [None]."),
+    ],
+)
+def test_unusable_protected_namespaces_are_an_error(namespaces: object, message: str) -> None:
+    with override_settings(WHITELIST_PROTECTED_NAMESPACES=namespaces):
+        [error] = check_settings()
+    assert (error.id, error.msg) == ("whitelist.E007", message)
+
+
+@override_settings(WHITELIST_PROTECTED_NAMESPACES={"/a": ["x"], "/b": [], "/c": ["y"]})
+def test_each_unusable_protected_namespace_is_named() -> None:
+    assert [(error.id, error.msg) for error in check_settings()] == [
+        ("whitelist.E007", "WHITELIST_PROTECTED_NAMESPACES has '/a': ['x']."),
+        ("whitelist.E007", "WHITELIST_PROTECTED_NAMESPACES has '/c': ['y']."),
+    ]
+
+
+@pytest.mark.django_db
+@override_settings(WHITELIST_PROTECTED_NAMESPACES={"/staff": "app.view_thing"})
+def test_check_command_fails_on_unusable_protected_namespaces() -> None:
+    with pytest.raises(SystemCheckError, match="whitelist.E007"):
+        call_command("check")
+
+
+@pytest.mark.parametrize("token", [None, "s" * 16])
+def test_no_metrics_token_or_a_long_one_passes(token: str | None) -> None:
+    with override_settings(WHITELIST_METRICS_TOKEN=token):
+        assert ids() == []
+
+
+@pytest.mark.parametrize(
+    ("token", "described"),
+    [
+        ("short-secret", "only 12 characters long"),
+        ("", "only 0 characters long"),
+        (1234567890123456789, "of type int, not a string"),
+    ],
+)
+def test_a_short_metrics_token_is_an_error_naming_only_its_length(
+    token: object, described: str
+) -> None:
+    with override_settings(WHITELIST_METRICS_TOKEN=token):
+        [error] = check_settings()
+    assert error.id == "whitelist.E008"
+    assert error.msg == f"WHITELIST_METRICS_TOKEN is {described}: /metrics is served to nobody."
+
+
+@pytest.mark.django_db
+@override_settings(WHITELIST_METRICS_TOKEN="short-secret")
+def test_check_command_fails_on_a_short_metrics_token_without_showing_it() -> None:
+    with pytest.raises(SystemCheckError, match="whitelist.E008") as raised:
+        call_command("check")
+    assert "short-secret" not in str(raised.value)
+
+
+def check_output(**options: Any) -> str:
+    """What ``manage.py check`` prints when it finds only warnings (they go to stderr)."""
+    output = io.StringIO()
+    call_command("check", stdout=output, stderr=output, **options)
+    return output.getvalue()
+
+
+def store_raw(pattern: str, *, enabled: bool = True) -> None:
+    """A rule written around the model's validation, as older code or raw SQL could."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO whitelist_allowedorigin (pattern, enabled, note, created_at, updated_at)"
+            " VALUES (%s, %s, '', '2026-11-01', '2026-11-01')",
+            [pattern, enabled],
+        )
+
+
+@pytest.mark.django_db
+def test_an_enabled_rule_staff_listed_as_broad_is_a_warning() -> None:
+    from whitelist.models import AllowedOrigin
+
+    with override_settings(WHITELIST_BROAD_RULES=["https://*.github.io"]):
+        AllowedOrigin.objects.bulk_create([AllowedOrigin(pattern="https://*.github.io")])
+        [warning] = check_broad_rules()
+    assert warning.id == "whitelist.W006"
+    assert warning.msg == (
+        "Enabled rules too broad to mean what they seem: https://*.github.io "
+        "(github.io is a public suffix: *.github.io admits every site under it)."
+    )
+
+
+@pytest.mark.django_db
+def test_every_enabled_broad_rule_written_around_the_checks_is_named() -> None:
+    store_raw("http://*.nip.io:*")
+    store_raw("https://*.co.uk", enabled=False)
+    store_raw("http://0.0.0.0:*")
+    [warning] = check_broad_rules()
+    assert warning.msg == (
+        "Enabled rules too broad to mean what they seem: "
+        "http://*.nip.io:* (nip.io resolves any name to the address it spells: anyone can "
+        "serve there); http://0.0.0.0:* (0.0.0.0 is the unspecified address, not a host a "
+        "page comes from)."
+    )
+
+
+@pytest.mark.django_db
+def test_narrow_and_disabled_rules_are_not_broad() -> None:
+    from whitelist.models import AllowedOrigin
+
+    AllowedOrigin.objects.create(pattern="https://*.example.com")
+    AllowedOrigin.objects.create(pattern="https://me.github.io")
+    store_raw("https://*.github.io", enabled=False)
+    store_raw("not a rule")  # malformed: the server skips it, and so does this check
+    assert check_broad_rules() == []
+
+
+@pytest.mark.django_db
+def test_check_command_reports_a_broad_rule() -> None:
+    store_raw("https://*.github.io")
+    assert "whitelist.W006" in check_output()
+
+
+def test_broad_rule_check_is_quiet_before_migrate(tmp_path: Path) -> None:
+    database = tmp_path / "empty.sqlite3"
+    database.touch()
+    result = manage(database, "check")
+    assert (result.returncode, result.stdout) == (
+        0,
+        "System check identified no issues (0 silenced).\n",
+    )
+
+
+DEPLOY_SWITCHES = [
+    (check_debug, "DEBUG", "whitelist.W007"),
+    (check_report_only, "WHITELIST_REPORT_ONLY", "whitelist.W008"),
+    (check_metrics_public, "WHITELIST_METRICS_PUBLIC", "whitelist.W009"),
+]
+
+
+@pytest.mark.parametrize(("check", "setting", "warning"), DEPLOY_SWITCHES)
+def test_a_deploy_switch_left_on_is_a_warning(check: Any, setting: str, warning: str) -> None:
+    with override_settings(**{setting: True}):
+        assert [message.id for message in check()] == [warning]
+
+
+@pytest.mark.parametrize(("check", "setting", "warning"), DEPLOY_SWITCHES)
+def test_a_deploy_switch_turned_off_is_quiet(check: Any, setting: str, warning: str) -> None:
+    with override_settings(**{setting: False}):
+        assert check() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("check", "setting", "warning"), DEPLOY_SWITCHES)
+@pytest.mark.parametrize("on", [True, False])
+def test_check_deploy_reports_a_deploy_switch_only_when_on(
+    check: Any, setting: str, warning: str, on: bool
+) -> None:
+    with override_settings(**{setting: on}):
+        assert (warning in check_output(deploy=True)) is on
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("check", "setting", "warning"), DEPLOY_SWITCHES)
+def test_plain_check_leaves_deploy_switches_to_check_deploy(
+    check: Any, setting: str, warning: str
+) -> None:
+    with override_settings(**{setting: True}):
+        assert warning not in check_output()
 
 
 @pytest.mark.django_db
