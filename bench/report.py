@@ -133,7 +133,35 @@ def render(results: dict[str, Any]) -> str:
         lines += scale_out(results["scale_out"], results["settings"])
     if "hostile" in results:
         lines += hostile(results["hostile"])
+    if "refusal_log" in results:
+        lines += refusal_log(results["refusal_log"])
     return "\n".join(lines)
+
+
+def refusal_log(numbers: dict[str, Any]) -> list[str]:
+    """Connects a second with the refusal log on and off, and what the log held."""
+    on, off = numbers["summary"]["on"], numbers["summary"]["off"]
+    lines = [
+        "### The refusal log (bench/refusal_log.py)",
+        "",
+        f"Connects a second, 32 at once, median of {numbers['rounds']} runs of "
+        f"{numbers['seconds']:.0f} s each, on and off in turn:",
+        "",
+        "| `WHITELIST_REFUSAL_LOG` | refused/s | admitted/s |",
+        "|---|---:|---:|",
+        f"| on | {on['refused_rate']:,.0f} | {on['admitted_rate']:,.0f} |",
+        f"| off | {off['refused_rate']:,.0f} | {off['admitted_rate']:,.0f} |",
+        f"| on ÷ off | {on['refused_rate'] / off['refused_rate']:.2f}× | "
+        f"{on['admitted_rate'] / off['admitted_rate']:.2f}× |",
+        "",
+        "What the log held after each run with it on (refusals the load generator saw → rows):",
+        "",
+    ]
+    for run in numbers["runs"]:
+        if run["log"]:
+            rows = ", ".join(f"{origin}: {count:,}" for origin, count in run["rows"])
+            lines.append(f"* {run['refused']:,} refused → {len(run['rows'])} row ({rows})")
+    return [*lines, ""]
 
 
 def hostile(numbers: dict[str, Any]) -> list[str]:
