@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,10 @@ def installed_version(env: dict[str, str]) -> str:
     ).stdout.strip()
 
 
+# The database of each gthread server, by URL, for tests that read what it recorded.
+DATABASES: dict[str, Path] = {}
+
+
 @pytest.fixture(scope="module", params=["pinned", "current"])
 def gthread(
     request: pytest.FixtureRequest,
@@ -84,6 +90,7 @@ def gthread(
     try:
         wait_for_gunicorn(url, process, log)
         assert f"Starting gunicorn {version}" in log.read_text()
+        DATABASES[url] = database
         yield url
     finally:
         process.terminate()
@@ -177,3 +184,22 @@ def test_gunicorn_refuses_to_serve_when_a_system_check_fails(
     text = log.read_text()
     assert "System check failed, not serving" in text and "whitelist.E003" in text, text
     assert "Worker failed to boot" in text
+
+
+def test_gthread_worker_records_refusals_in_the_log(gthread: str) -> None:
+    """The flusher is a thread here, started by gunicorn.conf.py's post_worker_init."""
+    origin = f"https://logged-{gthread.rsplit(':', 1)[1]}.test"
+    for _ in range(3):
+        assert try_connect(gthread, origin=origin)[0].refusal_reason == "origin-not-allowed"
+
+    def logged() -> list[tuple[str, int]]:
+        with closing(sqlite3.connect(DATABASES[gthread], timeout=10)) as db:
+            query = "SELECT namespace, count FROM whitelist_refusedconnect WHERE origin = ?"
+            return db.execute(query, (origin,)).fetchall()
+
+    assert wait_until(lambda: logged() == [("/", 3)]), logged()
+
+
+def test_gthread_worker_refuses_anonymous_clients_on_protected_namespaces(gthread: str) -> None:
+    outcome, _ = try_connect(gthread, origin=ALLOWED, namespace="/account")
+    assert outcome.refusal_reason == "login-required"
