@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import getpass
 import re
-import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from typing import Any
 
 import pytest
-import requests
 
+from tests.admin_session import add_superuser, logged_in, refusals, rows
 from tests.clients import try_connect, welcomed
 from tests.live import LiveServer, wait_until
 
@@ -24,52 +22,13 @@ STAFF, PASSWORD = "alice", "a-long-password-for-the-tests"
 @pytest.fixture(scope="module")
 def server(start_server: Callable[..., LiveServer]) -> LiveServer:
     server = start_server(ALLOWED)
-    result = server.manage(
-        "createsuperuser", "--no-input", "--username", STAFF, "--email", "alice@example.test",
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    add_superuser(server, STAFF, PASSWORD)
     return server
-
-
-def rows(server: LiveServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    """Read the server's own SQLite database, as another process would."""
-    with closing(sqlite3.connect(server.database, timeout=10)) as db:
-        return db.execute(sql, args).fetchall()
-
-
-def refusals(server: LiveServer, origin: str) -> list[tuple[Any, ...]]:
-    return rows(
-        server,
-        "SELECT reason, namespace, report_only, count, last_address, last_user_agent "
-        "FROM whitelist_refusedconnect WHERE origin = ?",
-        origin,
-    )
-
-
-def logged_in(server: LiveServer, username: str = STAFF, password: str = PASSWORD) -> Any:
-    """A requests session logged in to Django admin through its login form."""
-    session = requests.Session()
-    session.trust_env = False
-    page = session.get(f"{server.url}/admin/login/", timeout=10)
-    assert page.status_code == 200
-    answer = session.post(
-        f"{server.url}/admin/login/?next=/admin/",
-        data={
-            "username": username,
-            "password": password,
-            "csrfmiddlewaretoken": session.cookies["csrftoken"],
-            "next": "/admin/",
-        },
-        timeout=10,
-    )
-    assert answer.url.endswith("/admin/"), "the login failed"
-    return session
 
 
 @pytest.fixture
 def staff(server: LiveServer) -> Iterator[Any]:
-    session = logged_in(server)
+    session = logged_in(server, STAFF, PASSWORD)
     yield session
     session.close()
 

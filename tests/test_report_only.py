@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from tests.admin_session import refusals
 from tests.clients import try_connect
 from tests.live import LiveServer, wait_until
-from tests.test_operations import refusals
 
 ALLOWED = "http://allowed.test"
 NEW = "https://not-yet-allowed.test"

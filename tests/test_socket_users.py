@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.admin_session import add_superuser, logged_in
 from tests.clients import try_connect
 from tests.live import LiveServer, wait_until
-from tests.test_operations import logged_in
 
 ALLOWED = "http://allowed.test"
 USER, PASSWORD = "bob", "another-long-password-for-tests"
@@ -22,11 +22,7 @@ USER, PASSWORD = "bob", "another-long-password-for-tests"
 @pytest.fixture(scope="module")
 def server(start_server: Callable[..., LiveServer]) -> LiveServer:
     server = start_server(ALLOWED)
-    result = server.manage(
-        "createsuperuser", "--no-input", "--username", USER, "--email", "bob@example.test",
-        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    add_superuser(server, USER, PASSWORD)
     return server
 
 
