@@ -24,6 +24,8 @@ from tests.live import (
 from tests.services import PostgresServer
 
 OTHER = "http://other.test:8080"
+WHILE_DOWN = "https://while-the-database-is-down.test"
+REFUSED_WHILE_DOWN = 5
 # Per server process: the allowlist watcher's connection and the LISTEN connection.
 BACKENDS_PER_NODE = 2
 
@@ -217,6 +219,10 @@ def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_i
             assert wait_until(lambda node=node: "Lost the rule-change feed" in node.log(), 30)
             assert welcomed(node.url, ALLOWED)
             assert not welcomed(node.url, OTHER)
+            for _ in range(REFUSED_WHILE_DOWN):
+                assert not welcomed(node.url, WHILE_DOWN)
+        for node in nodes:  # the refusal log's counts wait in memory
+            assert wait_until(lambda node=node: "Could not write the refusal log" in node.log(), 15)
     finally:
         postgres.start()
 
@@ -228,3 +234,11 @@ def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_i
         log = node.log()[start:]  # each failure once per outage, however many retries
         assert log.count("WARNING whitelist.changes: Lost the rule-change feed") == 1
         assert log.count("ERROR whitelist.cache: Allowlist refresh failed") == 1
+        assert log.count("ERROR whitelist.flushing: Could not write the refusal log") == 1
+
+    def logged() -> list[tuple[str, int]]:
+        query = "SELECT namespace, count FROM whitelist_refusedconnect WHERE origin = %s"
+        return postgres.query(query, (WHILE_DOWN,))
+
+    # Every refusal made while the database was down, once it is back: none lost.
+    assert wait_until(lambda: logged() == [("/", 2 * REFUSED_WHILE_DOWN)], timeout=15), logged()
