@@ -13,14 +13,14 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from tests.live import manage
-from whitelist import checks
-from whitelist.checks import (
+from whitelist import environment_checks
+from whitelist.checks import check_settings
+from whitelist.environment_checks import (
     check_broad_rules,
     check_debug,
     check_deploy_settings,
     check_metrics_public,
     check_report_only,
-    check_settings,
     check_socketio_versions,
 )
 
@@ -108,7 +108,7 @@ def test_socketio_releases_outside_the_tested_range_are_reported(
     monkeypatch: pytest.MonkeyPatch, socketio: str, engineio: str, expected: list[str]
 ) -> None:
     installed = {"python-socketio": socketio, "python-engineio": engineio}
-    monkeypatch.setattr("whitelist.checks.installed_release", installed.get)
+    monkeypatch.setattr("whitelist.environment_checks.installed_release", installed.get)
     assert version_ids() == expected
 
 
@@ -138,12 +138,12 @@ def test_psycopg3_is_a_warning(
     monkeypatch: pytest.MonkeyPatch, driver: str, expected: list[str]
 ) -> None:
     """psycopg 3 is not installed here: the connections it would give are stood in for."""
-    monkeypatch.setattr(checks, "connections", fake_database(driver))
-    assert [message.id for message in checks.check_database_driver()] == expected
+    monkeypatch.setattr(environment_checks, "connections", fake_database(driver))
+    assert [message.id for message in environment_checks.check_database_driver()] == expected
 
 
 def test_no_driver_warning_on_sqlite() -> None:
-    assert checks.check_database_driver() == []
+    assert environment_checks.check_database_driver() == []
 
 
 @pytest.mark.parametrize(
@@ -368,7 +368,7 @@ def test_plain_check_leaves_deploy_switches_to_check_deploy(
 
 @pytest.mark.django_db
 def test_no_enabled_rule_is_a_deploy_warning() -> None:
-    from whitelist.checks import check_some_rule_enabled
+    from whitelist.environment_checks import check_some_rule_enabled
     from whitelist.models import AllowedOrigin
 
     assert [m.id for m in check_some_rule_enabled()] == ["whitelist.W005"]

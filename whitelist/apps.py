@@ -12,4 +12,4 @@ class WhitelistConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401 - registers checks and receivers
+        from . import checks, environment_checks, signals  # noqa: F401 - registers them
