@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import pytest
 import requests
+from django.test import override_settings
 
 from tests.admin_session import refusals
 from tests.clients import try_connect
 from tests.live import LiveServer, wait_until
+from whitelist.guard import Decision, admitted_by_report_only
 
 ALLOWED = "http://allowed.test"
 NEW = "https://not-yet-allowed.test"
@@ -68,3 +70,52 @@ def test_removing_a_rule_revokes_nobody(server: LiveServer) -> None:
         assert client.connected
     finally:
         client.disconnect()
+
+
+def test_a_namespace_that_needs_a_login_is_never_report_only(server: LiveServer) -> None:
+    """There the origin check is what stops a page elsewhere using the visitor's session."""
+    outcome, _client = try_connect(server.url, origin="https://evil.test", namespace="/account")
+    assert outcome.refusal_reason == "origin-not-allowed"
+    assert outcome.welcome is None
+
+
+def test_a_would_be_refused_origin_gets_no_cors_credentials(server: LiveServer) -> None:
+    answer = requests.get(
+        f"{server.url}/socket.io/?EIO=4&transport=polling",
+        headers={"Origin": "https://cors.test"},
+        timeout=10,
+    )
+    assert answer.status_code == 200  # admitted, report-only
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://cors.test"
+    assert "Access-Control-Allow-Credentials" not in answer.headers
+    allowed = requests.get(
+        f"{server.url}/socket.io/?EIO=4&transport=polling",
+        headers={"Origin": ALLOWED},
+        timeout=10,
+    )
+    assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
+
+
+@pytest.mark.parametrize(
+    ("reason", "namespace", "admitted"),
+    [
+        ("origin-not-allowed", "/", True),
+        ("null-origin", "/", True),
+        ("missing-origin", None, True),
+        ("malformed-origin", "/chat", True),
+        ("origin-not-allowed", "/account", False),
+        ("insecure-transport", "/", False),
+        ("internal-error", "/", False),
+        ("login-required", "/", False),
+    ],
+)
+def test_report_only_admits_only_origin_refusals(
+    reason: str, namespace: str | None, admitted: bool
+) -> None:
+    refusal = Decision(False, reason, "https://x.test", "origin")
+    with override_settings(
+        WHITELIST_REPORT_ONLY=True, WHITELIST_PROTECTED_NAMESPACES={"/account": []}
+    ):
+        assert admitted_by_report_only(refusal, namespace) is admitted
+    with override_settings(WHITELIST_REPORT_ONLY=False):
+        assert admitted_by_report_only(refusal, namespace) is False

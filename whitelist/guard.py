@@ -26,6 +26,9 @@ MALFORMED = "malformed-origin"
 NOT_ALLOWED = "origin-not-allowed"
 INSECURE = "insecure-transport"
 INTERNAL_ERROR = "internal-error"
+# What WHITELIST_REPORT_ONLY may admit: an origin the rules do not list (yet). Never
+# plain ws:// under WHITELIST_REQUIRE_SECURE, never a guard that failed.
+REPORTABLE = frozenset({NO_ORIGIN, NULL_ORIGIN, MALFORMED, NOT_ALLOWED})
 
 
 class Decision(NamedTuple):
@@ -91,6 +94,18 @@ def request_origin(environ: Mapping[str, Any]) -> str | None:
         return str(parse(value))
     except OriginError:
         return value
+
+
+def admitted_by_report_only(decision: Decision, namespace: str | None) -> bool:
+    """Does report-only mode let this refusal in? Only for origins, and never on a namespace
+    that needs a logged-in user: there the origin check is what stops cross-site use of
+    the visitor's session cookie."""
+    return (
+        not decision.allowed
+        and conf.WHITELIST_REPORT_ONLY
+        and decision.reason in REPORTABLE
+        and namespace not in conf.WHITELIST_PROTECTED_NAMESPACES
+    )
 
 
 def is_secure(environ: Mapping[str, Any]) -> bool:

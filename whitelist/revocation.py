@@ -6,9 +6,8 @@ import logging
 from typing import TYPE_CHECKING
 
 from .cache import Snapshot
-from .conf import conf
 from .events import REVOKED_EVENT, revoked_payload
-from .guard import Decision, decide_headers
+from .guard import Decision, admitted_by_report_only, decide_headers
 from .open_sockets import OpenSocket
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ def revoke_if_refused(server: GuardedServer, socket: OpenSocket, snapshot: Snaps
     decision = decide_headers(origin, None, snapshot.index, socket.namespace)
     if decision.allowed:
         return False
-    if conf.WHITELIST_REPORT_ONLY:
+    if admitted_by_report_only(decision, socket.namespace):
         logger.info(
             "Would revoke %s on %s (report-only): %s", origin, socket.namespace, decision.detail
         )

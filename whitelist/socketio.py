@@ -45,7 +45,7 @@ from .events import (
     welcome_payload,
 )
 from .flushing import Recorder
-from .guard import INTERNAL_ERROR, Decision, decide, request_origin
+from .guard import INTERNAL_ERROR, Decision, admitted_by_report_only, decide, request_origin
 from .handlers import close_connections, closing_connections, fitting, namespace_method
 from .metrics import GuardMetrics
 from .open_sockets import OpenSocket, OpenSockets
@@ -234,7 +234,7 @@ class GuardedServer(socketio.Server):
             return False  # python-socketio accepts "*" itself once a catch-all exists
         revision = self.allowlist.loaded_revision()
         decision = decide(call.environ, self.allowlist, call.namespace)
-        if not decision.allowed and conf.WHITELIST_REPORT_ONLY:
+        if admitted_by_report_only(decision, call.namespace):
             self.reporter.refused(decision, call.namespace, call.environ, report_only=True)
             decision = decision._replace(allowed=True)  # the client is told nothing different
         if decision.allowed:

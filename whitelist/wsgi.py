@@ -38,7 +38,7 @@ from urllib.parse import parse_qs
 
 from .cache import allowlist
 from .conf import conf
-from .guard import Decision, decide
+from .guard import Decision, admitted_by_report_only, decide
 from .metrics import GuardMetrics
 from .ratelimit import AttemptLimiter, client_key, retry_after
 from .ratelimited_log import RateLimitedLog
@@ -123,10 +123,10 @@ class OriginGate:
             body = {"error": "JSONP is not supported"}
             return respond_json(start_response, "400 Bad Request", body)
         decision = decide(environ)
-        if not decision.allowed and conf.WHITELIST_REPORT_ONLY:
-            decision = decision._replace(allowed=True)  # the namespace connect reports it
+        # Never credentials for an origin the rules do not list, report-only or not.
         cors = _cors_headers(environ, decision)
-        if not decision.allowed and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
+        refused = not decision.allowed and not admitted_by_report_only(decision, None)
+        if refused and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
             if self.reporter is not None:
                 self.reporter.refused(decision, HANDSHAKE, environ)
             body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
