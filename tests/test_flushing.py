@@ -81,3 +81,15 @@ def test_with_the_log_off_nothing_is_written() -> None:
     recorder.refusals.add(*KEY, "10.0.0.1", "agent")
     assert recorder.flush(Counter())
     assert not RefusedConnect.objects.exists()
+
+
+def test_control_characters_never_block_the_log() -> None:
+    """PostgreSQL refuses NUL in text; runsocket passes it through in headers."""
+    recorder = Recorder()
+    recorder.refusals.add("https://evil.test", "origin-not-allowed", "/\x00", False, "1", "a\x00b")
+    recorder.refusals.add(*KEY, "10.0.0.1", "agent")
+    assert recorder.flush(Counter())
+    stored = RefusedConnect.objects.order_by("namespace").values_list(
+        "namespace", "last_user_agent"
+    )
+    assert list(stored) == [("/", "agent"), ("/\ufffd", "a\ufffdb")]

@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError, connection, router, transaction
-from django.db.models import F
+from django.db import DataError, IntegrityError, connection, router, transaction
+from django.db.models import F, Q
 
 from .conf import conf
 from .records import RefusedConnect, RuleActivity
@@ -51,27 +51,35 @@ def write_refusals(tallies: dict[RefusalKey, Tally]) -> None:
     alias = router.db_for_write(RefusedConnect)
     with transaction.atomic(using=alias):
         for key, tally in tallies.items():
-            rows = RefusedConnect.objects.using(alias).filter(**key._asdict())
-            changes = {
-                "count": F("count") + tally.count,
-                "last_seen": _at(tally.last_seen),
-                "last_address": tally.address,
-                "last_user_agent": tally.user_agent,
-            }
-            if rows.update(**changes):
-                continue
             try:
-                with transaction.atomic(using=alias):  # another server may insert it first
-                    RefusedConnect.objects.using(alias).create(
-                        **key._asdict(),
-                        count=tally.count,
-                        first_seen=_at(tally.first_seen),
-                        last_seen=_at(tally.last_seen),
-                        last_address=tally.address,
-                        last_user_agent=tally.user_agent,
-                    )
-            except IntegrityError:
-                rows.update(**changes)
+                with transaction.atomic(using=alias):
+                    _write_refusal(alias, key, tally)
+            except (DataError, ValueError):
+                logger.warning("Dropped an unstorable refusal log entry %r", key, exc_info=True)
+
+
+def _write_refusal(alias: str, key: RefusalKey, tally: Tally) -> None:
+    rows = RefusedConnect.objects.using(alias).filter(**key._asdict())
+    changes = {
+        "count": F("count") + tally.count,
+        "last_seen": _at(tally.last_seen),
+        "last_address": tally.address,
+        "last_user_agent": tally.user_agent,
+    }
+    if rows.update(**changes):
+        return
+    try:
+        with transaction.atomic(using=alias):  # another server may insert it first
+            RefusedConnect.objects.using(alias).create(
+                **key._asdict(),
+                count=tally.count,
+                first_seen=_at(tally.first_seen),
+                last_seen=_at(tally.last_seen),
+                last_address=tally.address,
+                last_user_agent=tally.user_agent,
+            )
+    except IntegrityError:
+        rows.update(**changes)
 
 
 def prune_refusals(now: float) -> int:

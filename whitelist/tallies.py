@@ -3,7 +3,8 @@
 The connect path adds to a dict under a lock and nothing more. Memory is
 bounded: past ``max_keys`` distinct refusals, new origins are counted together
 under ``OTHER_ORIGINS``, so a flood of invented origins costs one row, and no
-attempt goes uncounted. Pure Python, no Django.
+attempt goes uncounted. Values are stored without control characters. Pure
+Python, no Django.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ MAX_ORIGIN = 300
 MAX_NAMESPACE = 100
 MAX_ADDRESS = 64
 MAX_USER_AGENT = 300
+# Control characters (NUL above all: PostgreSQL refuses it) are stored as U+FFFD.
+_PRINTABLE = dict.fromkeys((*range(0x20), 0x7F), "\N{REPLACEMENT CHARACTER}")
+
+
+def _stored(value: str, limit: int) -> str:
+    """``value`` as a column can hold it: no control characters, at most ``limit`` long."""
+    return value[:limit].translate(_PRINTABLE)
 
 
 class RefusalKey(NamedTuple):
@@ -69,23 +77,21 @@ class RefusalTallies:
         user_agent: str,
     ) -> None:
         now = self._clock()
-        key = RefusalKey(
-            (origin or "")[:MAX_ORIGIN], reason, namespace[:MAX_NAMESPACE], report_only
-        )
+        origin = _stored(origin or "", MAX_ORIGIN)
+        key = RefusalKey(origin, reason, _stored(namespace, MAX_NAMESPACE), report_only)
+        address, user_agent = _stored(address, MAX_ADDRESS), _stored(user_agent, MAX_USER_AGENT)
         with self._lock:
             tally = self._tallies.get(key)
             if tally is None and len(self._tallies) >= self.max_keys:
                 key = RefusalKey(OTHER_ORIGINS, reason, OTHER_NAMESPACES, report_only)
                 tally = self._tallies.get(key)
             if tally is None:
-                self._tallies[key] = Tally(
-                    1, now, now, address[:MAX_ADDRESS], user_agent[:MAX_USER_AGENT]
-                )
+                self._tallies[key] = Tally(1, now, now, address, user_agent)
             else:
                 tally.count += 1
                 tally.last_seen = now
-                tally.address = address[:MAX_ADDRESS]
-                tally.user_agent = user_agent[:MAX_USER_AGENT]
+                tally.address = address
+                tally.user_agent = user_agent
 
     def take(self) -> dict[RefusalKey, Tally]:
         """Everything counted so far; the counts start again from zero."""
