@@ -93,3 +93,22 @@ def test_control_characters_never_block_the_log() -> None:
         "namespace", "last_user_agent"
     )
     assert list(stored) == [("/", "agent"), ("/\ufffd", "a\ufffdb")]
+
+
+def test_pruning_many_rows_beyond_the_limit_is_one_statement() -> None:
+    """More rows than SQLite allows variables in one statement (32,766)."""
+    seen = datetime(2026, 11, 1, tzinfo=UTC)
+    RefusedConnect.objects.bulk_create(
+        RefusedConnect(
+            origin=f"https://o{number}.test",
+            reason="r",
+            count=1,
+            first_seen=seen,
+            last_seen=seen + timedelta(seconds=number),
+        )
+        for number in range(40_000)
+    )
+    with override_settings(WHITELIST_REFUSAL_LOG_MAX_ROWS=10):
+        assert prune_refusals((seen + timedelta(days=1)).timestamp()) == 39_990
+    kept = RefusedConnect.objects.values_list("origin", flat=True)
+    assert sorted(kept) == sorted(f"https://o{number}.test" for number in range(39_990, 40_000))

@@ -47,7 +47,12 @@ def _at(timestamp: float) -> datetime:
 
 
 def write_refusals(tallies: dict[RefusalKey, Tally]) -> None:
-    """Add each tally to its row (one UPDATE, or one INSERT for a new key), atomically."""
+    """Add each tally to its row (one UPDATE, or one INSERT for a new key), atomically.
+
+    A tally the database refuses as data (which ``whitelist.tallies`` should
+    have made impossible) is logged and dropped, so it cannot block the others
+    for good; an outage raises, and the caller keeps every count.
+    """
     alias = router.db_for_write(RefusedConnect)
     with transaction.atomic(using=alias):
         for key, tally in tallies.items():
@@ -89,9 +94,12 @@ def prune_refusals(now: float) -> int:
     cutoff = _at(now) - timedelta(days=conf.WHITELIST_REFUSAL_LOG_MAX_AGE)
     deleted, _ = rows.filter(last_seen__lt=cutoff).delete()
     keep = conf.WHITELIST_REFUSAL_LOG_MAX_ROWS
-    surplus = list(rows.order_by("-last_seen", "-pk").values_list("pk", flat=True)[keep:])
-    if surplus:
-        deleted += rows.filter(pk__in=surplus).delete()[0]
+    # The first row beyond the limit, newest first; it and every older one go, in one
+    # statement however many (a list of their keys could pass SQLite's variable limit).
+    first_surplus = rows.order_by("-last_seen", "-pk").values_list("last_seen", "pk")[keep:][:1]
+    for last_seen, pk in first_surplus:
+        older = Q(last_seen__lt=last_seen) | Q(last_seen=last_seen, pk__lte=pk)
+        deleted += rows.filter(older).delete()[0]
     return deleted
 
 
