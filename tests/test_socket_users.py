@@ -14,6 +14,7 @@ import pytest
 from tests.admin_session import add_superuser, logged_in
 from tests.clients import try_connect
 from tests.live import LiveServer, wait_until
+from whitelist.users import session_key
 
 ALLOWED = "http://allowed.test"
 USER, PASSWORD = "bob", "another-long-password-for-tests"
@@ -144,3 +145,19 @@ def test_a_namespace_needing_a_permission_refuses_users_without_it(server: LiveS
     finally:
         carol.close()
         bob.close()
+
+
+@pytest.mark.parametrize(
+    ("cookie", "key"),
+    [
+        ("sessionid=abcdefgh12345678", "abcdefgh12345678"),
+        ("theme=dark; sessionid=eyJhIjoxfQ:1tQ2b3:Xy_z-9", "eyJhIjoxfQ:1tQ2b3:Xy_z-9"),
+        ("sessionid=a\x00b", None),
+        ('sessionid="a b"', None),
+        ("sessionid=", None),
+        ("other=1", None),
+        ("", None),
+    ],
+)
+def test_only_a_value_some_session_engine_writes_is_looked_up(cookie: str, key: str | None) -> None:
+    assert session_key({"HTTP_COOKIE": cookie}) == key

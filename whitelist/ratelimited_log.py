@@ -46,6 +46,7 @@ class RateLimitedLog:
         message: str,
         *args: object,
         extra: dict[str, object] | None = None,
+        exc_info: bool = False,
     ) -> None:
         """Log ``message`` at ``level`` unless ``kind`` used up its lines in this window."""
         now = self._clock()
@@ -65,4 +66,5 @@ class RateLimitedLog:
                 level, "... and %d more %s in the %d s before (logged at DEBUG)",
                 held_back, kind, self._window,
             )  # fmt: skip
-        self._logger.log(level if allowed else logging.DEBUG, message, *args, extra=extra)
+        level = level if allowed else logging.DEBUG
+        self._logger.log(level, message, *args, extra=extra, exc_info=exc_info)

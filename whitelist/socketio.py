@@ -291,7 +291,13 @@ class GuardedServer(socketio.Server):
             user = self.users.resolve(call.namespace, call.sid, call.environ).user
             reason = refusal_reason(user, call.namespace)
         except Exception:
-            logger.exception("Could not tell the user of a socket on %s; refusing", call.namespace)
+            session_log.log(
+                "failed user lookups",
+                logging.ERROR,
+                "Could not tell the user of a socket on %s; refusing",
+                call.namespace,
+                exc_info=True,
+            )
             return Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
         if reason is None:
             return decision

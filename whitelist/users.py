@@ -14,6 +14,7 @@ process), so that a logout, an expired session or a lost permission disconnects 
 from __future__ import annotations
 
 import logging
+import re
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,10 +38,19 @@ LOGGED_OUT = "logged-out"
 servers: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
+# What any of Django's session engines puts in the cookie (signed_cookies: base64 and ":").
+_SESSION_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,4096}")
+
+
 def session_key(environ: Mapping[str, Any]) -> str | None:
-    """The Django session key in the handshake's cookies, if any."""
+    """The Django session key in the handshake's cookies, if any and if it could be one.
+
+    A value no engine writes (a NUL, a space) is no session: looked up, it would
+    make the database driver raise on every such connect.
+    """
     cookies = parse_cookie(environ.get("HTTP_COOKIE", ""))
-    return cookies.get(settings.SESSION_COOKIE_NAME) or None
+    key = cookies.get(settings.SESSION_COOKIE_NAME)
+    return key if key and _SESSION_KEY.fullmatch(key) else None
 
 
 def user_for_session(key: str | None) -> Any:
