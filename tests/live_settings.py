@@ -1,5 +1,7 @@
 """Project settings plus namespaces that forget the guard, for the live-server tests."""
 
+import os
+
 from guardsite.settings import *  # noqa: F403
 
 GUARDSITE_SOCKETIO_HANDLERS = [*GUARDSITE_SOCKETIO_HANDLERS, "tests.late_namespaces"]  # noqa: F405
@@ -9,3 +11,7 @@ WHITELIST_PROTECTED_NAMESPACES = {
     **WHITELIST_PROTECTED_NAMESPACES,  # noqa: F405
     "/staffonly": ["whitelist.view_refusedconnect"],
 }
+
+# A test server may check protected sockets' users rarely, to prove a logout needs no check.
+if os.environ.get("WHITELIST_USER_RECHECK_INTERVAL"):
+    WHITELIST_USER_RECHECK_INTERVAL = float(os.environ["WHITELIST_USER_RECHECK_INTERVAL"])

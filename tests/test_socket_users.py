@@ -7,14 +7,18 @@ The demo's ``/account`` namespace needs a logged-in user (settings'
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
 from tests.admin_session import add_superuser, logged_in
 from tests.clients import try_connect
 from tests.live import LiveServer, wait_until
-from whitelist.users import session_key
+from whitelist.guard import Decision
+from whitelist.open_sockets import OpenSocket, OpenSockets
+from whitelist.users import SocketUsers, check_users, session_key
 
 ALLOWED = "http://allowed.test"
 USER, PASSWORD = "bob", "another-long-password-for-tests"
@@ -99,6 +103,28 @@ def test_logging_out_disconnects_the_users_sockets(server: LiveServer) -> None:
         browser.close()
 
 
+def test_a_logout_disconnects_at_once_without_waiting_for_the_check(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """Django sends user_logged_out before it flushes the session: the key ends it."""
+    server = start_server(ALLOWED, WHITELIST_USER_RECHECK_INTERVAL="3600")
+    add_superuser(server, USER, PASSWORD)
+    browser = logged_in(server, USER, PASSWORD)
+    outcome, client = connect_account(server, session_cookie(browser), keep=True)
+    try:
+        assert outcome.welcome is not None
+        browser.post(
+            f"{server.url}/admin/logout/",
+            data={"csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+            timeout=10,
+        )
+        assert wait_until(lambda: not client.connected, timeout=15)
+        assert revoked_reasons(outcome) == ["logged-out"]
+    finally:
+        client.disconnect()
+        browser.close()
+
+
 def test_a_session_ended_by_another_process_disconnects_within_seconds(
     server: LiveServer,
 ) -> None:
@@ -161,3 +187,43 @@ def test_a_namespace_needing_a_permission_refuses_users_without_it(server: LiveS
 )
 def test_only_a_value_some_session_engine_writes_is_looked_up(cookie: str, key: str | None) -> None:
     assert session_key({"HTTP_COOKIE": cookie}) == key
+
+
+@pytest.mark.django_db
+def test_a_session_logged_out_here_ends_while_it_is_still_stored(
+    django_user_model: Any, client: Any
+) -> None:
+    """user_logged_out comes before the session is flushed: reading it again would not do."""
+    user = django_user_model.objects.create_user("dora", password="doras-long-password")
+    client.force_login(user)
+    key = client.session.session_key
+    users = SocketUsers()
+    environ = {"HTTP_COOKIE": f"sessionid={key}"}
+    with override_settings(WHITELIST_PROTECTED_NAMESPACES={"/account": []}):
+        assert users.resolve("/account", "sid-1", environ).user == user
+        assert list(users.ended()) == []  # the session is valid
+        users.end_session(key)
+        assert list(users.ended()) == [("/account", "sid-1", "logged-out")]
+        users.discard("/account", "sid-1")
+        assert list(users.ended()) == []
+        assert users._ended_sessions == set()  # forgotten with its last socket
+
+
+@pytest.mark.django_db
+def test_a_socket_still_connecting_is_ended_once_it_is_admitted() -> None:
+    """python-socketio cannot disconnect a socket whose connect is pending: wait for it."""
+    disconnected: list[str] = []
+    server = SimpleNamespace(
+        users=SocketUsers(),
+        open_sockets=OpenSockets(),
+        emit=lambda *args, **kwargs: None,
+        disconnect=lambda sid, **kwargs: disconnected.append(sid),
+    )
+    with override_settings(WHITELIST_PROTECTED_NAMESPACES={"/account": []}):
+        server.users.resolve("/account", "sid-1", {"HTTP_COOKIE": "sessionid=gone12345678"})
+        check_users(server)  # anonymous now, but not admitted yet
+        assert disconnected == []
+        decision = Decision(True, "allowed", ALLOWED, "origin", ALLOWED)
+        server.open_sockets.add(OpenSocket("sid-1", "/account", decision))
+        check_users(server)
+        assert disconnected == ["sid-1"]

@@ -56,7 +56,13 @@ def whitelist_setting_changed(setting: str, **kwargs: Any) -> None:
 
 
 @receiver(user_logged_out, dispatch_uid="whitelist.user_logged_out")
-def user_logged_out_here(**kwargs: Any) -> None:
-    """A logout in this process: check the users of protected sockets now, not at the next round."""
+def user_logged_out_here(request: Any = None, **kwargs: Any) -> None:
+    """A logout in this process ends the session's protected sockets now, not at the next round.
+
+    Django sends this before it flushes the session, so the session is still
+    there to read: the servers are told its key instead.
+    """
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None)
     for server in list(servers):
-        server.users_changed()
+        server.session_ended(key)

@@ -52,9 +52,9 @@ from .open_sockets import OpenSocket, OpenSockets
 from .polling import undecodable_post
 from .ratelimited_log import RateLimitedLog
 from .reporting import Reporter
-from .revocation import revoke, revoke_if_refused
+from .revocation import revoke_if_refused
 from .sessions import SWEEP_SECONDS, SessionLifecycle
-from .users import SocketUsers, refusal_reason
+from .users import SocketUsers, check_users, refusal_reason
 from .wsgi import respond_json
 
 logger = logging.getLogger(__name__)
@@ -262,6 +262,7 @@ class GuardedServer(socketio.Server):
         self.reporter.admitted(decision, call.namespace, call.environ)
         eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
         if eio_sid is None:  # the session closed while the handler ran (python-socketio 5.14)
+            self.users.discard(call.namespace, call.sid)
             return False
         socket = OpenSocket(call.sid, call.namespace, decision, revision)
         self.open_sockets.add(socket)
@@ -358,6 +359,7 @@ class GuardedServer(socketio.Server):
         self.sessions.joined(eio_sid)
         if not self.manager.is_connected(socket.sid, namespace):
             self.open_sockets.discard(namespace, socket.sid)
+            self.users.discard(namespace, socket.sid)
             return
         if socket.revision != self.allowlist.loaded_revision() and revoke_if_refused(
             self, socket, self.allowlist.snapshot()
@@ -509,8 +511,9 @@ class GuardedServer(socketio.Server):
         finally:
             close_connections()
 
-    def users_changed(self) -> None:
-        """Check the users of protected sockets now (a logout in this process)."""
+    def session_ended(self, key: str | None) -> None:
+        """A logout in this process: disconnect that session's protected sockets now."""
+        self.users.end_session(key)
         self._users_changed.set()
 
     def _check_users(self) -> None:
@@ -519,12 +522,7 @@ class GuardedServer(socketio.Server):
                 self._users_changed.clear()
             close_connections()
             try:
-                for namespace, sid, reason in list(self.users.ended()):
-                    socket = self.open_sockets.get(namespace, sid)
-                    origin = socket.decision.origin if socket else None
-                    logger.info("Disconnecting %s on %s: %s", sid, namespace, reason)
-                    self.users.discard(namespace, sid)
-                    revoke(self, namespace, sid, Decision(False, reason, origin))
+                check_users(self)
             finally:
                 close_connections()
 
@@ -542,7 +540,11 @@ class GuardedServer(socketio.Server):
         upstream.initialize_manager(self)
 
     def shutdown(self) -> None:
-        """Stop the allowlist watcher (after its current sleep) and python-socketio's tasks."""
+        """Stop the background tasks (after their current sleep) and python-socketio's.
+
+        The refusal log and rule counters are flushed once more first, so that
+        the counts of the last second are not lost.
+        """
         self._stopping = True
         self.flush_reports()  # the last counts, before the process goes
         super().shutdown()

@@ -9,6 +9,8 @@ Namespaces in ``WHITELIST_PROTECTED_NAMESPACES`` need a logged-in user, and
 the permissions listed for them; their sockets are checked again every
 ``WHITELIST_USER_RECHECK_INTERVAL`` seconds (and at once after a logout in this
 process), so that a logout, an expired session or a lost permission disconnects them.
+With ``signed_cookies`` sessions, which Django cannot end on the server, only a
+logout in the same process does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 
 from .conf import conf
+from .guard import Decision
+from .revocation import revoke
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +90,10 @@ class SocketUsers:
 
     def __init__(self) -> None:
         self._bindings: dict[tuple[str, str], Binding] = {}
+        # Sessions logged out in this process, ended without reading them again:
+        # Django sends user_logged_out before it flushes the session.
+        self._ended_sessions: set[str] = set()
+        self._failing = False
 
     def resolve(self, namespace: str, sid: str, environ: Mapping[str, Any]) -> Binding:
         binding = self._bindings.get((namespace, sid))
@@ -105,13 +113,23 @@ class SocketUsers:
             if namespace in protected:
                 yield namespace, sid, binding
 
+    def end_session(self, key: str | None) -> None:
+        """The session ``key`` was logged out here: its sockets go at the next check."""
+        if key:
+            self._ended_sessions.add(key)
+
     def ended(self) -> Iterator[tuple[str, str, str]]:
         """Sockets whose user has logged out or lost a permission: (namespace, sid, reason).
 
         Each session is read once per call, however many sockets share it.
         """
+        keys = {binding.session_key for _, _, binding in self.protected()}
+        self._ended_sessions &= keys  # forget logouts no socket refers to any more
         fresh: dict[str | None, Any] = {}
         for namespace, sid, binding in self.protected():
+            if binding.session_key in self._ended_sessions:
+                yield namespace, sid, LOGGED_OUT
+                continue
             if binding.session_key not in fresh:
                 fresh[binding.session_key] = user_for_session(binding.session_key)
             user = fresh[binding.session_key]
@@ -121,6 +139,33 @@ class SocketUsers:
             reason = refusal_reason(user, namespace)
             if reason is not None:
                 yield namespace, sid, reason
+
+
+def check_users(server: Any) -> None:
+    """One round: disconnect the admitted sockets whose user logged out or lost a permission.
+
+    A socket still connecting is left for the next round (python-socketio
+    cannot disconnect it yet); its binding stays, so that round sees it. A
+    failing database is logged once per outage and tried again next round.
+    """
+    users: SocketUsers = server.users
+    try:
+        ended = list(users.ended())
+    except Exception:
+        level = logging.DEBUG if users._failing else logging.ERROR
+        logger.log(level, "Could not check the users of protected sockets", exc_info=True)
+        users._failing = True
+        return
+    if users._failing:
+        logger.warning("The users of protected sockets are checked again")
+        users._failing = False
+    for namespace, sid, reason in ended:
+        socket = server.open_sockets.get(namespace, sid)
+        if socket is None:
+            continue
+        logger.info("Disconnecting %s on %s: %s", sid, namespace, reason)
+        users.discard(namespace, sid)
+        revoke(server, namespace, sid, Decision(False, reason, socket.decision.origin))
 
 
 def get_user(server: Any, sid: str, namespace: str = "/") -> Any:
