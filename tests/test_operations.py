@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import getpass
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -194,3 +196,20 @@ def test_every_rule_change_names_who_made_it(server: LiveServer, staff: Any) -> 
     ]
     logged = rows(server, "SELECT change_message FROM django_admin_log WHERE object_id = ?", pk)
     assert logged == [('[{"changed": {"fields": ["Enabled"]}}]',)]
+
+
+def test_limiting_to_namespaces_skips_origins_refused_only_at_the_handshake(
+    server: LiveServer, staff: Any
+) -> None:
+    """A handshake refusal names no namespace: scoping it would mean 'every namespace'."""
+    origin = "https://handshake-only.test"
+    with closing(sqlite3.connect(server.database, timeout=10)) as db, db:
+        db.execute(
+            "INSERT INTO whitelist_refusedconnect (origin, reason, namespace, report_only, count,"
+            " first_seen, last_seen, last_address, last_user_agent)"
+            " VALUES (?, 'origin-not-allowed', '', 0, 1, ?, ?, '', '')",
+            (origin, "2026-11-29 00:00:00", "2026-11-29 00:00:00"),
+        )
+    page = allow_from_the_log(staff, server, origin, state="enabled", scoped="yes")
+    assert f"No rule for {origin}: it was refused only at the handshake" in page
+    assert rows(server, "SELECT id FROM whitelist_allowedorigin WHERE pattern = ?", origin) == []

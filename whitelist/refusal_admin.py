@@ -61,6 +61,13 @@ class RefusedConnectAdmin(ReadOnlyAdmin):
         if request.POST.get("post") == "yes":
             enabled = request.POST.get("state") == "enabled"
             scoped = request.POST.get("scoped") == "yes"
+            if scoped:  # an origin refused only at the handshake names no namespace
+                unscoped = [origin for origin, names in origins if not names]
+                origins = [(origin, names) for origin, names in origins if names]
+                for origin in unscoped:
+                    message = f"No rule for {origin}: it was refused only at the handshake, "
+                    message += "so there is no namespace to limit its rule to."
+                    self.message_user(request, message, messages.WARNING)
             with acting_as(admin_actor(request.user)):
                 created = AllowedOrigin.objects.allow(
                     ((origin, names if scoped else frozenset()) for origin, names in origins),
