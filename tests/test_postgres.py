@@ -71,7 +71,8 @@ def listeners(postgres: PostgresServer) -> int:
 def test_every_node_listens_for_rule_changes(
     nodes: list[LiveServer], postgres: PostgresServer
 ) -> None:
-    assert listeners(postgres) == len(nodes)
+    """Each node subscribes in a background task of its own, soon after it serves."""
+    assert wait_until(lambda: listeners(postgres) == len(nodes), timeout=15), backends(postgres)
 
 
 def test_a_rule_added_elsewhere_is_enforced_by_every_node_without_waiting_for_the_poll(
