@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -33,8 +32,9 @@ from urllib.parse import parse_qs
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
-from . import changes, upstream, users
-from .cache import AllowlistCache, Snapshot, allowlist
+from . import upstream, users
+from .background import BackgroundTasks
+from .cache import AllowlistCache, allowlist
 from .calls import CATCH_ALL, ConnectCall, DisconnectCall, connect_call, disconnect_call
 from .conf import conf
 from .events import (
@@ -53,14 +53,12 @@ from .polling import undecodable_post
 from .ratelimited_log import RateLimitedLog
 from .reporting import Reporter
 from .revocation import revoke_if_refused
-from .sessions import SWEEP_SECONDS, SessionLifecycle
-from .users import SocketUsers, check_users, refusal_reason
+from .sessions import SessionLifecycle
+from .users import SocketUsers, refusal_reason
 from .wsgi import respond_json
 
 logger = logging.getLogger(__name__)
 
-# A background task that crashed is started again after this pause.
-RESTART_SECONDS = 1.0
 session_log = RateLimitedLog(logger)
 
 _UNDECIDED = object()
@@ -68,7 +66,7 @@ _UNDECIDED = object()
 REFUSED_BY_HANDLER = "refused-by-handler"
 
 
-class GuardedServer(socketio.Server):
+class GuardedServer(BackgroundTasks, socketio.Server):
     """A ``socketio.Server`` whose every namespace admits only allowed origins.
 
     Takes python-socketio's own arguments, except that ``always_connect`` must
@@ -413,150 +411,3 @@ class GuardedServer(socketio.Server):
         instance, prefix = found
         # Namespace.trigger_event retries a disconnect without its reason itself.
         return instance.trigger_event("disconnect", *call._replace(prefix=prefix).arguments())
-
-    # -- rule changes --------------------------------------------------------------
-
-    def start_allowlist_watcher(self) -> None:
-        """Follow rule changes made by other processes (once per server; idempotent).
-
-        The watcher polls the revision; on PostgreSQL, or with
-        ``WHITELIST_CHANGES_URL``, a listener wakes it as soon as a change is
-        pushed (``whitelist.changes``).
-        """
-        if self._watcher is not None:
-            return
-        with self._watcher_lock:
-            if self._watcher is not None:
-                return
-            changed = self.eio.create_event()
-            listening = changes.Listening()
-            source = changes.push_source()
-
-            def wait_for_change(seconds: float) -> None:
-                if source and not listening.subscribed:  # nothing would wake it: poll fast
-                    seconds = min(seconds, changes.UNPUSHED_REFRESH_INTERVAL)
-                if changed.wait(seconds):
-                    changed.clear()
-
-            self._watcher = self.start_background_task(
-                self._supervised,
-                "allowlist watcher",
-                self.allowlist.watch,
-                wait_for_change,
-                stop=lambda: self._stopping,
-                on_change=self.recheck_open_sockets,
-            )
-            if source:
-                self.start_background_task(
-                    self._supervised,
-                    "rule-change listener",
-                    changes.listen,
-                    changed.set,
-                    self.sleep,
-                    stop=lambda: self._stopping,
-                    listening=listening,
-                    source=source,
-                )
-
-    def _supervised(
-        self, name: str, task: Callable[..., object], *args: Any, **kwargs: Any
-    ) -> None:
-        """Run a background task until the server stops; a crash is logged and it restarts.
-
-        The watcher and the listener handle the failures they expect
-        themselves; this is for the ones nobody expected, which would otherwise
-        end the task silently and leave the last rules in force for good.
-        """
-        while not self._stopping:
-            try:
-                task(*args, **kwargs)
-                return
-            except Exception:
-                logger.exception("The %s crashed; restarting it in %s s", name, RESTART_SECONDS)
-                self.sleep(RESTART_SECONDS)
-
-    def _start_task(self, name: str, loop: Callable[[], None]) -> None:
-        """Start ``loop`` as a supervised background task, once per server."""
-        if name in self._tasks:
-            return
-        with self._watcher_lock:
-            if name not in self._tasks:
-                self._tasks[name] = self.start_background_task(self._supervised, name, loop)
-
-    def start_session_sweeper(self) -> None:
-        """Close sessions past their deadlines (``whitelist.sessions``); idempotent."""
-        self._start_task("session sweeper", self._sweep_sessions)
-
-    def start_reporting(self) -> None:
-        """Flush the refusal log and rule counters, and check the users of protected sockets."""
-        self._start_task("refusal log flusher", self._flush_reports)
-        self._start_task("user checker", self._check_users)
-
-    def _sweep_sessions(self) -> None:
-        while not self._stopping:
-            self.sleep(SWEEP_SECONDS)
-            self.sessions.sweep()
-
-    def _flush_reports(self) -> None:
-        while not self._stopping:
-            self.sleep(conf.WHITELIST_FLUSH_INTERVAL)
-            self.flush_reports()
-
-    def flush_reports(self) -> bool:
-        """Write the refusal log and the rule counters now; False if the database failed."""
-        open_by_rule = Counter(socket.decision.rule or "" for socket in self.open_sockets)
-        close_connections()
-        try:
-            return self.recorder.flush(open_by_rule)
-        finally:
-            close_connections()
-
-    def session_ended(self, key: str | None) -> None:
-        """A logout in this process: disconnect that session's protected sockets now."""
-        self.users.end_session(key)
-        self._users_changed.set()
-
-    def _check_users(self) -> None:
-        while not self._stopping:
-            if self._users_changed.wait(conf.WHITELIST_USER_RECHECK_INTERVAL):
-                self._users_changed.clear()
-            close_connections()
-            try:
-                check_users(self)
-            finally:
-                close_connections()
-
-    def start_background_tasks(self) -> None:
-        """Start the allowlist watcher, the session sweeper and the message queue's listener now.
-
-        python-socketio starts a client manager's listener (Redis and the like)
-        only at the first client connect, so until then emits from other
-        processes would not reach this server's clients; servers call this as
-        they start serving (runsocket, gunicorn.conf.py's post_worker_init).
-        """
-        self.start_allowlist_watcher()
-        self.start_session_sweeper()
-        self.start_reporting()
-        upstream.initialize_manager(self)
-
-    def shutdown(self) -> None:
-        """Stop the background tasks (after their current sleep) and python-socketio's.
-
-        The refusal log and rule counters are flushed once more first, so that
-        the counts of the last second are not lost.
-        """
-        self._stopping = True
-        self.flush_reports()  # the last counts, before the process goes
-        super().shutdown()
-
-    def recheck_open_sockets(self, snapshot: Snapshot) -> int:
-        """Disconnect open sockets whose origin the new rules no longer allow.
-
-        A socket whose connect is not acknowledged yet is checked at its
-        welcome instead, which sees that the revision changed.
-        """
-        revoked = 0
-        for socket in self.open_sockets:
-            if self.manager.is_connected(socket.sid, socket.namespace):
-                revoked += revoke_if_refused(self, socket, snapshot)
-        return revoked
