@@ -114,3 +114,10 @@ def post_worker_init(worker: Any) -> None:
     from guardsite.wsgi import sio
 
     sio.start_background_tasks()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn's hook as a worker stops: write the last counts of the refusal log."""
+    from guardsite.wsgi import sio
+
+    sio.flush_reports()

@@ -15,3 +15,6 @@ WHITELIST_PROTECTED_NAMESPACES = {
 # A test server may check protected sockets' users rarely, to prove a logout needs no check.
 if os.environ.get("WHITELIST_USER_RECHECK_INTERVAL"):
     WHITELIST_USER_RECHECK_INTERVAL = float(os.environ["WHITELIST_USER_RECHECK_INTERVAL"])
+# ... or flush its reports only as it stops, to prove that the last counts are kept.
+if os.environ.get("WHITELIST_FLUSH_INTERVAL"):
+    WHITELIST_FLUSH_INTERVAL = float(os.environ["WHITELIST_FLUSH_INTERVAL"])

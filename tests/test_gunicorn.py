@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from tests.clients import try_connect
 from tests.conftest import ALLOWED
 from tests.live import (
     ROOT,
+    LiveServer,
     free_port,
     manage,
     migrated_copy,
@@ -203,3 +204,43 @@ def test_gthread_worker_records_refusals_in_the_log(gthread: str) -> None:
 def test_gthread_worker_refuses_anonymous_clients_on_protected_namespaces(gthread: str) -> None:
     outcome, _ = try_connect(gthread, origin=ALLOWED, namespace="/account")
     assert outcome.refusal_reason == "login-required"
+
+
+@pytest.mark.parametrize("server", ["runsocket", "gunicorn"])
+def test_the_last_refusals_are_written_as_the_server_stops(
+    server: str,
+    start_server: Callable[..., LiveServer],
+    migrated_template: Path,
+    tmp_path: Path,
+) -> None:
+    """With an hour between flushes, only the flush at shutdown can write these."""
+    origin = "https://refused-just-before-the-stop.test"
+    if server == "runsocket":
+        live = start_server(ALLOWED, WHITELIST_FLUSH_INTERVAL="3600")
+        url, database, stop = live.url, live.database, live.stop
+    else:
+        database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
+        port = free_port()
+        env = server_env(
+            database,
+            GUARDSITE_WORKER="gthread",
+            GUARDSITE_BIND=f"127.0.0.1:{port}",
+            GUARDSITE_STATE_DIR=str(tmp_path),
+            DJANGO_SETTINGS_MODULE="tests.live_settings",
+            WHITELIST_FLUSH_INTERVAL="3600",
+        )
+        process = start_gunicorn(env, tmp_path / "gunicorn.log")
+        url = f"http://127.0.0.1:{port}"
+        wait_for_gunicorn(url, process, tmp_path / "gunicorn.log")
+
+        def stop() -> None:
+            process.terminate()
+            process.wait(15)
+
+    for _ in range(3):
+        assert try_connect(url, origin=origin)[0].refusal_reason == "origin-not-allowed"
+    with closing(sqlite3.connect(database, timeout=10)) as db:
+        query = "SELECT count FROM whitelist_refusedconnect WHERE origin = ?"
+        assert db.execute(query, (origin,)).fetchall() == []  # not flushed yet
+        stop()
+        assert db.execute(query, (origin,)).fetchall() == [(3,)]
