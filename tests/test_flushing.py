@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from whitelist.flushing import Recorder, prune_refusals, write_refusals
+from whitelist.flushing import ACTIVITY_SECONDS, Recorder, prune_refusals, write_refusals
 from whitelist.records import RefusedConnect, RuleActivity
 from whitelist.tallies import RefusalKey, Tally
 
@@ -69,10 +69,15 @@ def test_rule_activity_is_written_when_it_changes() -> None:
     assert recorder.flush(Counter({"https://shop.test": 1}))
     row = RuleActivity.objects.get()
     assert (row.pattern, row.open_now, row.admitted_recently) == ("https://shop.test", 1, 2)
-    now[0] += 1
+    recorder.admissions.admitted("https://shop.test")
+    now[0] += 1  # within ACTIVITY_SECONDS: not written yet
     assert recorder.flush(Counter())
     row.refresh_from_db()
-    assert (row.open_now, row.admitted_recently) == (0, 2)
+    assert (row.open_now, row.admitted_recently) == (1, 2)
+    now[0] += ACTIVITY_SECONDS
+    assert recorder.flush(Counter())
+    row.refresh_from_db()
+    assert (row.open_now, row.admitted_recently) == (0, 3)
 
 
 @override_settings(WHITELIST_REFUSAL_LOG=False)

@@ -2,8 +2,9 @@
 
 A background task of the server calls ``Recorder.flush`` every
 ``WHITELIST_FLUSH_INTERVAL`` seconds: each refusal row gets at most one write,
-and each rule's activity row one when its numbers changed (or every
-``HEARTBEAT_SECONDS``, so admin knows which servers are alive). When the
+and each rule's activity row one every ``ACTIVITY_SECONDS`` if its numbers
+changed (and every ``HEARTBEAT_SECONDS`` anyway, so admin knows which servers
+are alive). When the
 database is away the counts stay in memory (bounded) and are written once it
 is back; the failure is logged once per outage.
 """
@@ -27,6 +28,9 @@ from .tallies import AdmissionCounters, RefusalKey, RefusalTallies, Tally
 
 logger = logging.getLogger(__name__)
 
+# Rule activity is written at most this often (admin's "recently" needs no more), and
+# every HEARTBEAT_SECONDS even unchanged, so that admin knows which servers are alive.
+ACTIVITY_SECONDS = 5.0
 HEARTBEAT_SECONDS = 10.0
 # Admin counts a server's activity as current while its last report is this recent.
 ALIVE_SECONDS = 3 * HEARTBEAT_SECONDS
@@ -117,8 +121,6 @@ def write_activity(node: str, numbers: dict[str, tuple[int, int]], now: float) -
                     "reported_at": _at(now),
                 },
             )
-        forgotten = _at(now - FORGET_NODE_SECONDS)
-        RuleActivity.objects.using(alias).filter(reported_at__lt=forgotten).delete()
 
 
 class Recorder:
@@ -131,6 +133,7 @@ class Recorder:
         self._clock = clock
         self._written: dict[str, tuple[int, int]] = {}
         self._last_heartbeat = 0.0
+        self._last_activity = 0.0
         self._last_prune = clock()
         self._written_since_prune = False
         self._failing = False
@@ -150,6 +153,8 @@ class Recorder:
                 self._written_since_prune and since >= PRUNE_SECONDS
             ) or since >= IDLE_PRUNE_SECONDS:
                 prune_refusals(now)
+                forgotten = _at(now - FORGET_NODE_SECONDS)  # servers gone for a day
+                RuleActivity.objects.filter(reported_at__lt=forgotten).delete()
                 self._last_prune, self._written_since_prune = now, False
         except Exception:
             self.refusals.put_back(taken)
@@ -166,6 +171,8 @@ class Recorder:
         return True
 
     def _flush_activity(self, open_by_rule: Counter[str], now: float) -> None:
+        if now - self._last_activity < ACTIVITY_SECONDS:
+            return
         recent = self.admissions.recent()
         numbers = {
             pattern: (open_by_rule.get(pattern, 0), recent.get(pattern, 0))
@@ -178,6 +185,7 @@ class Recorder:
             for pattern, value in numbers.items()
             if heartbeat or self._written.get(pattern) != value
         }
+        self._last_activity = now
         if not changed:
             return
         write_activity(self.node, changed, now)
