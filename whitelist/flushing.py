@@ -107,20 +107,32 @@ def prune_refusals(now: float) -> int:
     return deleted
 
 
-def write_activity(node: str, numbers: dict[str, tuple[int, int]], now: float) -> None:
-    """Store this server's (open now, admitted recently) per rule."""
+def write_activity(
+    node: str, changed: dict[str, tuple[int, int]], now: float, *, heartbeat: bool
+) -> None:
+    """Store this server's changed (open now, admitted recently) per rule in one statement,
+    and with ``heartbeat`` mark all its rows as current in another."""
     alias = router.db_for_write(RuleActivity)
+    rows = RuleActivity.objects.using(alias)
     with transaction.atomic(using=alias):
-        for pattern, (open_now, admitted) in numbers.items():
-            RuleActivity.objects.using(alias).update_or_create(
-                node=node,
-                pattern=pattern,
-                defaults={
-                    "open_now": open_now,
-                    "admitted_recently": admitted,
-                    "reported_at": _at(now),
-                },
+        if changed:
+            rows.bulk_create(
+                [
+                    RuleActivity(
+                        node=node,
+                        pattern=pattern,
+                        open_now=open_now,
+                        admitted_recently=admitted,
+                        reported_at=_at(now),
+                    )
+                    for pattern, (open_now, admitted) in changed.items()
+                ],
+                update_conflicts=True,
+                unique_fields=["node", "pattern"],
+                update_fields=["open_now", "admitted_recently", "reported_at"],
             )
+        if heartbeat:
+            rows.filter(node=node).update(reported_at=_at(now))
 
 
 class Recorder:
@@ -183,12 +195,12 @@ class Recorder:
         changed = {
             pattern: value
             for pattern, value in numbers.items()
-            if heartbeat or self._written.get(pattern) != value
+            if self._written.get(pattern, (0, 0)) != value
         }
         self._last_activity = now
-        if not changed:
+        if not changed and not (heartbeat and self._written):
             return
-        write_activity(self.node, changed, now)
+        write_activity(self.node, changed, now, heartbeat=heartbeat)
         self._written = {pattern: value for pattern, value in numbers.items() if any(value)}
         if heartbeat:
             self._last_heartbeat = now
