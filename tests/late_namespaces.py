@@ -14,6 +14,10 @@ def register(server: socketio.Server) -> None:
     def staff_whoami(sid: str) -> str:
         return get_user(server, sid, "/staffonly").get_username()
 
+    @server.on("username", namespace="/late")
+    def late_username(sid: str) -> str:
+        return get_user(server, sid, "/late").get_username()
+
     @server.on("connect", namespace="/late")
     def late_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         return True  # welcomes everybody: the guard must still run first

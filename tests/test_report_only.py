@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.test import override_settings
 
-from tests.admin_session import refusals
+from tests.admin_session import add_superuser, logged_in, refusals
 from tests.clients import try_connect
 from tests.live import LiveServer, wait_until
 from whitelist.guard import Decision, admitted_by_report_only
@@ -119,3 +119,22 @@ def test_report_only_admits_only_origin_refusals(
         assert admitted_by_report_only(refusal, namespace) is admitted
     with override_settings(WHITELIST_REPORT_ONLY=False):
         assert admitted_by_report_only(refusal, namespace) is False
+
+
+def test_a_socket_admitted_only_by_report_only_has_no_user(server: LiveServer) -> None:
+    """Its cookies came from a page on a site the rules do not list."""
+    add_superuser(server, "erin", "erins-long-password-here")
+    browser = logged_in(server, "erin", "erins-long-password-here")
+    cookie = {"Cookie": f"sessionid={browser.cookies['sessionid']}"}
+    try:
+        for origin, expected in ((ALLOWED, "erin"), ("https://unlisted.test", "")):
+            outcome, client = try_connect(
+                server.url, origin=origin, namespace="/late", extra_headers=cookie, keep=True
+            )
+            try:
+                assert outcome.welcome is not None
+                assert client.call("username", namespace="/late", timeout=10) == expected
+            finally:
+                client.disconnect()
+    finally:
+        browser.close()

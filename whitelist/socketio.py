@@ -235,6 +235,8 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         if admitted_by_report_only(decision, call.namespace):
             self.reporter.refused(decision, call.namespace, call.environ, report_only=True)
             decision = decision._replace(allowed=True)  # the client is told nothing different
+            # Its cookies came from a site the rules do not list: no user for get_user().
+            self.users.bind_anonymous(call.namespace, call.sid)
         if decision.allowed:
             decision = self._user_decision(call, decision)
         if not decision.allowed:

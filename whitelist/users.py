@@ -3,7 +3,9 @@
 ``get_user(server, sid, namespace)`` is the helper for event handlers: it
 returns exactly the user Django's ``AuthenticationMiddleware`` would put on
 ``request.user`` for the handshake's cookies (an ``AnonymousUser`` without a
-valid session), resolved once per socket.
+valid session), resolved once per socket. A socket that only report-only mode
+admitted has no user: its cookies came from a page on a site the rules do not
+list, which must not act as the visitor.
 
 Namespaces in ``WHITELIST_PROTECTED_NAMESPACES`` need a logged-in user, and
 the permissions listed for them; their sockets are checked again every
@@ -102,6 +104,12 @@ class SocketUsers:
             binding = Binding(key, user_for_session(key))
             self._bindings[(namespace, sid)] = binding
         return binding
+
+    def bind_anonymous(self, namespace: str, sid: str) -> None:
+        """This socket has no user, whatever cookie it sent (admitted by report-only)."""
+        from django.contrib.auth.models import AnonymousUser
+
+        self._bindings[(namespace, sid)] = Binding(None, AnonymousUser())
 
     def discard(self, namespace: str, sid: str) -> None:
         self._bindings.pop((namespace, sid), None)
