@@ -19,7 +19,12 @@ from django.utils.translation import gettext_lazy as _
 from .audit import record_changes
 from .cache import allowlist
 from .changes import notify_in_transaction, publish_change
-from .namespaces import NamespaceError, format_namespaces, parse_namespaces
+from .namespaces import (
+    NamespaceError,
+    format_namespaces,
+    normalise_namespaces,
+    parse_namespaces,
+)
 from .origins import OriginError, Rule, parse_rule
 from .scope import parse_scoped_rule
 
@@ -55,7 +60,7 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
     def update(self, **kwargs: Any) -> int:
         kwargs.setdefault("updated_at", timezone.now())
         if isinstance(kwargs.get("namespaces"), str):
-            kwargs["namespaces"] = format_namespaces(parse_namespaces(kwargs["namespaces"]))
+            kwargs["namespaces"] = normalise_namespaces(kwargs["namespaces"])
         with transaction.atomic(using=self.db):
             patterns = list(self.values_list("pattern", flat=True))
             count = super().update(**kwargs)
@@ -160,23 +165,18 @@ class AllowedOrigin(models.Model):
     def rule(self) -> Rule:
         return parse_rule(self.pattern)
 
-    @property
-    def namespace_set(self) -> frozenset[str]:
-        """The namespaces this rule is limited to (empty: all)."""
-        return parse_namespaces(self.namespaces)
-
     def clean_fields(self, exclude: Any = None) -> None:
         """Store the normalised form, so uniqueness is checked on what is stored."""
         with contextlib.suppress(OriginError):  # the field validator reports it
             self.pattern = str(parse_rule(self.pattern))
         with contextlib.suppress(NamespaceError):
-            self.namespaces = format_namespaces(parse_namespaces(self.namespaces))
+            self.namespaces = normalise_namespaces(self.namespaces)
         super().clean_fields(exclude=exclude)
 
     def normalise(self) -> None:
         """Normalise pattern and namespaces (OriginError or NamespaceError if one is bad)."""
         self.pattern = str(parse_scoped_rule(self.pattern))
-        self.namespaces = format_namespaces(parse_namespaces(self.namespaces))
+        self.namespaces = normalise_namespaces(self.namespaces)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Never store a rule that does not parse, whichever path saves it."""

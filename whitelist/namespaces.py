@@ -31,3 +31,8 @@ def parse_namespaces(text: str) -> frozenset[str]:
 def format_namespaces(names: frozenset[str]) -> str:
     """The stored form: sorted, one space apart."""
     return " ".join(sorted(names))
+
+
+def normalise_namespaces(text: str) -> str:
+    """``text`` in its stored form (NamespaceError if it is no namespace list)."""
+    return format_namespaces(parse_namespaces(text))

@@ -15,7 +15,7 @@ from whitelist.audit import acting_as, command_actor
 from whitelist.cache import load_snapshot
 from whitelist.guard import Decision, decide_headers
 from whitelist.models import AllowedOrigin
-from whitelist.namespaces import NamespaceError, format_namespaces, parse_namespaces
+from whitelist.namespaces import NamespaceError, normalise_namespaces, parse_namespaces
 from whitelist.origins import OriginError, as_browsers_send, parse_rule
 from whitelist.scope import parse_scoped_rule
 
@@ -141,7 +141,7 @@ def add_rules(
     scope = None
     if namespaces is not None:
         try:
-            scope = format_namespaces(parse_namespaces(namespaces))
+            scope = normalise_namespaces(namespaces)
         except NamespaceError as exc:
             raise CommandError(f"--namespaces: {exc}. Nothing changed.") from None
     lines = []
