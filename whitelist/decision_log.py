@@ -46,15 +46,13 @@ def log_decision(
     outcome: str, decision: Decision, namespace: str | None, address: str | None = None
 ) -> None:
     """Log one decision at its outcome's level."""
-    if outcome == ADMITTED:
-        if logger.isEnabledFor(logging.DEBUG):
-            extra = {"decision": decision_fields(outcome, decision, namespace, address)}
-            logger.debug(
-                "Admitted %s on %s from %s: rule %s",
-                decision.origin, namespace, address, decision.rule, extra=extra,
-            )  # fmt: skip
-        return
     extra = {"decision": decision_fields(outcome, decision, namespace, address)}
+    if outcome == ADMITTED:
+        logger.debug(
+            "Admitted %s on %s from %s: rule %s",
+            decision.origin, namespace, address, decision.rule, extra=extra,
+        )  # fmt: skip
+        return
     if outcome == REPORT_ONLY:
         level, kind, verb = logging.WARNING, f"report-only ({decision.reason})", "Would refuse"
     else:

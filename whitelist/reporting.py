@@ -6,11 +6,13 @@ the rule counters reach the database through ``whitelist.flushing``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from .conf import conf
 from .decision_log import ADMITTED, REFUSED, REPORT_ONLY, log_decision
+from .decision_log import logger as decision_logger
 from .flushing import Recorder
 from .guard import Decision
 from .metrics import GuardMetrics
@@ -27,7 +29,8 @@ class Reporter:
     def admitted(self, decision: Decision, namespace: str, environ: Mapping[str, Any]) -> None:
         self.metrics.count_connect(ADMITTED, decision.reason, namespace)
         self.recorder.admissions.admitted(decision.rule)
-        log_decision(ADMITTED, decision, namespace, self._address(environ))
+        if decision_logger.isEnabledFor(logging.DEBUG):  # admissions log only at DEBUG
+            log_decision(ADMITTED, decision, namespace, self._address(environ))
 
     def refused(
         self,
