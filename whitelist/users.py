@@ -131,10 +131,11 @@ class SocketUsers:
 
         Each session is read once per call, however many sockets share it.
         """
-        keys = {binding.session_key for _, _, binding in self.protected()}
-        self._ended_sessions &= keys  # forget logouts no socket refers to any more
+        protected = list(self.protected())
+        # Forget logouts no socket refers to any more.
+        self._ended_sessions &= {binding.session_key for _, _, binding in protected}
         fresh: dict[str | None, Any] = {}
-        for namespace, sid, binding in self.protected():
+        for namespace, sid, binding in protected:
             if binding.session_key in self._ended_sessions:
                 yield namespace, sid, LOGGED_OUT
                 continue
