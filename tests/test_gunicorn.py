@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -57,6 +58,32 @@ def installed_version(env: dict[str, str]) -> str:
 DATABASES: dict[str, Path] = {}
 
 
+@contextlib.contextmanager
+def gthread_server(database: Path, folder: Path, **extra: str) -> Iterator[tuple[str, str]]:
+    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=gthread on ``database``: its URL and
+    the gunicorn release it runs; stopped (gracefully) when the block ends."""
+    port = free_port()
+    env = server_env(
+        database,
+        GUARDSITE_WORKER="gthread",
+        GUARDSITE_BIND=f"127.0.0.1:{port}",
+        GUARDSITE_STATE_DIR=str(folder),
+        DJANGO_SETTINGS_MODULE="tests.live_settings",
+        **extra,
+    )
+    version = installed_version(env)
+    log = folder / "gunicorn.log"
+    process = start_gunicorn(env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_gunicorn(url, process, log)
+        assert f"Starting gunicorn {version}" in log.read_text()
+        yield url, version
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
 @pytest.fixture(scope="module", params=["pinned", "current"])
 def gthread(
     request: pytest.FixtureRequest,
@@ -64,7 +91,7 @@ def gthread(
     tmp_path_factory: pytest.TempPathFactory,
     redis_url: str,
 ) -> Iterator[str]:
-    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=gthread and the message queue.
+    """gunicorn's gthread worker with the message queue.
 
     Once with the pinned gunicorn (<26), once with the newest (27, which has no
     eventlet worker left).
@@ -72,30 +99,16 @@ def gthread(
     folder = tmp_path_factory.mktemp("gthread")
     database = migrated_copy(migrated_template, folder / "db.sqlite3")
     assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
-    port = free_port()
-    env = server_env(
+    with gthread_server(
         database,
-        GUARDSITE_WORKER="gthread",
+        folder,
         GUARDSITE_MESSAGE_QUEUE=redis_url,
         GUARDSITE_THREADS="20",
-        GUARDSITE_BIND=f"127.0.0.1:{port}",
-        GUARDSITE_STATE_DIR=str(folder),
-        DJANGO_SETTINGS_MODULE="tests.live_settings",
         **gunicorn_path(request.param),
-    )
-    version = installed_version(env)
-    assert (version < "26") == (request.param == "pinned"), version
-    log = folder / "gunicorn.log"
-    process = start_gunicorn(env, log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_gunicorn(url, process, log)
-        assert f"Starting gunicorn {version}" in log.read_text()
+    ) as (url, version):
+        assert (version < "26") == (request.param == "pinned"), version
         DATABASES[url] = database
         yield url
-    finally:
-        process.terminate()
-        process.wait(15)
 
 
 def test_gthread_worker_listens_on_the_queue_before_any_client(
@@ -215,32 +228,25 @@ def test_the_last_refusals_are_written_as_the_server_stops(
 ) -> None:
     """With an hour between flushes, only the flush at shutdown can write these."""
     origin = "https://refused-just-before-the-stop.test"
+    query = "SELECT count FROM whitelist_refusedconnect WHERE origin = ?"
     if server == "runsocket":
         live = start_server(ALLOWED, WHITELIST_FLUSH_INTERVAL="3600")
-        url, database, stop = live.url, live.database, live.stop
+        database, running = live.database, stopped_at_the_end(live)
     else:
         database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
-        port = free_port()
-        env = server_env(
-            database,
-            GUARDSITE_WORKER="gthread",
-            GUARDSITE_BIND=f"127.0.0.1:{port}",
-            GUARDSITE_STATE_DIR=str(tmp_path),
-            DJANGO_SETTINGS_MODULE="tests.live_settings",
-            WHITELIST_FLUSH_INTERVAL="3600",
-        )
-        process = start_gunicorn(env, tmp_path / "gunicorn.log")
-        url = f"http://127.0.0.1:{port}"
-        wait_for_gunicorn(url, process, tmp_path / "gunicorn.log")
-
-        def stop() -> None:
-            process.terminate()
-            process.wait(15)
-
-    for _ in range(3):
-        assert try_connect(url, origin=origin)[0].refusal_reason == "origin-not-allowed"
+        running = gthread_server(database, tmp_path, WHITELIST_FLUSH_INTERVAL="3600")
     with closing(sqlite3.connect(database, timeout=10)) as db:
-        query = "SELECT count FROM whitelist_refusedconnect WHERE origin = ?"
-        assert db.execute(query, (origin,)).fetchall() == []  # not flushed yet
-        stop()
+        with running as (url, _version):
+            for _ in range(3):
+                assert try_connect(url, origin=origin)[0].refusal_reason == "origin-not-allowed"
+            assert db.execute(query, (origin,)).fetchall() == []  # not flushed yet
         assert db.execute(query, (origin,)).fetchall() == [(3,)]
+
+
+@contextlib.contextmanager
+def stopped_at_the_end(server: LiveServer) -> Iterator[tuple[str, str]]:
+    """A running runsocket as ``gthread_server`` gives gunicorn: its URL, stopped after."""
+    try:
+        yield server.url, ""
+    finally:
+        server.stop()
