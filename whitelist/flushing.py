@@ -2,11 +2,11 @@
 
 A background task of the server calls ``Recorder.flush`` every
 ``WHITELIST_FLUSH_INTERVAL`` seconds: each refusal row gets at most one write,
-and each rule's activity row one every ``ACTIVITY_SECONDS`` if its numbers
-changed (and every ``HEARTBEAT_SECONDS`` anyway, so admin knows which servers
-are alive). When the
-database is away the counts stay in memory (bounded) and are written once it
-is back; the failure is logged once per outage.
+and the rule activity that changed is written at most every ``ACTIVITY_SECONDS``,
+in one statement (with a one-statement heartbeat every ``HEARTBEAT_SECONDS``, so
+admin knows which servers are alive). When the database is away the counts
+stay in memory (bounded) and are written once it is back; the failure is
+logged once per outage.
 """
 
 from __future__ import annotations
