@@ -15,9 +15,10 @@ from tests.live import LiveServer, wait_until
 
 ALLOWED = "http://allowed.test"
 SETTLING = ("sessions", "deadlines", "sockets")
+SETTLE_SECONDS = 120
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)
 def test_fuzzed_requests_and_packets_leave_the_server_serving_and_clean(
     start_server: Callable[..., LiveServer],
 ) -> None:
@@ -45,10 +46,12 @@ def test_fuzzed_requests_and_packets_leave_the_server_serving_and_clean(
         assert report.wrong_decisions == 0, report.as_dict()
         assert report.server_errors == 0, report.as_dict()
         assert visits and all(visits), visits
-        # A fuzzed session that was welcomed and then fell silent lives until Engine.IO's
-        # ping timeout (25 s + 20 s), like any vanished client's.
+        # A fuzzed session that was welcomed and then fell silent lives as long as any
+        # vanished client's: python-engineio pings it after 25 s, gives up 20 s later, and
+        # its service task, which visits every session once per 20 s, closes it on one
+        # visit and forgets it on the next: up to 85 s after the fuzzer's last request.
         assert wait_until(
-            lambda: all(stats()[key] <= before[key] for key in SETTLING), timeout=60
+            lambda: all(stats()[key] <= before[key] for key in SETTLING), timeout=SETTLE_SECONDS
         ), (before, stats())
         # python-engineio's ping timers outlive their sessions by up to 25 s.
         assert wait_until(
