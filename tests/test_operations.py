@@ -8,6 +8,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -203,12 +204,13 @@ def test_limiting_to_namespaces_skips_origins_refused_only_at_the_handshake(
 ) -> None:
     """A handshake refusal names no namespace: scoping it would mean 'every namespace'."""
     origin = "https://handshake-only.test"
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")  # older rows would be pruned
     with closing(sqlite3.connect(server.database, timeout=10)) as db, db:
         db.execute(
             "INSERT INTO whitelist_refusedconnect (origin, reason, namespace, report_only, count,"
             " first_seen, last_seen, last_address, last_user_agent)"
             " VALUES (?, 'origin-not-allowed', '', 0, 1, ?, ?, '', '')",
-            (origin, "2026-11-29 00:00:00", "2026-11-29 00:00:00"),
+            (origin, now, now),
         )
     page = allow_from_the_log(staff, server, origin, state="enabled", scoped="yes")
     assert f"No rule for {origin}: it was refused only at the handshake" in page
