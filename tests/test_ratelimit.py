@@ -150,10 +150,14 @@ def test_a_flooding_address_is_limited_while_others_are_welcomed(
     server = start_server(
         "http://allowed.test", WHITELIST_CONNECT_RATE="1", WHITELIST_CONNECT_BURST="5"
     )
-    statuses = [handshake_from(server, "127.0.0.2") for _ in range(5 + MIN_FLOODING_REFUSALS + 2)]
+    # The refusal count decays within about a second, so how many attempts it takes to
+    # reach it depends on how fast they come: flood until the first dropped connection.
+    statuses: list[int] = []
+    while 0 not in statuses and len(statuses) < 300:
+        statuses.append(handshake_from(server, "127.0.0.2"))
     assert statuses[:5] == [200] * 5
     # Polite refusals first; then, still flooding, its connections are dropped unread.
-    assert statuses.count(429) >= MIN_FLOODING_REFUSALS, statuses
     assert statuses[-1] == 0, statuses
+    assert statuses.count(429) >= MIN_FLOODING_REFUSALS, statuses
     assert welcomed(server.url, "http://allowed.test")  # from 127.0.0.1: its own bucket
     assert "Refused a handshake from 127.0.0.2: over 1.0 attempts a second" in server.log()
