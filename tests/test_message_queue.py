@@ -89,14 +89,15 @@ def test_removing_a_rule_revokes_its_sockets_on_every_node(nodes: list[LiveServe
     try:
         assert all(outcome.welcome is not None for outcome, _ in pairs)
         assert nodes[0].manage("whitelist", "remove", origin).returncode == 0
+        expected = (
+            "Who invited you to this party?",
+            {"reason": "origin-not-allowed", "origin": origin},
+        )
         for outcome, client in pairs:
             assert wait_until(lambda client=client: not client.connected)
-            assert received(outcome, "permission.revoked") == [
-                (
-                    "Who invited you to this party?",
-                    {"reason": "origin-not-allowed", "origin": origin},
-                )
-            ]
+            assert wait_until(
+                lambda outcome=outcome: received(outcome, "permission.revoked") == [expected]
+            ), outcome.events
     finally:
         for _, client in pairs:
             client.disconnect()

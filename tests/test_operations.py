@@ -134,8 +134,13 @@ def test_narrowing_a_rule_revokes_sockets_on_the_other_namespaces(server: LiveSe
         narrowed = server.manage("whitelist", "add", origin, "--namespaces", "/orders")
         assert narrowed.stdout.strip() == f"updated {origin}"
         assert wait_until(lambda: not client.connected, timeout=15)
-        revoked = [args for event, args in outcome.events if event == "permission.revoked"]
-        assert revoked[0][1] == {"reason": "origin-not-allowed", "origin": origin}
+        expected = {"reason": "origin-not-allowed", "origin": origin}
+        assert wait_until(
+            lambda: (
+                [args[1] for event, args in outcome.events if event == "permission.revoked"]
+                == [expected]
+            )
+        ), outcome.events
     finally:
         client.disconnect()
 

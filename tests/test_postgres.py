@@ -97,7 +97,11 @@ def test_removing_a_rule_revokes_its_sockets_on_every_node(
         assert manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database).returncode == 0
         for outcome, client in pairs:
             assert wait_until(lambda client=client: not client.connected, timeout=15)
-            assert any(name == "permission.revoked" for name, _ in outcome.events)
+            assert wait_until(
+                lambda outcome=outcome: any(
+                    name == "permission.revoked" for name, _ in outcome.events
+                )
+            ), outcome.events
     finally:
         for _, client in pairs:
             client.disconnect()

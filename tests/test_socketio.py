@@ -406,7 +406,8 @@ def test_open_sockets_are_known_by_origin_and_revoked_when_their_rule_goes(
         assert {socket.decision.origin for socket in server.open_sockets} == {ALLOWED, KEPT}
         AllowedOrigin.objects.filter(pattern=ALLOWED).delete()
         assert wait_until(lambda: not client.connected)
-        assert revoked == [{"message": REFUSAL, "reason": "origin-not-allowed", "origin": ALLOWED}]
+        expected = {"message": REFUSAL, "reason": "origin-not-allowed", "origin": ALLOWED}
+        assert wait_until(lambda: revoked == [expected]), revoked
         assert kept_client.connected
         assert [socket.decision.origin for socket in server.open_sockets] == [KEPT]
     finally:
