@@ -116,7 +116,8 @@ def test_a_handshake_that_never_connects_expires(
 ) -> None:
     baseline = observer()
     sids = [handshake(server, origin) for origin in (ALLOWED, REFUSED) for _ in range(10)]
-    assert observer()["sessions"] >= baseline["sessions"] + len(sids)
+    # Opened (the first ones may have expired already on a slow machine), then gone.
+    assert observer()["sessions"] > baseline["sessions"]
     assert settles_to(observer, baseline), (baseline, observer())
     poll = requests.get(
         f"{server.url}/socket.io/",
