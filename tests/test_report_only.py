@@ -67,7 +67,7 @@ def test_removing_a_rule_revokes_nobody(server: LiveServer) -> None:
         assert outcome.welcome is not None
         assert server.manage("whitelist", "remove", origin).returncode == 0
         assert wait_until(lambda: "Would revoke https://kept.test on /" in server.log())
-        assert client.connected
+        assert not wait_until(lambda: not client.connected, timeout=2)  # nor just after
     finally:
         client.disconnect()
 
