@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 import requests
 from django.test import override_settings
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.admin_session import add_superuser, logged_in, refusals
 from tests.clients import try_connect
@@ -47,16 +48,25 @@ def test_it_is_recorded_as_report_only(server: LiveServer) -> None:
     assert f"Would refuse {origin} on / from 127.0.0.1: no rule matches on /" in server.log()
 
 
-def test_the_metrics_count_it_apart(server: LiveServer) -> None:
-    try_connect(server.url, origin="https://counted.test")
+def connects(server: LiveServer, outcome: str) -> float:
+    """The server's count of connects to / with ``outcome`` for reason origin-not-allowed."""
     metrics = requests.get(
         f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
     ).text
-    assert (
-        'whitelist_connects_total{namespace="/",outcome="report-only",'
-        'reason="origin-not-allowed"}' in metrics
+    labels = {"namespace": "/", "outcome": outcome, "reason": "origin-not-allowed"}
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "whitelist_connects_total" and sample.labels == labels
     )
-    assert 'outcome="refused"' not in metrics
+
+
+def test_the_metrics_count_it_apart(server: LiveServer) -> None:
+    before = connects(server, "report-only"), connects(server, "refused")
+    assert try_connect(server.url, origin="https://counted.test")[0].welcome is not None
+    assert connects(server, "report-only") == before[0] + 1
+    assert connects(server, "refused") == before[1]
 
 
 def test_removing_a_rule_revokes_nobody(server: LiveServer) -> None:
