@@ -160,7 +160,7 @@ def test_the_recipes_own_client_code_shows_the_welcome(demo: LiveServer, page: P
             socket.on('permission.message', data => h1.innerHTML = data)
         }"""
     )
-    expect(page.locator("#recipe")).to_have_text(WELCOME)
+    expect(page.locator("#recipe")).to_have_text(WELCOME, timeout=15_000)
 
 
 def test_staff_allows_the_other_port_in_admin(
@@ -171,13 +171,13 @@ def test_staff_allows_the_other_port_in_admin(
     page.fill("#id_username", "staff")
     page.fill("#id_password", staff_password)
     page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_be_visible()
+    expect(page.locator("#site-name")).to_be_visible(timeout=15_000)
     page.goto(page_url(demo, 0) + "admin/whitelist/allowedorigin/add/")
     page.fill("#id_pattern", other)
     page.fill("#id_note", "allowed by a browser test")
     shot(page, "3-admin-add")
     page.click("input[name=_save]")
-    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully", timeout=15_000)
     shot(page, "4-admin-added")
 
     page.goto(other + "/")
