@@ -21,6 +21,7 @@ from .conf import conf
 from .index import AllowlistIndex
 from .namespaces import NamespaceError, parse_namespaces
 from .origins import OriginError, Rule
+from .outages import OutageLog
 from .scope import parse_scoped_rule
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,11 @@ class AllowlistCache:
         self._revision = revision
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
-        self._watch_failed = False
+        self._watch_outage = OutageLog(
+            logger,
+            "Allowlist refresh failed; keeping the last rules",
+            "Allowlist refresh works again",
+        )
         # Failed refreshes of the watcher, for the metrics.
         self.watch_failures = 0
 
@@ -166,14 +171,9 @@ class AllowlistCache:
                     )
                     on_change(snapshot)
                     seen = snapshot.revision
-                if self._watch_failed:
-                    logger.warning("Allowlist refresh works again")
-                self._watch_failed = False
+                self._watch_outage.succeeded()
             except Exception:
-                # Once per outage at ERROR; each retry only at DEBUG.
-                level = logging.DEBUG if self._watch_failed else logging.ERROR
-                logger.log(level, "Allowlist refresh failed; keeping the last rules", exc_info=True)
-                self._watch_failed = True
+                self._watch_outage.failed()
                 self.watch_failures += 1
                 connection.close()
 

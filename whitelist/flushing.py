@@ -23,6 +23,7 @@ from django.db import DataError, IntegrityError, connection, router, transaction
 from django.db.models import F, Q
 
 from .conf import conf
+from .outages import OutageLog
 from .records import RefusedConnect, RuleActivity
 from .tallies import AdmissionCounters, RefusalKey, RefusalTallies, Tally
 
@@ -148,7 +149,11 @@ class Recorder:
         self._last_activity = 0.0
         self._last_prune = clock()
         self._written_since_prune = False
-        self._failing = False
+        self._outage = OutageLog(
+            logger,
+            "Could not write the refusal log; counts kept in memory",
+            "The refusal log is written again",
+        )
 
     def flush(self, open_by_rule: Counter[str]) -> bool:
         """Write what was counted; False (and the counts kept) if the database failed."""
@@ -170,16 +175,10 @@ class Recorder:
                 self._last_prune, self._written_since_prune = now, False
         except Exception:
             self.refusals.put_back(taken)
-            level = logging.DEBUG if self._failing else logging.ERROR
-            logger.log(
-                level, "Could not write the refusal log; counts kept in memory", exc_info=True
-            )
-            self._failing = True
+            self._outage.failed()
             connection.close()
             return False
-        if self._failing:
-            logger.warning("The refusal log is written again")
-            self._failing = False
+        self._outage.succeeded()
         return True
 
     def _flush_activity(self, open_by_rule: Counter[str], now: float) -> None:

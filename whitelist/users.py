@@ -32,6 +32,7 @@ from django.http.cookie import parse_cookie
 
 from .conf import conf
 from .guard import Decision
+from .outages import OutageLog
 from .revocation import revoke
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,12 @@ class SocketUsers:
         # Sessions logged out in this process, ended without reading them again:
         # Django sends user_logged_out before it flushes the session.
         self._ended_sessions: set[str] = set()
-        self._failing = False
+        # A failing database, logged once per outage by check_users.
+        self.check_outage = OutageLog(
+            logger,
+            "Could not check the users of protected sockets",
+            "The users of protected sockets are checked again",
+        )
 
     def resolve(self, namespace: str, sid: str, environ: Mapping[str, Any]) -> Binding:
         binding = self._bindings.get((namespace, sid))
@@ -161,13 +167,9 @@ def check_users(server: Any) -> None:
     try:
         ended = list(users.ended())
     except Exception:
-        level = logging.DEBUG if users._failing else logging.ERROR
-        logger.log(level, "Could not check the users of protected sockets", exc_info=True)
-        users._failing = True
+        users.check_outage.failed()
         return
-    if users._failing:
-        logger.warning("The users of protected sockets are checked again")
-        users._failing = False
+    users.check_outage.succeeded()
     for namespace, sid, reason in ended:
         socket = server.open_sockets.get(namespace, sid)
         if socket is None:
