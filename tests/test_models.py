@@ -106,6 +106,32 @@ def test_a_fixture_with_a_malformed_rule_does_not_load(tmp_path: Path) -> None:
     assert not AllowedOrigin.objects.exists()
 
 
+def test_loaddata_stores_namespaces_normalised(tmp_path: Path) -> None:
+    """A fixture's namespaces are stored as admin and the command store them."""
+    fixture = tmp_path / "rules.json"
+    fixture.write_text(
+        '[{"model": "whitelist.allowedorigin", "pk": 9, '
+        '"fields": {"pattern": "https://shop.example.com", "namespaces": "/orders, /chat",'
+        ' "enabled": true, "note": "",'
+        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
+    )
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert AllowedOrigin.objects.get(pk=9).namespaces == "/chat /orders"
+
+
+def test_a_fixture_with_malformed_namespaces_does_not_load(tmp_path: Path) -> None:
+    fixture = tmp_path / "rules.json"
+    fixture.write_text(
+        '[{"model": "whitelist.allowedorigin", "pk": 10, '
+        '"fields": {"pattern": "https://shop.example.com", "namespaces": "chat",'
+        ' "enabled": true, "note": "",'
+        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
+    )
+    with pytest.raises(Exception, match=r"AllowedOrigin\(pk=10\): 'chat' is not a namespace"):
+        call_command("loaddata", str(fixture), verbosity=0)
+    assert not AllowedOrigin.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_migration_0002_normalises_rules_stored_as_typed() -> None:
     """Rows written before every path normalised (raw SQL, loaddata) are fixed once."""

@@ -178,11 +178,6 @@ class AllowedOrigin(models.Model):
         self.pattern = str(parse_scoped_rule(self.pattern))
         self.namespaces = normalise_namespaces(self.namespaces)
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        """Never store a rule that does not parse, whichever path saves it."""
-        self.normalise()
-        super().save(*args, **kwargs)
-
 
 class AllowlistRevision(models.Model):
     """A single row whose number grows with every change to the rules."""

@@ -13,7 +13,6 @@ from .audit import record_changes
 from .cache import allowlist
 from .conf import conf
 from .models import AllowedOrigin, rules_changed
-from .scope import parse_scoped_rule
 from .users import servers
 
 
@@ -23,9 +22,11 @@ def normalise_rule(instance: AllowedOrigin, **kwargs: Any) -> None:
 
     A fixture's ``https://SHOP.example.com`` would otherwise be stored as typed:
     allowed by the server, but not found by ``whitelist remove``. A malformed
-    pattern raises ``OriginError``, so a fixture with one does not load.
+    pattern or namespace list raises ``OriginError`` or ``NamespaceError``, so
+    a fixture with one does not load, and no code path stores a rule that does
+    not parse.
     """
-    instance.pattern = str(parse_scoped_rule(instance.pattern))
+    instance.normalise()
 
 
 @receiver(post_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_saved")
