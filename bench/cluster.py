@@ -20,8 +20,8 @@ import websocket
 
 from bench.scenarios import Target, run_connects
 from bench.servers import PYTHON, ROOT, cpu_seconds, manage, spawn, stop, wait_for
-from tests.live import free_port
-from tests.services import Nginx, PostgresServer
+from harness.live import free_port
+from harness.services import Nginx, PostgresServer
 
 ANY_CORE = "0,1"
 LATE = "/late"  # tests.live_settings' namespace: "shout" broadcasts "shouted", "pid"

@@ -1,4 +1,4 @@
-"""Decision cost: one ``whitelist.guard.decide`` call, as the connect path makes it.
+"""Decision cost: one ``whitelist.rules.decision.decide`` call, as the connect path makes it.
 
 python bench/decision.py        # prints a JSON list of rows
 """
@@ -20,10 +20,10 @@ import django  # noqa: E402
 django.setup()
 
 from bench.rules import ORIGINS, make_rules  # noqa: E402
-from whitelist.cache import AllowlistCache, Snapshot  # noqa: E402
-from whitelist.guard import decide  # noqa: E402
-from whitelist.index import AllowlistIndex  # noqa: E402
-from whitelist.origins import parse_rule  # noqa: E402
+from whitelist.core.index import AllowlistIndex  # noqa: E402
+from whitelist.core.origins import parse_rule  # noqa: E402
+from whitelist.rules.cache import AllowlistCache, Snapshot  # noqa: E402
+from whitelist.rules.decision import decide  # noqa: E402
 
 CALLS = 20_000
 WARMUP = 2_000

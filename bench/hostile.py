@@ -28,8 +28,8 @@ from bench.servers import (
     stop,
     wait_for,
 )
-from tests.fuzz import fuzz
-from tests.live import free_port
+from harness.fuzz import fuzz
+from harness.live import free_port
 
 LOADGEN = str(ROOT / "bench" / "loadgen.mjs")
 READY = "Quit with CONTROL-C."

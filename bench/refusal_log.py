@@ -27,7 +27,7 @@ from bench.hostile import start_guardsite  # noqa: E402
 from bench.rules import ALLOWED_EXACT, DENIED, make_rules  # noqa: E402
 from bench.scenarios import Target, run_connects  # noqa: E402
 from bench.servers import manage, stop  # noqa: E402
-from tests.live import server_env  # noqa: E402
+from harness.live import server_env  # noqa: E402
 
 CONCURRENCY = 32
 

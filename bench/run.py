@@ -40,8 +40,8 @@ from bench.servers import (  # noqa: E402
     stop,
     wait_for,
 )
-from tests.live import free_port, server_env  # noqa: E402
-from tests.services import PostgresServer, RedisServer  # noqa: E402
+from harness.live import free_port, server_env  # noqa: E402
+from harness.services import PostgresServer, RedisServer  # noqa: E402
 
 RULES = 1_000
 CONCURRENCY = 32

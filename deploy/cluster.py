@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.live import ROOT, LiveServer, manage  # noqa: E402
-from tests.services import Nginx, PostgresServer, RedisServer  # noqa: E402
+from harness.live import ROOT, LiveServer, manage  # noqa: E402
+from harness.services import Nginx, PostgresServer, RedisServer  # noqa: E402
 
 
 def folder(work: Path, name: str) -> Path:
@@ -41,7 +41,7 @@ def run(work: Path, stack: contextlib.ExitStack) -> list[LiveServer]:
         "GUARDSITE_STATE_DIR": str(work),
         "WHITELIST_PROXY_COUNT": "1",  # nginx appends the client's address
     }
-    unused = work / "unused.sqlite3"  # tests.live names a SQLite file; DATABASE_URL wins
+    unused = work / "unused.sqlite3"  # harness.live names a SQLite file; DATABASE_URL wins
     nodes = [LiveServer(unused, work / f"node{n}.log", **env) for n in range(2)]
     nginx = Nginx(
         folder(work, "nginx"),

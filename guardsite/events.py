@@ -1,11 +1,10 @@
-"""The project's own Socket.IO event handlers (the guard is in whitelist.socketio)."""
+"""The project's own Socket.IO event handlers (the guard is in whitelist.server.guarded)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from whitelist.socketio import GuardedServer
-from whitelist.users import get_user
+from whitelist import GuardedServer, get_user
 
 
 def register(server: GuardedServer) -> None:

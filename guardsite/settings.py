@@ -195,7 +195,7 @@ WHITELIST_METRICS_PUBLIC = env_bool("WHITELIST_METRICS_PUBLIC", False)
 WHITELIST_REPORT_ONLY = env_bool("WHITELIST_REPORT_ONLY", False)
 # Refused connects recorded in the database (admin: Refused connects); off: logs only.
 WHITELIST_REFUSAL_LOG = env_bool("WHITELIST_REFUSAL_LOG", True)
-# The demo's /account namespace: logged-in Django users only (whitelist.users).
+# The demo's /account namespace: logged-in Django users only (whitelist.server.users).
 WHITELIST_PROTECTED_NAMESPACES = {"/account": []}
 # Behind a TLS-terminating proxy that sets X-Forwarded-Proto, opt in with
 # DJANGO_TRUST_X_FORWARDED_PROTO=1; never trusted otherwise.

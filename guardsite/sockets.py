@@ -7,7 +7,7 @@ import importlib
 from django.conf import settings
 
 from guardsite.messaging import client_manager
-from whitelist.socketio import GuardedServer
+from whitelist import GuardedServer
 
 
 def create_server() -> GuardedServer:

@@ -17,7 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
 django_application = get_wsgi_application()
 
 from guardsite.sockets import create_server  # noqa: E402 - needs Django set up
-from whitelist.wsgi import guarded_application  # noqa: E402
+from whitelist import guarded_application  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

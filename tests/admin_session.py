@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from tests.live import LiveServer
+from harness.live import LiveServer
 
 
 def add_superuser(server: LiveServer, username: str, password: str) -> None:

@@ -2,11 +2,11 @@
 
 The regression corpus for the origin guard: every entry in ``ATTACKS`` is an
 ``Origin`` (or, where ``header`` says so, a ``Referer``) value that
-``whitelist.guard.decide_headers`` must refuse against ``RULES``; every entry in
+``whitelist.rules.decision.decide_headers`` must refuse against ``RULES``; every entry in
 ``ALLOWED`` must be allowed, so that the corpus also proves the guard is not
 simply refusing everything. Names are the pytest ids: keep them short and unique.
 
-Semantics followed (``whitelist/origins.py`` and README "The decision"/"Rules"):
+Semantics followed (``whitelist/core/origins.py`` and README "The decision"/"Rules"):
 
 * Header values are parsed strictly and never repaired: white space, control
   characters, backslashes, commas, userinfo, non-ASCII hosts, percent-encoding,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import LiveServer, manage, migrated_copy
-from tests.services import BINARIES, PostgresServer, RedisServer
+from harness.live import LiveServer, manage, migrated_copy
+from harness.services import BINARIES, PostgresServer, RedisServer
 
 ALLOWED = "http://allowed.test:8080"
 WILDCARD = "https://*.example.com"

@@ -6,7 +6,7 @@ from typing import Any
 
 import socketio
 
-from whitelist.users import get_user
+from whitelist.server.users import get_user
 
 
 def register(server: socketio.Server) -> None:

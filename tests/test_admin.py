@@ -7,9 +7,9 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from whitelist.cache import allowlist
-from whitelist.guard import decide
 from whitelist.models import AllowedOrigin
+from whitelist.rules.cache import allowlist
+from whitelist.rules.decision import decide
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
-from whitelist.cache import AllowlistCache, Snapshot, allowlist
-from whitelist.guard import decide
-from whitelist.index import AllowlistIndex
+from whitelist.core.index import AllowlistIndex
+from whitelist.core.origins import parse_origin_header
 from whitelist.models import AllowedOrigin, AllowlistRevision
-from whitelist.origins import parse_origin_header
+from whitelist.rules.cache import AllowlistCache, Snapshot, allowlist
+from whitelist.rules.decision import decide
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

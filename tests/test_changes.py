@@ -8,9 +8,9 @@ from types import ModuleType, SimpleNamespace
 import pytest
 from django.test import override_settings
 
-from tests.live import free_port
-from whitelist import changes, feeds
+from harness.live import free_port
 from whitelist.models import AllowedOrigin
+from whitelist.rules import changes, feeds
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +25,7 @@ def unreachable_queue(monkeypatch: pytest.MonkeyPatch) -> str:
 def test_rule_changes_are_saved_when_the_queue_is_away(
     unreachable_queue: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="whitelist.changes")
+    caplog.set_level(logging.WARNING, logger="whitelist.rules.changes")
     with override_settings(WHITELIST_CHANGES_URL=unreachable_queue):
         for number in range(5):
             AllowedOrigin.objects.create(pattern=f"https://shop{number}.example.com")
@@ -37,7 +37,7 @@ def test_rule_changes_are_saved_when_the_queue_is_away(
 
 
 def test_nothing_is_published_without_a_queue(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="whitelist.changes")
+    caplog.set_level(logging.DEBUG, logger="whitelist.rules.changes")
     AllowedOrigin.objects.create(pattern="https://shop.example.com")
     assert caplog.records == []
 

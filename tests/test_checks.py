@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from tests.live import manage
+from harness.live import manage
 from whitelist import environment_checks
 from whitelist.checks import check_settings
 from whitelist.environment_checks import (
@@ -120,10 +120,10 @@ def test_changes_url_must_be_a_redis_url(url: object) -> None:
 
 @override_settings(WHITELIST_CHANGES_URL="redis://127.0.0.1:6379/0")
 def test_pushed_changes_make_the_poll_a_slow_safety_net() -> None:
-    from whitelist.conf import conf
+    from whitelist.rules.changes import refresh_interval
 
     assert ids() == []
-    assert conf.WHITELIST_REFRESH_INTERVAL == 5.0
+    assert refresh_interval() == 5.0
 
 
 def fake_database(driver: str) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.live import ROOT, wait_until
+from harness.services import BINARIES, answers
 from tests.clients import try_connect
-from tests.live import ROOT, wait_until
-from tests.services import BINARIES, answers
 
 BANNER_END = "Ctrl-C stops everything."
 

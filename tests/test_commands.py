@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.live import manage
+from harness.live import manage
 from whitelist.models import AllowedOrigin
 
 pytestmark = pytest.mark.django_db

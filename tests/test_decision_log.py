@@ -9,11 +9,11 @@ import sys
 
 import pytest
 
-from whitelist import decision_log
-from whitelist.decision_log import ADMITTED, REFUSED, REPORT_ONLY, log_decision
-from whitelist.guard import ALLOWED, NOT_ALLOWED, NULL_ORIGIN, Decision
+from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.jsonlog import JSONFormatter
-from whitelist.ratelimited_log import RateLimitedLog
+from whitelist.reporting import decision_log
+from whitelist.reporting.decision_log import ADMITTED, REFUSED, REPORT_ONLY, log_decision
+from whitelist.rules.decision import ALLOWED, NOT_ALLOWED, NULL_ORIGIN, Decision
 
 
 def refusal(origin: str, reason: str = NOT_ALLOWED) -> Decision:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from whitelist.display import Spelling, spelling
-from whitelist.origins import parse_rule
+from whitelist.core.display import Spelling, spelling
+from whitelist.core.origins import parse_rule
 
 
 @pytest.mark.parametrize(

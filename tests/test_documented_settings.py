@@ -7,7 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.live import ROOT, manage
+from harness.live import ROOT, manage
 
 READERS = {"get", "getenv", "setdefault", "env_bool", "env_list"}
 # Read by a library on the project's behalf: dj_database_url.config() reads DATABASE_URL.

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from whitelist.socketio import GuardedServer
+from whitelist.server.guarded import GuardedServer
 
 
 def test_a_request_racing_its_sessions_close_is_not_an_error(

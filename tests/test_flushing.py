@@ -1,4 +1,4 @@
-"""Writing the in-memory counts to the database (whitelist.flushing), outages included."""
+"""Writing the in-memory counts to the database (whitelist.reporting.flushing), outages included."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from whitelist.flushing import ACTIVITY_SECONDS, Recorder, prune_refusals, write_refusals
 from whitelist.records import RefusedConnect, RuleActivity
-from whitelist.tallies import RefusalKey, Tally
+from whitelist.reporting.flushing import ACTIVITY_SECONDS, Recorder, prune_refusals, write_refusals
+from whitelist.reporting.tallies import RefusalKey, Tally
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = RefusalKey("https://evil.test", "origin-not-allowed", "/", False)

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.fuzz import fuzz
+from harness.live import LiveServer, wait_until
 from tests.clients import try_connect, welcomed
-from tests.fuzz import fuzz
-from tests.live import LiveServer, wait_until
 
 ALLOWED = "http://allowed.test"
 SETTLING = ("sessions", "deadlines", "sockets")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from whitelist import guard
-from whitelist.cache import AllowlistCache, Snapshot
-from whitelist.index import AllowlistIndex
-from whitelist.origins import parse_rule
+from whitelist.core.index import AllowlistIndex
+from whitelist.core.origins import parse_rule
+from whitelist.rules import decision as guard
+from whitelist.rules.cache import AllowlistCache, Snapshot
 
 INDEX = AllowlistIndex([parse_rule("https://shop.example.com"), parse_rule("https://*.corp.test")])
 
@@ -131,7 +131,7 @@ def test_a_mistyped_require_secure_refuses_clear_text() -> None:
 
 @pytest.mark.parametrize("mistyped", ["0.25", 0, -1, 61, True])
 def test_a_mistyped_refresh_interval_falls_back_to_the_default(mistyped: object) -> None:
-    from whitelist.conf import conf
+    from whitelist.rules.changes import refresh_interval
 
     with override_settings(WHITELIST_REFRESH_INTERVAL=mistyped):
-        assert conf.WHITELIST_REFRESH_INTERVAL == 0.25
+        assert refresh_interval() == 0.25

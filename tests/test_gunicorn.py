@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.clients import try_connect
-from tests.conftest import ALLOWED
-from tests.live import (
+from harness.live import (
     ROOT,
     LiveServer,
     free_port,
@@ -26,6 +24,8 @@ from tests.live import (
     wait_for_gunicorn,
     wait_until,
 )
+from tests.clients import try_connect
+from tests.conftest import ALLOWED
 
 TRANSPORTS = ["polling", "websocket"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from whitelist.handlers import accepts, fitting
+from whitelist.server.handlers import accepts, fitting
 
 
 def two(sid: str, environ: dict[str, Any]) -> None: ...

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from harness.live import LiveServer, wait_until
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
-from tests.live import LiveServer, wait_until
 
 REFUSAL = "Who invited you to this party?"
 WELCOME = "Okay, you're cool."

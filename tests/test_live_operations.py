@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.live import LiveServer, wait_until
 from tests.clients import merged, try_connect
 from tests.conftest import ALLOWED
-from tests.live import LiveServer, wait_until
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 

@@ -9,7 +9,7 @@ import json
 import subprocess
 from collections.abc import Callable
 
-from tests.live import ROOT, LiveServer
+from harness.live import ROOT, LiveServer
 
 ALLOWED = "http://allowed.test"
 REFUSED = "http://evil.example"

@@ -11,10 +11,10 @@ import pytest
 import redis
 import socketio
 
+from harness.live import LiveServer, manage, migrated_copy, running, wait_until
+from harness.services import RedisServer
 from tests.clients import Outcome, try_connect, welcomed
 from tests.conftest import ALLOWED
-from tests.live import LiveServer, manage, migrated_copy, running, wait_until
-from tests.services import RedisServer
 
 
 def cluster(template: Path, folder: Path, queue: str) -> list[LiveServer]:
@@ -208,7 +208,7 @@ def test_nodes_keep_serving_while_redis_is_down_and_resubscribe_when_it_returns(
         for server in servers:  # python-socketio's retries, and ours, logged once
             log = server.log()
             assert log.count("ERROR guardsite.messaging.queue: Cannot receive from redis") == 1
-            assert log.count("WARNING whitelist.changes: Lost the rule-change feed") == 1
+            assert log.count("WARNING whitelist.rules.changes: Lost the rule-change feed") == 1
     finally:
         for server in servers:
             server.stop()

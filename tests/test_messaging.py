@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from guardsite import messaging
-from tests.live import free_port
+from harness.live import free_port
 
 RETRY = "Cannot receive from redis... retrying in %s secs"
 

@@ -1,4 +1,4 @@
-"""/healthz and the Prometheus metrics (whitelist.metrics), answered by the gate."""
+"""/healthz and the Prometheus metrics (whitelist.reporting.metrics), answered by the gate."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import pytest
 import requests
 from django.test import override_settings
 
+from harness.live import LiveServer
 from tests.clients import try_connect
-from tests.live import LiveServer
-from whitelist.cache import AllowlistCache
-from whitelist.metrics import GuardMetrics
-from whitelist.wsgi import OriginGate
+from whitelist.gate.origin_gate import OriginGate
+from whitelist.reporting.metrics import GuardMetrics
+from whitelist.rules.cache import AllowlistCache
 
 ALLOWED = "http://allowed.test"
 TOKEN = "metrics-token-for-the-tests"

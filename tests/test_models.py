@@ -9,8 +9,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from whitelist.core.origins import OriginError
 from whitelist.models import AllowedOrigin, AllowlistRevision
-from whitelist.origins import OriginError
 
 pytestmark = pytest.mark.django_db
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from whitelist.guard import NOT_ALLOWED, decide_headers
-from whitelist.index import AllowlistIndex
-from whitelist.namespaces import NamespaceError, format_namespaces, parse_namespaces
-from whitelist.origins import parse_origin_header, parse_rule
+from whitelist.core.index import AllowlistIndex
+from whitelist.core.namespaces import NamespaceError, format_namespaces, parse_namespaces
+from whitelist.core.origins import parse_origin_header, parse_rule
+from whitelist.rules.decision import NOT_ALLOWED, decide_headers
 
 SHOP = parse_rule("https://shop.example.com")
 CORP = parse_rule("https://*.corp.test")

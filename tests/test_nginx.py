@@ -12,10 +12,10 @@ import pytest
 import requests
 import socketio
 
+from harness.live import ROOT, LiveServer, manage, migrated_copy, wait_until
+from harness.services import Nginx
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
-from tests.live import ROOT, LiveServer, manage, migrated_copy, wait_until
-from tests.services import Nginx
 
 TRANSPORTS = ["polling", "websocket"]
 

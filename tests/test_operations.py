@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from harness.live import LiveServer, wait_until
 from tests.admin_session import add_superuser, logged_in, refusals, rows
 from tests.clients import try_connect, welcomed
-from tests.live import LiveServer, wait_until
 
 ALLOWED = "http://allowed.test"
 EVIL = "https://evil.test"

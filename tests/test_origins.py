@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whitelist.origins import (
+from whitelist.core.origins import (
     Origin,
     OriginError,
     origin_of_referer,
@@ -178,7 +178,7 @@ FAST_PATH_CASES = [
 @pytest.mark.parametrize("value", FAST_PATH_CASES)
 @pytest.mark.parametrize("bare", [True, False])
 def test_fast_path_agrees_with_the_thorough_path(value: str, bare: bool) -> None:
-    from whitelist.origins import _client_origin, _client_origin_thorough
+    from whitelist.core.origins import _client_origin, _client_origin_thorough
 
     def outcome(parse: object) -> object:
         try:

@@ -1,4 +1,4 @@
-"""whitelist.outages: a repeating failure is logged loudly once, and its end once."""
+"""whitelist.core.outages: a repeating failure is logged loudly once, and its end once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from whitelist.outages import OutageLog
+from whitelist.core.outages import OutageLog
 
 
 def test_an_outage_is_loud_once_quiet_after_and_its_end_is_told(

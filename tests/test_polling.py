@@ -7,8 +7,8 @@ import json
 import pytest
 import requests
 
+from harness.live import LiveServer, wait_until
 from tests.conftest import ALLOWED
-from tests.live import LiveServer, wait_until
 
 
 def open_session(server: LiveServer) -> str:

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients import try_connect, welcomed
-from tests.conftest import ALLOWED
-from tests.live import (
+from harness.live import (
     LiveServer,
     free_port,
     manage,
@@ -21,7 +19,9 @@ from tests.live import (
     wait_for_gunicorn,
     wait_until,
 )
-from tests.services import PostgresServer
+from harness.services import PostgresServer
+from tests.clients import try_connect, welcomed
+from tests.conftest import ALLOWED
 
 OTHER = "http://other.test:8080"
 WHILE_DOWN = "https://while-the-database-is-down.test"
@@ -160,7 +160,7 @@ def test_a_stalled_revision_table_neither_freezes_sockets_nor_the_watcher(
         waker = postgres.connect()
         waker.autocommit = True
         with waker.cursor() as cursor:  # wake every watcher: its read now waits on the lock
-            cursor.execute("SELECT pg_notify('whitelist.changes', 'stall')")
+            cursor.execute("SELECT pg_notify('whitelist.rules.changes', 'stall')")
         waker.close()
         assert connect_and_call(node.url) >= 1  # while the lock is still held
         assert wait_until(lambda: "Allowlist refresh failed" in node.log()[start:], 15)
@@ -237,9 +237,9 @@ def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_i
         assert wait_until(lambda node=node: welcomed(node.url, OTHER), timeout=15), node.log()
         assert "Listening for rule changes again" in node.log()
         log = node.log()[start:]  # each failure once per outage, however many retries
-        assert log.count("WARNING whitelist.changes: Lost the rule-change feed") == 1
-        assert log.count("ERROR whitelist.cache: Allowlist refresh failed") == 1
-        assert log.count("ERROR whitelist.flushing: Could not write the refusal log") == 1
+        assert log.count("WARNING whitelist.rules.changes: Lost the rule-change feed") == 1
+        assert log.count("ERROR whitelist.rules.cache: Allowlist refresh failed") == 1
+        assert log.count("ERROR whitelist.reporting.flushing: Could not write the refusal log") == 1
 
     def logged() -> list[tuple[str, int]]:
         query = "SELECT namespace, count FROM whitelist_refusedconnect WHERE origin = %s"

@@ -1,4 +1,4 @@
-"""whitelist.ratelimit: token buckets by client address, in bounded memory."""
+"""whitelist.core.ratelimit: token buckets by client address, in bounded memory."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.live import LiveServer
 from tests.clients import welcomed
-from tests.live import LiveServer
-from whitelist.ratelimit import MIN_FLOODING_REFUSALS, AttemptLimiter, client_key, retry_after
+from whitelist.core.ratelimit import MIN_FLOODING_REFUSALS, AttemptLimiter, client_key, retry_after
 
 
 class Clock:

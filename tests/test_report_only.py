@@ -9,10 +9,10 @@ import requests
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.live import LiveServer, wait_until
 from tests.admin_session import add_superuser, logged_in, refusals
 from tests.clients import try_connect
-from tests.live import LiveServer, wait_until
-from whitelist.guard import Decision, admitted_by_report_only
+from whitelist.rules.decision import Decision, admitted_by_report_only
 
 ALLOWED = "http://allowed.test"
 NEW = "https://not-yet-allowed.test"

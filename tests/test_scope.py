@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from whitelist.origins import OriginError
-from whitelist.scope import parse_scoped_rule
+from whitelist.conf import conf
+from whitelist.core.origins import OriginError
+from whitelist.core.scope import parse_scoped_rule
 
 REFUSED = {
     "https://*.co.uk": "co.uk is a public suffix",
@@ -35,19 +36,22 @@ ACCEPTED = [
 @pytest.mark.parametrize(("pattern", "reason"), REFUSED.items())
 def test_too_broad_rules_are_refused(pattern: str, reason: str) -> None:
     with pytest.raises(OriginError, match=reason):
-        parse_scoped_rule(pattern)
+        parse_scoped_rule(pattern, frozenset())
 
 
 @pytest.mark.parametrize("pattern", ACCEPTED)
 def test_narrow_rules_are_accepted(pattern: str) -> None:
-    assert parse_scoped_rule(pattern)
+    assert parse_scoped_rule(pattern, frozenset())
 
 
 def test_a_broad_rule_staff_mean_is_listed_in_settings() -> None:
     with override_settings(WHITELIST_BROAD_RULES=["HTTPS://*.GitHub.io"]):
-        assert str(parse_scoped_rule("https://*.github.io")) == "https://*.github.io"
+        assert (
+            str(parse_scoped_rule("https://*.github.io", conf.WHITELIST_BROAD_RULES))
+            == "https://*.github.io"
+        )
         with pytest.raises(OriginError):
-            parse_scoped_rule("https://*.gitlab.io")
+            parse_scoped_rule("https://*.gitlab.io", conf.WHITELIST_BROAD_RULES)
 
 
 @pytest.mark.django_db
@@ -58,9 +62,9 @@ def test_admin_and_cli_refuse_them_and_the_server_ignores_stored_ones(
     from django.core.management import CommandError, call_command
     from django.db import connection
 
-    from whitelist.cache import load_snapshot
-    from whitelist.guard import decide_headers
     from whitelist.models import AllowedOrigin
+    from whitelist.rules.cache import load_snapshot
+    from whitelist.rules.decision import decide_headers
 
     with pytest.raises(ValidationError, match="public suffix"):
         AllowedOrigin(pattern="https://*.github.io").full_clean()

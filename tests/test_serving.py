@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from guardsite.serving import AddressError, Endpoint, parse_addrport
+from harness.live import LiveServer, manage, wait_until
 from tests.clients import try_connect
-from tests.live import LiveServer, manage, wait_until
 
 
 @pytest.mark.parametrize(

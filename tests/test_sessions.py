@@ -1,4 +1,4 @@
-"""Engine.IO sessions end on time and never hold a thread or a descriptor (whitelist.sessions)."""
+"""Engine.IO sessions end on time and never hold a thread or a descriptor (engine.sessions)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import requests
 import websocket
 
+from harness.live import LiveServer, wait_until
 from tests.clients import try_connect
-from tests.live import LiveServer, wait_until
 
 ALLOWED = "http://localhost:5000"
 REFUSED = "http://evil.example"

@@ -1,4 +1,4 @@
-"""Django users on sockets (whitelist.users), on a live server with real logins.
+"""Django users on sockets (whitelist.server.users), on a live server with real logins.
 
 The demo's ``/account`` namespace needs a logged-in user (settings'
 ``WHITELIST_PROTECTED_NAMESPACES``); its ``whoami`` answers through ``get_user``.
@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from harness.live import LiveServer, wait_until
 from tests.admin_session import add_superuser, logged_in
 from tests.clients import try_connect
-from tests.live import LiveServer, wait_until
-from whitelist.guard import Decision
-from whitelist.open_sockets import OpenSocket, OpenSockets
-from whitelist.users import SocketUsers, check_users, session_key
+from whitelist.rules.decision import Decision
+from whitelist.server.open_sockets import OpenSocket, OpenSockets
+from whitelist.server.users import SocketUsers, check_users, session_key
 
 ALLOWED = "http://allowed.test"
 USER, PASSWORD = "bob", "another-long-password-for-tests"

@@ -1,4 +1,4 @@
-"""whitelist.socketio in this process: the guard on a real server, in both async modes.
+"""whitelist.server.guarded in this process: the guard on a real server, in both async modes.
 
 Each test builds a ``GuardedServer``, registers handlers the way a project
 would, serves it on a loopback port (Werkzeug threads or an eventlet hub) and
@@ -22,15 +22,15 @@ import socketio
 import websocket
 from django.test import override_settings
 
+from harness.live import wait_until
 from tests.clients import Outcome, merged, try_connect
 from tests.inprocess import MODES, serving
-from tests.live import wait_until
-from whitelist import upstream
-from whitelist.cache import AllowlistCache, allowlist
+from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine import hooks as upstream
+from whitelist.gate.origin_gate import OriginGate
 from whitelist.models import AllowedOrigin
-from whitelist.ratelimited_log import RateLimitedLog
-from whitelist.socketio import GuardedServer
-from whitelist.wsgi import OriginGate
+from whitelist.rules.cache import AllowlistCache, allowlist
+from whitelist.server.guarded import GuardedServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

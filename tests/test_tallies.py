@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from whitelist.tallies import (
+from whitelist.reporting.tallies import (
     OTHER_NAMESPACES,
     OTHER_ORIGINS,
     AdmissionCounters,

@@ -28,9 +28,7 @@ from guardsite.tls import (
     is_constrained,
     server_context,
 )
-from tests.clients import try_connect
-from tests.conftest import ALLOWED, TLS_ALLOWED
-from tests.live import (
+from harness.live import (
     LiveServer,
     free_port,
     manage,
@@ -39,6 +37,8 @@ from tests.live import (
     start_gunicorn,
     wait_for_gunicorn,
 )
+from tests.clients import try_connect
+from tests.conftest import ALLOWED, TLS_ALLOWED
 
 
 def load(path: Path) -> x509.Certificate:

@@ -12,9 +12,9 @@ import requests
 import websocket
 from eventlet.websocket import RFC6455WebSocket
 
+from harness.live import LiveServer
 from tests.conftest import ALLOWED
-from tests.live import LiveServer
-from whitelist.websocket import MESSAGE_TOO_BIG, unmask
+from whitelist.engine.eventlet_websocket import MESSAGE_TOO_BIG, unmask
 
 ENGINEIO_MESSAGE_LIMIT = 1_000_000  # python-engineio's max_http_buffer_size
 

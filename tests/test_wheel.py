@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.live import ROOT, free_port
 from tests.clients import try_connect
-from tests.live import ROOT, free_port
 
 ALLOWED = "http://allowed.test:8080"
 EVIL = "https://evil.test"
@@ -101,8 +101,7 @@ from django.core.wsgi import get_wsgi_application
 from werkzeug.serving import run_simple
 
 import whitelist
-from whitelist.socketio import GuardedServer
-from whitelist.wsgi import guarded_application
+from whitelist import GuardedServer, guarded_application
 
 # python-engineio under Werkzeug can hold a long-poll that races the client's close
 # until ping_interval + ping_timeout: keep that short for the test's retries.
@@ -219,7 +218,7 @@ def test_wheel_protects_a_fresh_django_project(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path, env)
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-    assert "whitelist/socketio.py" in names
+    assert "whitelist/server/guarded.py" in names
     assert not [name for name in names if name.startswith(("guardsite/", "tests/"))]
 
     venv = tmp_path / "venv"

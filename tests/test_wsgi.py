@@ -1,4 +1,4 @@
-"""whitelist.wsgi.OriginGate in this process: CORS from the allowlist, JSONP and 403 refusals."""
+"""OriginGate in this process: CORS from the allowlist, JSONP and 403 refusals."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from django.test import override_settings
 from werkzeug.test import Client
 
-from whitelist.cache import allowlist
+from whitelist.gate.origin_gate import OriginGate
 from whitelist.models import AllowedOrigin
-from whitelist.wsgi import OriginGate
+from whitelist.rules.cache import allowlist
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

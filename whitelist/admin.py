@@ -19,11 +19,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from whitelist.audit import acting_as, admin_actor
+from whitelist.core.display import spelling
+from whitelist.models import AllowedOrigin, RuleActivity, RuleChange
+from whitelist.reporting.flushing import ALIVE_SECONDS
+
 from . import refusal_admin  # noqa: F401 - registers the refusal log and change history
-from .audit import acting_as, admin_actor
-from .display import spelling
-from .flushing import ALIVE_SECONDS
-from .models import AllowedOrigin, RuleActivity, RuleChange
 
 
 @admin.register(AllowedOrigin)

@@ -51,7 +51,7 @@ def record_changes(
     action: str, patterns: Iterable[str], detail: str = "", using: str | None = None
 ) -> None:
     """One ``RuleChange`` per pattern, by the current actor."""
-    from .records import RuleChange
+    from whitelist.records import RuleChange
 
     using = using or router.db_for_write(RuleChange)
     actor = current_actor()

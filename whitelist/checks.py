@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import (
+from whitelist.conf import (
     MAX_REFRESH_INTERVAL,
     MIN_TOKEN_LENGTH,
     conf,

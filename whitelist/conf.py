@@ -110,22 +110,17 @@ class WhitelistSettings:
         return getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
 
     @cached_property
-    def WHITELIST_REFRESH_INTERVAL(self) -> float:  # noqa: N802
-        """Seconds between checks for rule changes made by other processes.
+    def WHITELIST_REFRESH_INTERVAL(self) -> float | None:  # noqa: N802
+        """Seconds between checks for rule changes made by other processes (None: unset).
 
-        0.25 by default; 5 when changes are pushed (PostgreSQL's ``LISTEN``, or
-        ``WHITELIST_CHANGES_URL``), where the poll is only the safety net (and
-        0.25 again while the listener is not subscribed).
+        Unset, it depends on whether changes are pushed (``rules.changes.refresh_interval``).
         """
-        from .changes import push_source
-
-        default = 5.0 if push_source() else 0.25
-        value = self.raw("WHITELIST_REFRESH_INTERVAL", default)
+        value = self.raw("WHITELIST_REFRESH_INTERVAL", None)
         is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        if is_number and 0 < value <= MAX_REFRESH_INTERVAL:
-            return float(value)
-        _unusable("WHITELIST_REFRESH_INTERVAL", value, default)
-        return default
+        if value is None or (is_number and 0 < value <= MAX_REFRESH_INTERVAL):
+            return value if value is None else float(value)
+        _unusable("WHITELIST_REFRESH_INTERVAL", value, "the default")
+        return None
 
     def _count(self, name: str, default: int) -> int:
         value = self.raw(name, default)
@@ -248,8 +243,8 @@ class WhitelistSettings:
 
     @cached_property
     def WHITELIST_BROAD_RULES(self) -> frozenset[str]:  # noqa: N802
-        """Rules staff mean although they are too broad (``whitelist.scope``), normalised."""
-        from .origins import OriginError, parse_rule
+        """Rules staff mean although they are too broad (``whitelist.core.scope``), normalised."""
+        from whitelist.core.origins import OriginError, parse_rule
 
         value = self.raw("WHITELIST_BROAD_RULES", ())
         if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):

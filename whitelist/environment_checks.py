@@ -12,10 +12,10 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
-from .conf import conf
-from .origins import OriginError, parse_rule
-from .scope import too_broad
-from .versions import TESTED, installed_release, parse_release
+from whitelist.conf import conf
+from whitelist.core.origins import OriginError, parse_rule
+from whitelist.core.scope import too_broad
+from whitelist.engine.versions import TESTED, installed_release, parse_release
 
 
 @register(Tags.security, deploy=True)
@@ -133,7 +133,7 @@ def check_some_rule_enabled(app_configs: Any = None, **kwargs: Any) -> list[Chec
     """With no enabled rule every socket is refused: rarely what a deployment means."""
     from django.db import DatabaseError
 
-    from .models import AllowedOrigin
+    from whitelist.models import AllowedOrigin
 
     try:
         if AllowedOrigin.objects.enabled().exists():
@@ -159,7 +159,7 @@ def check_broad_rules(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     """
     from django.db import DatabaseError
 
-    from .models import AllowedOrigin
+    from whitelist.models import AllowedOrigin
 
     try:
         patterns = list(AllowedOrigin.objects.enabled().values_list("pattern", flat=True))

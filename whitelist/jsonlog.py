@@ -1,6 +1,6 @@
 """A ``logging.Formatter`` that writes one JSON object per line, for log shippers.
 
-The decision log's fields (``record.decision``, ``whitelist.decision_log``)
+The decision log's fields (``record.decision``, ``whitelist.reporting.decision_log``)
 become top-level keys. In ``LOGGING``:
 ``"formatters": {"json": {"()": "whitelist.jsonlog.JSONFormatter"}}``.
 """

@@ -13,26 +13,26 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
 from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .audit import record_changes
-from .cache import allowlist
-from .changes import notify_in_transaction, publish_change
-from .namespaces import (
+from whitelist.audit import record_changes
+from whitelist.conf import conf
+from whitelist.core.namespaces import (
     NamespaceError,
     format_namespaces,
     normalise_namespaces,
     parse_namespaces,
 )
-from .origins import OriginError, Rule, parse_rule
-from .scope import parse_scoped_rule
+from whitelist.core.origins import OriginError, Rule, parse_rule
+from whitelist.core.scope import parse_scoped_rule
 
 
 def validate_rule(value: str) -> None:
     """Form and model validator: the value must parse as a rule."""
     try:
-        parse_scoped_rule(value)
+        parse_scoped_rule(value, conf.WHITELIST_BROAD_RULES)
     except OriginError as exc:
         raise ValidationError(
             _("%(value)s is not a valid rule: %(reason)s."),
@@ -95,7 +95,7 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
         created = []
         with transaction.atomic(using=self.db):
             for origin, namespaces in origins:
-                pattern = str(parse_scoped_rule(origin))
+                pattern = str(parse_scoped_rule(origin, conf.WHITELIST_BROAD_RULES))
                 if self.filter(pattern=pattern).exists():
                     continue
                 rule = self.model(pattern=pattern, enabled=enabled, note=note[:200])
@@ -175,7 +175,7 @@ class AllowedOrigin(models.Model):
 
     def normalise(self) -> None:
         """Normalise pattern and namespaces (OriginError or NamespaceError if one is bad)."""
-        self.pattern = str(parse_scoped_rule(self.pattern))
+        self.pattern = str(parse_scoped_rule(self.pattern, conf.WHITELIST_BROAD_RULES))
         self.namespaces = normalise_namespaces(self.namespaces)
 
 
@@ -204,18 +204,21 @@ class AllowlistRevision(models.Model):
             revisions.get_or_create(pk=1, defaults={"number": 1})
 
 
+# Sent with ``using`` inside the transaction of every change to the rules, once the
+# revision is bumped: ``signals`` tells this process and pushes the change to the others.
+revision_bumped = Signal()
+
+
 def rules_changed(using: str | None = None) -> None:
-    """Tell this process, and every other one (the revision; a push if configured)."""
+    """Bump the revision, which every server polls, and announce the change."""
     using = using or router.db_for_write(AllowlistRevision)
     with transaction.atomic(using=using):
         AllowlistRevision.bump(using)
-        notify_in_transaction(using)
-    transaction.on_commit(allowlist.invalidate, using=using)
-    transaction.on_commit(publish_change, using=using)
+        revision_bumped.send(sender=AllowlistRevision, using=using)
 
 
 # Registered with the app through this module, which Django imports.
-from .records import RefusedConnect, RuleActivity, RuleChange  # noqa: E402
+from whitelist.records import RefusedConnect, RuleActivity, RuleChange  # noqa: E402
 
 __all__ = [
     "AllowedOrigin",
@@ -223,6 +226,7 @@ __all__ = [
     "RefusedConnect",
     "RuleActivity",
     "RuleChange",
+    "revision_bumped",
     "rules_changed",
     "validate_namespaces",
     "validate_rule",

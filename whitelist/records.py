@@ -1,7 +1,7 @@
 """What the server reports to staff: refused connects, rule activity, and who changed the rules.
 
 None of these rows is written on the connect path: the server counts in memory
-and ``whitelist.flushing`` writes the counts every ``WHITELIST_FLUSH_INTERVAL``.
+and ``whitelist.reporting.flushing`` writes the counts every ``WHITELIST_FLUSH_INTERVAL``.
 """
 
 from __future__ import annotations

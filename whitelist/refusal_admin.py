@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
-from .audit import acting_as, admin_actor
-from .models import AllowedOrigin
-from .origins import OriginError, parse_origin_header
-from .records import RefusedConnect, RuleChange
+from whitelist.audit import acting_as, admin_actor
+from whitelist.core.origins import OriginError, parse_origin_header
+from whitelist.models import AllowedOrigin
+from whitelist.records import RefusedConnect, RuleChange
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

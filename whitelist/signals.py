@@ -6,14 +6,16 @@ from typing import Any
 
 from django.contrib.auth.signals import user_logged_out
 from django.core.signals import setting_changed
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
-from .audit import record_changes
-from .cache import allowlist
-from .conf import conf
-from .models import AllowedOrigin, rules_changed
-from .users import servers
+from whitelist.audit import record_changes
+from whitelist.conf import conf
+from whitelist.models import AllowedOrigin, revision_bumped, rules_changed
+from whitelist.rules.cache import allowlist
+from whitelist.rules.changes import notify_in_transaction, publish_change
+from whitelist.server.users import servers
 
 
 @receiver(pre_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_normalised")
@@ -33,6 +35,18 @@ def normalise_rule(instance: AllowedOrigin, **kwargs: Any) -> None:
 @receiver(post_delete, sender=AllowedOrigin, dispatch_uid="whitelist.rule_deleted")
 def rule_changed(**kwargs: Any) -> None:
     rules_changed(kwargs.get("using"))
+
+
+@receiver(revision_bumped, dispatch_uid="whitelist.revision_bumped")
+def push_rule_change(using: str, **kwargs: Any) -> None:
+    """This process reloads once the change commits; the other servers are told too.
+
+    A PostgreSQL ``NOTIFY`` is queued in the change's transaction (sent only if
+    it commits); a Redis publish waits for the commit.
+    """
+    notify_in_transaction(using)
+    transaction.on_commit(allowlist.invalidate, using=using)
+    transaction.on_commit(publish_change, using=using)
 
 
 @receiver(post_save, sender=AllowedOrigin, dispatch_uid="whitelist.rule_save_recorded")

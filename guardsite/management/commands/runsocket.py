@@ -37,7 +37,7 @@ from guardsite.tls import (
     ensure_dev_certificate,
     server_context,
 )
-from whitelist.cache import allowlist
+from whitelist.rules.cache import allowlist
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """``manage.py whitelist``: add, remove, list and check allowlist rules.
 
-``check`` runs exactly the server's decision code (``whitelist.guard``).
+``check`` runs exactly the server's decision code (``whitelist.rules.decision``).
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from whitelist.audit import acting_as, command_actor
-from whitelist.cache import load_snapshot
-from whitelist.guard import Decision, decide_headers
+from whitelist.conf import conf
+from whitelist.core.namespaces import NamespaceError, normalise_namespaces, parse_namespaces
+from whitelist.core.origins import OriginError, as_browsers_send, parse_rule
+from whitelist.core.scope import parse_scoped_rule
 from whitelist.models import AllowedOrigin
-from whitelist.namespaces import NamespaceError, normalise_namespaces, parse_namespaces
-from whitelist.origins import OriginError, as_browsers_send, parse_rule
-from whitelist.scope import parse_scoped_rule
+from whitelist.rules.cache import load_snapshot
+from whitelist.rules.decision import Decision, decide_headers
 
 
 class Command(BaseCommand):
@@ -104,7 +105,7 @@ def _normalise_all(patterns: list[str], verb: str) -> list[str]:
     normalised = []
     for pattern in patterns:
         try:
-            normalised.append(str(parse_scoped_rule(pattern)))
+            normalised.append(str(parse_scoped_rule(pattern, conf.WHITELIST_BROAD_RULES)))
         except OriginError as exc:
             hint = _scheme_hint(pattern)
             none = "it was not" if len(patterns) == 1 else f"none of the {len(patterns)} were"

@@ -1,0 +1,58 @@
+"""Rules too broad to mean what staff think: wildcards over public suffixes, unspecified hosts.
+
+``https://*.github.io`` admits every GitHub Pages site, ``https://*.co.uk``
+every British company, ``http://*.nip.io:*`` any address an attacker names.
+A wildcard over a public suffix (the Public Suffix List's ICANN and private
+sections, from the ``publicsuffixlist`` package) or over a wildcard-DNS
+service is refused, and so is the unspecified address (``0.0.0.0``, ``::``).
+A rule staff really mean is listed, normalised, in ``WHITELIST_BROAD_RULES``.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+from collections.abc import Collection
+
+from publicsuffixlist import PublicSuffixList
+
+from whitelist.core.origins import OriginError, Rule, parse_rule
+
+# Not public suffixes, but any name under them resolves to the address it spells,
+# so anyone can serve a page there. (Not a suffix list: three services by name.)
+WILDCARD_DNS_SERVICES = frozenset({"nip.io", "sslip.io", "xip.io"})
+# Only ever the machine itself.
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+@functools.cache
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def too_broad(rule: Rule) -> str | None:
+    """Why ``rule`` would admit sites nobody chose, or None."""
+    try:
+        if ipaddress.ip_address(rule.host).is_unspecified:
+            return f"{rule.host} is the unspecified address, not a host a page comes from"
+    except ValueError:
+        pass
+    if not rule.subdomains or rule.host in LOOPBACK_NAMES:
+        return None
+    if rule.host in WILDCARD_DNS_SERVICES:
+        return f"{rule.host} resolves any name to the address it spells: anyone can serve there"
+    if _suffixes().is_public(rule.host):
+        return f"{rule.host} is a public suffix: *.{rule.host} admits every site under it"
+    return None
+
+
+def parse_scoped_rule(value: str, broad_rules: Collection[str]) -> Rule:
+    """``parse_rule``, refusing rules that are too broad unless ``broad_rules`` lists them.
+
+    ``broad_rules`` is ``WHITELIST_BROAD_RULES``, normalised (``conf``).
+    """
+    rule = parse_rule(value)
+    reason = too_broad(rule)
+    if reason and str(rule) not in broad_rules:
+        raise OriginError(f"{reason} (list it in WHITELIST_BROAD_RULES if you mean it)")
+    return rule

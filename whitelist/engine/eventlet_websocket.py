@@ -1,0 +1,102 @@
+"""WebSockets under eventlet: cheap unmasking, a cap per message, a small budget before connect.
+
+python-engineio serves WebSockets under eventlet with ``eventlet.websocket``,
+which unmasks every client frame one byte at a time in Python (one 999 KB frame
+cost 230 ms of CPU and held up every other socket for as long) and caps each
+frame but not the message, so a fragmented message never finished could grow
+to 30 MB. ``GuardedWebSocketWSGI`` is installed as python-engineio's websocket
+class (``upstream.use_guarded_websockets``) and changes each connection it opens:
+
+* frames are unmasked with one big-integer XOR (about a millisecond per MB);
+* a message, however fragmented, may hold at most ``max_http_buffer_size``
+  bytes (python-engineio's own limit, 1 MB by default), else close code 1009;
+* until its session has a welcomed socket, a connection may send messages of at
+  most ``WHITELIST_PRECONNECT_BYTES`` (a Socket.IO connect with its auth fits);
+* only RFC 6455 is spoken, not the 2010 draft eventlet also supports.
+
+The threading mode's WebSocket (simple-websocket on wsproto) already unmasks
+with translation tables and caps whole messages; it gets no pre-connect budget.
+Every mode checks that messages are Engine.IO packets (``whitelist.engine.packets``).
+
+This reaches eventlet's private ``RFC6455WebSocket`` internals (``_recv_frame``,
+``_apply_mask``, ``max_frame_length``, ``_handle_hybi_request``), checked
+against eventlet 0.41.3; ``make test`` runs the WebSocket tests on it.
+Imported only in eventlet mode: the app itself does not need eventlet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from engineio.async_drivers.eventlet import WebSocketWSGI
+from eventlet.websocket import FailedConnectionError
+
+# RFC 6455: "Message Too Big".
+MESSAGE_TOO_BIG = 1009
+
+
+def unmask(data: bytes, mask: Sequence[int], length: int | None = None, offset: int = 0) -> bytes:
+    """``data`` XOR the 4-byte ``mask``, starting ``offset`` bytes into the frame."""
+    size = len(data) if length is None else length
+    key = bytes(mask[(offset + i) % 4] for i in range(4))
+    repeated = (key * (size // 4 + 1))[:size]
+    mixed = int.from_bytes(data[:size], "little") ^ int.from_bytes(repeated, "little")
+    return mixed.to_bytes(size, "little")
+
+
+class GuardedWebSocketWSGI(WebSocketWSGI):
+    """python-engineio's eventlet WebSocket, with the limits above on every connection.
+
+    ``preconnect_limit(eio_sid)`` is the message size allowed now: the small
+    budget while the session has no welcomed socket, None once it has one.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[..., Any],
+        server: Any,
+        preconnect_limit: Callable[[str], int | None],
+    ) -> None:
+        super().__init__(handler, server)
+        self.eio_sid: str = getattr(handler, "eio_sid", "")
+        self.preconnect_limit = preconnect_limit
+        # The 2010 draft (hixie-76) no browser speaks: eventlet's code for it failed
+        # with HTTP 500 on an upgrade without Sec-WebSocket-Version or Origin.
+        self.support_legacy_versions = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        answered: list[str] = []
+
+        def noting_status(status: str, headers: list[Any], *exc_info: Any) -> Any:
+            answered.append(status)
+            return start_response(status, headers, *exc_info)
+
+        result = super().__call__(environ, noting_status)
+        # eventlet answers a bad upgrade with a list of bytes, which python-engineio
+        # takes for packets to encode (HTTP 500); a tuple it passes on as the body.
+        return tuple(result) if answered else result
+
+    def _handle_hybi_request(self, environ: dict[str, Any]) -> Any:
+        ws = super()._handle_hybi_request(environ)
+        ws._apply_mask = unmask
+        ws._recv_frame = self._capped_frames(ws, ws._recv_frame)
+        return ws
+
+    def _capped_frames(self, ws: Any, recv_frame: Callable[..., Any]) -> Callable[..., Any]:
+        message_limit = self.max_frame_length
+        ws.max_frame_length = message_limit  # eventlet refuses a longer frame unread
+
+        def recv_capped_frame(message: Any = None) -> Any:
+            message = recv_frame(message=message)
+            # The budget as it stands once the frame is in: a connect sent over polling
+            # may have been welcomed while this connection waited (an upgrade).
+            budget = self.preconnect_limit(self.eio_sid)
+            limit = message_limit if budget is None else min(budget, message_limit)
+            if not message.opcode & 8 and sum(map(len, message.data)) > limit:
+                raise FailedConnectionError(
+                    MESSAGE_TOO_BIG, f"Message above the limit of {limit} bytes."
+                )
+            return message
+
+        return recv_capped_frame

@@ -1,0 +1,48 @@
+"""Long-polling POSTs python-engineio cannot decode: refused before they reach it.
+
+python-engineio decodes a POST's payload inside a bare ``except:`` that logs
+"post request handler error" with a full traceback and answers 200: an empty
+packet, bad base64 or JSON nested past Python's recursion limit wrote 20 lines
+to the log per request, at the rate anyone cared to send them. Here such a
+payload gets HTTP 400 and a bounded log line, and python-engineio reads the
+same bytes from a fresh stream when it decodes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from engineio import payload
+
+from whitelist.core.ratelimited_log import RateLimitedLog
+
+logger = logging.getLogger(__name__)
+malformed_log = RateLimitedLog(logger)
+
+
+def undecodable_post(environ: dict[str, Any], max_bytes: int) -> str | None:
+    """Why this POST's payload is not Engine.IO, or None (then ``wsgi.input`` is rewound).
+
+    A body over ``max_bytes`` is left to python-engineio, which refuses it unread.
+    """
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return "Content-Length is not a number"
+    if not 0 <= length <= max_bytes:
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        payload.Payload(encoded_payload=body.decode("utf-8"))
+    except Exception as error:  # what python-engineio would raise inside its handler
+        malformed_log.log(
+            "malformed polling payloads",
+            logging.WARNING,
+            "Refused a long-polling POST that is not an Engine.IO payload (%s)",
+            type(error).__name__,
+        )
+        return f"not an Engine.IO payload ({type(error).__name__})"
+    return None

@@ -1,0 +1,256 @@
+"""WSGI gate in front of the Socket.IO endpoint: CORS, JSONP and handshake refusal.
+
+Engine.IO's own CORS handling is switched off (``GuardedServer``), because it either
+trusts only the page's own host or, with ``"*"``, sends
+``Access-Control-Allow-Credentials`` to every site. This gate answers with the
+allowlist instead:
+
+* allowed origin: ``Access-Control-Allow-Origin`` plus credentials;
+* refused origin: ``Access-Control-Allow-Origin`` without credentials, so a
+  refused page can still read the polite refusal over cross-origin long-polling,
+  but never with the visitor's cookies;
+* ``WHITELIST_REFUSE_AT_HANDSHAKE``: a refused origin gets HTTP 403 before any
+  Engine.IO session exists.
+
+JSONP polling (``j=`` in the query) is refused outright: a ``<script>`` tag
+carries cookies but no ``Origin`` header, and no Socket.IO 3+ client uses it.
+Requests with more than 16 KB of headers get HTTP 431, and handshakes beyond an
+address's ``WHITELIST_CONNECT_RATE`` get HTTP 429 (``whitelist.core.ratelimit``).
+
+The gate also answers, before Django (no host check, no redirect, no log line):
+
+* ``/healthz``: 200 when the server can decide (its rules are loaded, or load
+  now), 503 when it cannot, for load balancers;
+* ``/metrics``: Prometheus text (``whitelist.reporting.metrics``), only with
+  ``Authorization: Bearer <WHITELIST_METRICS_TOKEN>`` (or to anyone with
+  ``WHITELIST_METRICS_PUBLIC``, for a private network); without either setting
+  the path is Django's like any other, so the metrics are never public by default.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from whitelist.conf import conf
+from whitelist.core.ratelimit import AttemptLimiter, client_key, retry_after
+from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.reporting.metrics import GuardMetrics
+from whitelist.reporting.tallies import HANDSHAKE
+from whitelist.rules.cache import allowlist
+from whitelist.rules.decision import Decision, admitted_by_report_only, decide
+
+if TYPE_CHECKING:
+    from whitelist.reporting.reporter import Reporter
+
+logger = logging.getLogger("whitelist.server.guarded")
+limited_log = RateLimitedLog(logger)
+RATE_LIMITED = "rate-limited"
+HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class OriginGate:
+    """Wrap the Socket.IO WSGI app; requests outside ``path`` pass straight through."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        path: str = "/socket.io/",
+        metrics: GuardMetrics | None = None,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.app = app
+        self.path = "/" + path.strip("/") + "/"
+        self.metrics = metrics
+        self.reporter = reporter
+        self._limiter: AttemptLimiter | None = None
+
+    @property
+    def limiter(self) -> AttemptLimiter | None:
+        """The per-address handshake limiter for the current settings (None: no limit)."""
+        rate, burst = conf.WHITELIST_CONNECT_RATE, conf.WHITELIST_CONNECT_BURST
+        if rate is None:
+            return None
+        if self._limiter is None or (self._limiter.rate, self._limiter.burst) != (rate, burst):
+            self._limiter = AttemptLimiter(rate, burst)
+        return self._limiter
+
+    def is_flooding(self, address: str) -> bool:
+        """Should the server drop this address's connections unread? (``whitelist.core.ratelimit``)
+
+        Never behind proxies: the address a server accepts from is theirs.
+        """
+        limiter = self.limiter
+        if limiter is None or conf.WHITELIST_PROXY_COUNT:
+            return False
+        return limiter.is_flooding(client_key({"REMOTE_ADDR": address}, 0))
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH:
+            return _health(start_response)
+        if path == METRICS_PATH and self.metrics is not None and _metrics_served():
+            return _metrics(environ, start_response, self.metrics)
+        if not (path + "/").startswith(self.path):
+            return self.app(environ, start_response)
+        if header_bytes(environ) > MAX_HEADER_BYTES:
+            # An Engine.IO session keeps its handshake's environ for its whole life.
+            body = {"error": f"request headers over {MAX_HEADER_BYTES} bytes"}
+            return respond_json(start_response, "431 Request Header Fields Too Large", body)
+        # Decoded as Engine.IO decodes it ("%6A=0" is "j=0" too), blank values kept.
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        limiter = self.limiter
+        # A handshake, as python-engineio tells one: no non-empty sid in the query.
+        if limiter is not None and not any(query.get("sid", ())):
+            address = client_key(environ, conf.WHITELIST_PROXY_COUNT)
+            wait = limiter.take(address)
+            if wait:
+                return _too_many_attempts(start_response, address, wait)
+        if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
+            conf.WHITELIST_REFUSE_AT_HANDSHAKE
+        ):
+            # Browsers apply no CORS to WebSockets, and JSONP is a polling matter:
+            # the namespace connect decides.
+            return self.app(environ, start_response)
+        if "j" in query:
+            body = {"error": "JSONP is not supported"}
+            return respond_json(start_response, "400 Bad Request", body)
+        decision = decide(environ)
+        # Never credentials for an origin the rules do not list, report-only or not.
+        cors = _cors_headers(environ, decision)
+        refused = not decision.allowed and not admitted_by_report_only(decision, None)
+        if refused and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
+            if self.reporter is not None:
+                self.reporter.refused(decision, HANDSHAKE, environ)
+            body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
+            return respond_json(start_response, "403 Forbidden", body, cors)
+        if environ.get("REQUEST_METHOD") == "OPTIONS":
+            return respond_json(start_response, "204 No Content", None, cors)
+
+        def start_with_cors(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            return start_response(status, [*headers, *cors], *exc_info)
+
+        return self.app(environ, start_with_cors)
+
+
+# Socket.IO requests carry a few hundred bytes of headers (cookies included, a few KB).
+# python-engineio keeps the handshake's environ as long as the session lives, so
+# padded headers (eventlet accepts 64 KB) multiplied memory per session.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+def header_bytes(environ: dict[str, Any]) -> int:
+    """The size of the request's headers, as the server received them."""
+    return sum(
+        len(name) + len(value)
+        for name, value in environ.items()
+        if name.startswith("HTTP_") and isinstance(value, str)
+    )
+
+
+def _health(start_response: Callable[..., Any]) -> Any:
+    """200 with the revision in force, or 503 when the rules cannot be loaded."""
+    try:
+        snapshot = allowlist.snapshot()  # from memory, once loaded
+    except Exception:
+        return respond_json(start_response, "503 Service Unavailable", {"status": "no rules"})
+    body = {"status": "ok", "revision": snapshot.revision, "rules": len(snapshot.index)}
+    return respond_json(start_response, "200 OK", body)
+
+
+def _metrics(
+    environ: dict[str, Any], start_response: Callable[..., Any], metrics: GuardMetrics
+) -> Any:
+    """The metrics for a scraper holding the token (or anyone, if public); 401 for others."""
+    if conf.WHITELIST_METRICS_PUBLIC:
+        return _metrics_text(start_response, metrics)
+    expected = f"Bearer {conf.WHITELIST_METRICS_TOKEN}".encode()
+    given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
+    if not hmac.compare_digest(given, expected):
+        headers = [("WWW-Authenticate", "Bearer")]
+        return respond_json(start_response, "401 Unauthorized", {"error": "token"}, headers)
+    return _metrics_text(start_response, metrics)
+
+
+def _metrics_served() -> bool:
+    """Is /metrics ours? Only with a token, or made public on purpose (else Django's 404)."""
+    return bool(conf.WHITELIST_METRICS_TOKEN) or conf.WHITELIST_METRICS_PUBLIC
+
+
+def _metrics_text(start_response: Callable[..., Any], metrics: GuardMetrics) -> Any:
+    body = metrics.exposition()
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def _too_many_attempts(start_response: Callable[..., Any], address: str, wait: float) -> Any:
+    """HTTP 429, before any decision or session: cheaper than any other answer."""
+    limited_log.log(
+        f"refusals ({RATE_LIMITED})",
+        logging.INFO,
+        "Refused a handshake from %s: over %s attempts a second",
+        address,
+        conf.WHITELIST_CONNECT_RATE,
+    )
+    body = {
+        "message": "Too many connection attempts from your address: try again later.",
+        "data": {"reason": RATE_LIMITED},
+    }
+    headers = [("Retry-After", retry_after(wait))]
+    return respond_json(start_response, "429 Too Many Requests", body, headers)
+
+
+def _cors_headers(environ: dict[str, Any], decision: Decision) -> list[tuple[str, str]]:
+    headers = [("Vary", "Origin")]
+    # Echo only an Origin header that parsed as a canonical origin.
+    if decision.source != "origin" or decision.origin is None:
+        return headers
+    headers.append(("Access-Control-Allow-Origin", environ["HTTP_ORIGIN"]))
+    if decision.allowed:
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+    if environ.get("REQUEST_METHOD") == "OPTIONS":
+        headers.append(("Access-Control-Allow-Methods", "GET, POST, OPTIONS"))
+        requested = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
+        if requested.isascii() and requested.isprintable():
+            headers.append(("Access-Control-Allow-Headers", requested))
+        headers.append(("Access-Control-Max-Age", "600"))
+    return headers
+
+
+def respond_json(
+    start_response: Callable[..., Any],
+    status: str,
+    body: dict[str, Any] | None,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    """Answer with ``body`` as JSON (or nothing), without going further."""
+    payload = json.dumps(body).encode() if body is not None else b""
+    response_headers = [("Content-Type", "application/json"), *(headers or [])]
+    response_headers.append(("Content-Length", str(len(payload))))
+    start_response(status, response_headers)
+    return [payload]
+
+
+def guarded_application(
+    server: Any, django_application: WSGIApp, socketio_path: str = "socket.io"
+) -> OriginGate:
+    """One WSGI app for the whole site: Socket.IO behind the gate, Django for the rest."""
+    import socketio
+
+    app = socketio.WSGIApp(server, django_application, socketio_path=socketio_path)
+    return OriginGate(
+        app,
+        path=socketio_path,
+        metrics=getattr(server, "metrics", None),
+        reporter=getattr(server, "reporter", None),
+    )

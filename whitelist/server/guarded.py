@@ -1,0 +1,433 @@
+"""A python-socketio server that admits a socket, on every namespace, only from allowed origins.
+
+``GuardedServer`` is a ``socketio.Server`` built on python-socketio's public
+API, the way Flask-SocketIO wraps handlers:
+
+* every connect handler is wrapped as it is registered (``on()``, ``event``,
+  ``register_namespace()``), and a catch-all connect handler (namespace
+  ``"*"``) guards the namespaces that have none, such as ``"/"``;
+* the guard runs first; a refusal is a ``ConnectionRefusedError``, which
+  python-socketio sends as the client's ``connect_error``, and any other error
+  in a connect handler is a refusal too (fail closed);
+* client events named ``connect`` or ``disconnect`` never reach a handler, and
+  no event reaches one before its socket's connect is acknowledged;
+* the welcome (``permission.message`` and ``hello.client``) is sent once the
+  connect is acknowledged, never before;
+* admitted sockets are kept in ``open_sockets`` by origin, so that a rule change
+  revokes them (``permission.revoked``, then a disconnect).
+
+What python-socketio offers no public hook for is in ``whitelist.engine.hooks``.
+Wrap the WSGI app with ``whitelist.gate.origin_gate.OriginGate`` for CORS answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+from socketio.exceptions import ConnectionRefusedError as Refused
+
+from whitelist.conf import conf
+from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine import hooks as upstream
+from whitelist.engine.polling import undecodable_post
+from whitelist.engine.sessions import SessionLifecycle
+from whitelist.gate.origin_gate import respond_json
+from whitelist.reporting.flushing import Recorder
+from whitelist.reporting.metrics import GuardMetrics
+from whitelist.reporting.reporter import Reporter
+from whitelist.rules.cache import AllowlistCache, allowlist
+from whitelist.rules.decision import (
+    INTERNAL_ERROR,
+    Decision,
+    admitted_by_report_only,
+    decide,
+    request_origin,
+)
+from whitelist.server import users
+from whitelist.server.calls import (
+    CATCH_ALL,
+    ConnectCall,
+    DisconnectCall,
+    connect_call,
+    disconnect_call,
+)
+from whitelist.server.events import (
+    HELLO_EVENT,
+    WELCOME_EVENT,
+    hello_payload,
+    refusal_data,
+    welcome_payload,
+)
+from whitelist.server.handlers import (
+    close_connections,
+    closing_connections,
+    fitting,
+    namespace_method,
+)
+from whitelist.server.open_sockets import OpenSocket, OpenSockets
+from whitelist.server.revocation import revoke_if_refused
+from whitelist.server.tasks import BackgroundTasks
+from whitelist.server.users import SocketUsers, refusal_reason
+
+logger = logging.getLogger(__name__)
+
+session_log = RateLimitedLog(logger)
+
+_UNDECIDED = object()
+# The metrics' reason for a connect the application's own handler refused.
+REFUSED_BY_HANDLER = "refused-by-handler"
+
+
+class GuardedServer(BackgroundTasks, socketio.Server):
+    """A ``socketio.Server`` whose every namespace admits only allowed origins.
+
+    Takes python-socketio's own arguments, except that ``always_connect`` must
+    stay off (it would tell clients "connected" before the guard decides) and
+    Engine.IO's CORS is off (``OriginGate`` answers CORS from the allowlist).
+    """
+
+    def __init__(self, *args: Any, allowlist_cache: AllowlistCache = allowlist, **kwargs: Any):
+        if kwargs.get("always_connect"):
+            raise ValueError("always_connect=True welcomes clients before the guard decides")
+        if kwargs.get("cors_allowed_origins") not in (None, []):
+            raise ValueError(
+                "cors_allowed_origins is answered from the allowlist: wrap the WSGI app "
+                "in whitelist.gate.origin_gate.OriginGate instead"
+            )
+        kwargs["always_connect"] = False
+        kwargs["cors_allowed_origins"] = []
+        super().__init__(*args, **kwargs)
+        self.allowlist = allowlist_cache
+        self.metrics = GuardMetrics(self, allowlist_cache)
+        # The refusal log and rule counters, written by the flusher task.
+        self.recorder = Recorder()
+        self.reporter = Reporter(self.metrics, self.recorder)
+        # The Django user of each socket that asked (whitelist.server.users.get_user).
+        self.users = SocketUsers()
+        self._users_changed = self.eio.create_event()
+        users.servers.add(self)
+        self._tasks: dict[str, Any] = {}
+        self.open_sockets = OpenSockets()
+        self._class_namespaces: dict[str, socketio.Namespace] = {}
+        # Admitted sockets by (eio sid, namespace) until python-socketio acknowledges them.
+        self._unwelcomed: dict[tuple[str, str], OpenSocket] = {}
+        # Outcomes decided ahead of the admin UI's report (upstream.guard_before_instrumentation).
+        self.decided: dict[tuple[str, str], Any] = {}
+        self._watcher: Any = None
+        self._watcher_lock = threading.Lock()
+        self._stopping = False
+        super().on("connect", self._guard_connect(CATCH_ALL, None), namespace=CATCH_ALL)
+        super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
+        self.pending_binary_bytes: dict[str, int] = {}
+        upstream.hook_engineio_messages(self)
+        upstream.quiet_closed_session_race(self)
+        # The origin that opened each Engine.IO session (upstream.hook_engineio_sessions).
+        self.session_origins: dict[str, str | None] = {}
+        # Deadlines for sessions that connect no socket, and a close that never blocks.
+        self.sessions = SessionLifecycle(self.eio)
+        self._guard_refused: set[str] = set()
+        upstream.hook_engineio_sessions(self)
+        upstream.use_guarded_websockets(self)
+        # Each session's ping timer, killed when the session closes (eventlet only).
+        self.ping_timers: dict[str, Any] = {}
+        if self.eio.async_mode == "eventlet":
+            upstream.end_ping_timers_with_their_sessions(self)
+
+    def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """python-socketio's WSGI entry point; a session is used only by the origin that opened it.
+
+        Engine.IO identifies a session by the ``sid`` in the query alone: a page
+        that learned one could poll and post on it from any origin. A request
+        naming another origin than the session's gets HTTP 403.
+        """
+        sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+        if sid is not None:
+            opened_by = self.session_origins.get(sid)
+            origin = request_origin(environ)
+            if opened_by is not None and origin is not None and origin != opened_by:
+                session_log.log(
+                    "requests from another origin than their session's",
+                    logging.WARNING,
+                    "Refused a request from %s for an Engine.IO session opened by %s",
+                    origin,
+                    opened_by,
+                )
+                body = {"message": "This session belongs to another origin."}
+                return respond_json(start_response, "403 Forbidden", body)
+        if sid is not None and upstream.forget_if_closed(self.eio, sid):
+            body = {"message": "This session is closed."}
+            return respond_json(start_response, "400 Bad Request", body)
+        if sid in self.eio.sockets and environ.get("REQUEST_METHOD") == "POST":
+            problem = undecodable_post(environ, self.eio.max_http_buffer_size)
+            if problem is not None:
+                self.sessions.close(sid)  # as python-engineio does after a bad packet
+                return respond_json(start_response, "400 Bad Request", {"message": problem})
+        response = super().handle_request(environ, start_response)
+        if sid is not None and environ.get("REQUEST_METHOD") == "GET":
+            self.sessions.polled(sid)  # a closing session's last poll
+        return response
+
+    # -- registration: every connect and disconnect handler is wrapped ---------------
+
+    def on(
+        self,
+        event: str,
+        handler: Callable[..., Any] | None = None,
+        namespace: str | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]] | None:
+        """python-socketio's ``on()``; connect and disconnect handlers get the guard."""
+        namespace = namespace or "/"
+
+        def set_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
+            if event == "connect":
+                wrapped = self._guard_connect(namespace, handler)
+            elif event == "disconnect":
+                wrapped = self._guard_disconnect(namespace, handler)
+            else:
+                wrapped = closing_connections(handler)
+            super(GuardedServer, self).on(event, wrapped, namespace=namespace)
+            return handler
+
+        if handler is None:
+            return set_handler
+        set_handler(handler)
+        return None
+
+    def register_namespace(self, namespace_handler: socketio.Namespace) -> None:
+        """python-socketio's ``register_namespace()``; its connect goes through the guard.
+
+        The catch-all connect and disconnect handlers take precedence over
+        class-based namespaces in python-socketio's lookup, and hand over to them.
+        """
+        super().register_namespace(namespace_handler)
+        self._class_namespaces[namespace_handler.namespace] = namespace_handler
+        namespace_handler.trigger_event = closing_connections(  # type: ignore[method-assign]
+            namespace_handler.trigger_event
+        )
+
+    def instrument(self, *args: Any, **kwargs: Any) -> Any:
+        """python-socketio's admin UI, told of a connect only once the guard admitted it."""
+        admin = super().instrument(*args, **kwargs)
+        upstream.guard_before_instrumentation(self)
+        return admin
+
+    # -- connect -------------------------------------------------------------------
+
+    def _guard_connect(self, registered: str, handler: Callable[..., Any] | None) -> Callable:
+        """The connect handler python-socketio calls for ``registered``: guard, then ``handler``.
+
+        Anything but a real connect is answered ``False``: python-socketio takes
+        any other value as a welcome.
+        """
+
+        def guarded_connect(*args: Any) -> Any:
+            call = connect_call(self, registered, args)
+            if call is None:
+                logger.debug("Refused a connect call that python-socketio did not make")
+                return False
+            decided = self.decided.pop((call.namespace, call.sid), _UNDECIDED)
+            if decided is not _UNDECIDED:
+                return decided
+            close_connections()
+            try:
+                return self._admit(call, handler)
+            finally:
+                close_connections()
+
+        if handler is not None:
+            functools.update_wrapper(guarded_connect, handler)
+        return guarded_connect
+
+    def _admit(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
+        """Decide, run the application's handler, and queue the welcome; raise to refuse."""
+        if call.namespace == CATCH_ALL:
+            return False  # python-socketio accepts "*" itself once a catch-all exists
+        revision = self.allowlist.loaded_revision()
+        decision = decide(call.environ, self.allowlist, call.namespace)
+        if admitted_by_report_only(decision, call.namespace):
+            self.reporter.refused(decision, call.namespace, call.environ, report_only=True)
+            decision = decision._replace(allowed=True)  # the client is told nothing different
+            # Its cookies came from a site the rules do not list: no user for get_user().
+            self.users.bind_anonymous(call.namespace, call.sid)
+        if decision.allowed:
+            decision = self._user_decision(call, decision)
+        if not decision.allowed:
+            self._refuse(call, decision)
+        try:
+            self.start_allowlist_watcher()
+            self.start_reporting()
+            result = self._application_connect(call, handler)
+        except Refused:
+            self._refused_by_handler(call, decision)
+            raise
+        except ConnectionRefusedError as exc:  # the built-in one: python-socketio <5.18 misses it
+            self._refused_by_handler(call, decision)
+            raise Refused(*(exc.args or ("Connection refused by server",))) from None
+        except Exception:
+            logger.exception("The connect handler of %s failed; refusing", call.namespace)
+            failed = Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
+            self._refuse(call, failed, False)
+            raise Refused(*refusal_data(failed)) from None
+        if result is False:
+            self._refused_by_handler(call, decision)
+            return False
+        self.reporter.admitted(decision, call.namespace, call.environ)
+        eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
+        if eio_sid is None:  # the session closed while the handler ran (python-socketio 5.14)
+            self.users.discard(call.namespace, call.sid)
+            return False
+        socket = OpenSocket(call.sid, call.namespace, decision, revision)
+        self.open_sockets.add(socket)
+        self._unwelcomed[(eio_sid, call.namespace)] = socket
+        return result
+
+    def _refuse(self, call: ConnectCall, decision: Decision, raise_: bool = True) -> None:
+        """Report the refusal; raise it to python-socketio unless the handler already did."""
+        self.users.discard(call.namespace, call.sid)
+        self.reporter.refused(decision, call.namespace, call.environ)
+        if not raise_:
+            return
+        self._guard_refused.add(self.manager.eio_sid_from_sid(call.sid, call.namespace))
+        raise Refused(*refusal_data(decision)) from None
+
+    def _refused_by_handler(self, call: ConnectCall, decision: Decision) -> None:
+        """Report a refusal by the application's own connect handler."""
+        detail = "the connect handler refused"
+        refused = decision._replace(allowed=False, reason=REFUSED_BY_HANDLER, detail=detail)
+        self._refuse(call, refused, False)
+
+    def _user_decision(self, call: ConnectCall, decision: Decision) -> Decision:
+        """``decision``, or a refusal if the namespace needs a user this socket does not have."""
+        if call.namespace not in conf.WHITELIST_PROTECTED_NAMESPACES:
+            return decision
+        try:
+            user = self.users.resolve(call.namespace, call.sid, call.environ).user
+            reason = refusal_reason(user, call.namespace)
+        except Exception:
+            session_log.log(
+                "failed user lookups",
+                logging.ERROR,
+                "Could not tell the user of a socket on %s; refusing",
+                call.namespace,
+                exc_info=True,
+            )
+            return Decision(False, INTERNAL_ERROR, decision.origin, decision.source)
+        if reason is None:
+            return decision
+        detail = f"{call.namespace} needs a logged-in user with its permissions"
+        return decision._replace(allowed=False, reason=reason, detail=detail)
+
+    def _application_connect(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
+        """The application's own connect handler, or the class-based namespace's."""
+        minimum = len(call.prefix) + 2  # ([namespace,] sid, environ)
+        if handler is not None:
+            return handler(*fitting(handler, call.arguments(), minimum))
+        found = self._class_namespace(call.namespace)
+        if found is None:
+            return True
+        instance, prefix = found
+        call = call._replace(prefix=prefix)
+        args = call.arguments()
+        method = namespace_method(instance, "connect")
+        if method is not None:  # else a custom trigger_event may still want it all
+            args = fitting(method, args, len(prefix) + 2)
+        return instance.trigger_event("connect", *args)
+
+    def _class_namespace(self, namespace: str) -> tuple[socketio.Namespace, tuple[Any, ...]] | None:
+        """The class-based namespace python-socketio would pick, and its argument prefix."""
+        if namespace in self._class_namespaces:
+            return self._class_namespaces[namespace], ()
+        if CATCH_ALL in self._class_namespaces:
+            return self._class_namespaces[CATCH_ALL], (namespace,)
+        return None
+
+    def is_welcomed(self, eio_sid: str, namespace: str, sid: str | None) -> bool:
+        """Was this socket admitted, acknowledged and not revoked? (Events wait for that.)"""
+        return (
+            sid is not None
+            and (eio_sid, namespace) not in self._unwelcomed
+            and (namespace, sid) in self.open_sockets
+        )
+
+    def preconnect_limit(self, eio_sid: str) -> int | None:
+        """The WebSocket message budget of a session with no welcomed socket (None: no budget)."""
+        return None if self.sessions.has_joined(eio_sid) else conf.WHITELIST_PRECONNECT_BYTES
+
+    def end_refused_session(self, eio_sid: str) -> None:
+        """Close, after a short grace, the session whose connect the guard has just refused.
+
+        A session that already has a welcomed socket on another namespace stays.
+        """
+        if eio_sid in self._guard_refused:
+            self._guard_refused.discard(eio_sid)
+            if not self.sessions.has_joined(eio_sid):
+                self.sessions.refused(eio_sid)
+
+    def welcome(self, eio_sid: str, namespace: str) -> None:
+        """Welcome the socket python-socketio has just acknowledged, if the guard admitted it."""
+        socket = self._unwelcomed.pop((eio_sid, namespace), None)
+        if socket is None:
+            return
+        self.sessions.joined(eio_sid)
+        if not self.manager.is_connected(socket.sid, namespace):
+            self.open_sockets.discard(namespace, socket.sid)
+            self.users.discard(namespace, socket.sid)
+            return
+        if socket.revision != self.allowlist.loaded_revision() and revoke_if_refused(
+            self, socket, self.allowlist.snapshot()
+        ):
+            return  # the rules changed while it connected, and no longer allow it
+        try:
+            transport = self.transport(socket.sid, namespace)
+            welcome = welcome_payload(socket.decision, transport)
+            # The socket is on this server: a message queue need not carry these.
+            self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=namespace, ignore_queue=True)
+            hello = hello_payload(socket.decision)
+            self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=namespace, ignore_queue=True)
+        except Exception:  # the session went away meanwhile: nobody left to welcome
+            logger.debug("Could not welcome %s", socket, exc_info=True)
+
+    # -- disconnect ----------------------------------------------------------------
+
+    def _guard_disconnect(self, registered: str, handler: Callable[..., Any] | None) -> Callable:
+        """The disconnect handler for ``registered``: runs once per admitted socket."""
+
+        def guarded_disconnect(*args: Any) -> Any:
+            call = disconnect_call(self, registered, args)
+            if call is None or self.open_sockets.discard(call.namespace, call.sid) is None:
+                logger.debug("Ignored a disconnect call that python-socketio did not make")
+                return None  # or another call for this socket got there first
+            eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
+            self._unwelcomed.pop((eio_sid, call.namespace), None)  # gone before its welcome
+            self.users.discard(call.namespace, call.sid)
+            close_connections()
+            try:
+                return self._application_disconnect(call, handler)
+            except TypeError:  # python-socketio would retry it and then lose it
+                logger.exception("The disconnect handler of %s failed", call.namespace)
+                return None
+            finally:
+                close_connections()
+
+        if handler is not None:
+            functools.update_wrapper(guarded_disconnect, handler)
+        return guarded_disconnect
+
+    def _application_disconnect(
+        self, call: DisconnectCall, handler: Callable[..., Any] | None
+    ) -> Any:
+        """The application's own disconnect handler, or the class-based namespace's."""
+        if handler is not None:
+            return handler(*fitting(handler, call.arguments(), len(call.prefix) + 1))
+        found = self._class_namespace(call.namespace)
+        if found is None:
+            return None
+        instance, prefix = found
+        # Namespace.trigger_event retries a disconnect without its reason itself.
+        return instance.trigger_event("disconnect", *call._replace(prefix=prefix).arguments())
