@@ -6,6 +6,7 @@ ranges are checked in ``checks``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.db import connections
 from whitelist.conf import conf
 from whitelist.core.origins import OriginError, parse_rule
 from whitelist.core.scope import too_broad
+from whitelist.engine import contracts
 from whitelist.engine.versions import TESTED, installed_release, parse_release
 
 
@@ -104,6 +106,35 @@ def check_socketio_versions(app_configs: Any = None, **kwargs: Any) -> list[Chec
                     hint="The guard may still work; run its tests on this release, or "
                     f"pin '{distribution}{tested.describe()}'.",
                     id="whitelist.W003",
+                )
+            )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_engine_contracts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """What the engine layer assumes of python-socketio, python-engineio and eventlet.
+
+    The threading mode always; eventlet's when eventlet is imported (runsocket,
+    gunicorn's eventlet worker). A ``GuardedServer`` checks its own mode as it
+    is built, and does not start on an error.
+    """
+    modes = ["threading", *(["eventlet"] if "eventlet" in sys.modules else [])]
+    messages: list[CheckMessage] = []
+    reported = set()
+    for mode in modes:
+        for breach in contracts.verify(mode):
+            if breach.contract.check_id in reported:
+                continue
+            reported.add(breach.contract.check_id)
+            kind = Error if breach.contract.severity == contracts.ERROR else Warning
+            messages.append(
+                kind(
+                    f"{breach.contract.symbol} is not what Guardsite's engine layer relies on "
+                    f"({mode} mode): {breach.found}.",
+                    hint="Install python-socketio, python-engineio and eventlet releases in "
+                    "the tested range, or update whitelist/engine (REACH.md lists each reach).",
+                    id=breach.contract.check_id,
                 )
             )
     return messages

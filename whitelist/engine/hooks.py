@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import socketio
@@ -283,6 +284,26 @@ def hook_engineio_sessions(server: GuardedServer) -> None:
 
 
 # -- Engine.IO sessions (whitelist.engine.sessions): python-engineio's Socket objects -------
+
+
+def has_session(eio: Any, sid: str) -> bool:
+    """Does python-engineio list this session (open, or closed and not yet forgotten)?"""
+    return sid in eio.sockets
+
+
+def session_count(eio: Any) -> int:
+    """The Engine.IO sessions python-engineio lists now."""
+    return len(eio.sockets)
+
+
+def max_payload_bytes(eio: Any) -> int:
+    """python-engineio's ``max_http_buffer_size``: the largest POST body or message."""
+    return int(eio.max_http_buffer_size)
+
+
+def registered_namespaces(server: Any) -> Collection[str]:
+    """The namespaces with a handler on ``server`` (python-socketio's ``handlers`` table)."""
+    return server.handlers.keys()
 
 
 def engineio_socket(eio: Any, sid: str) -> Any:

@@ -34,6 +34,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from whitelist.conf import conf
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine import contracts
 from whitelist.engine import hooks as upstream
 from whitelist.engine.polling import undecodable_post
 from whitelist.engine.sessions import SessionLifecycle
@@ -103,6 +104,8 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         kwargs["always_connect"] = False
         kwargs["cors_allowed_origins"] = []
         super().__init__(*args, **kwargs)
+        # Every assumption the engine layer makes holds, or the server does not start.
+        contracts.ensure(self.async_mode)
         self.allowlist = allowlist_cache
         self.metrics = GuardMetrics(self, allowlist_cache)
         # The refusal log and rule counters, written by the flusher task.
@@ -163,8 +166,8 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         if sid is not None and upstream.forget_if_closed(self.eio, sid):
             body = {"message": "This session is closed."}
             return respond_json(start_response, "400 Bad Request", body)
-        if sid in self.eio.sockets and environ.get("REQUEST_METHOD") == "POST":
-            problem = undecodable_post(environ, self.eio.max_http_buffer_size)
+        if upstream.has_session(self.eio, sid) and environ.get("REQUEST_METHOD") == "POST":
+            problem = undecodable_post(environ, upstream.max_payload_bytes(self.eio))
             if problem is not None:
                 self.sessions.close(sid)  # as python-engineio does after a bad packet
                 return respond_json(start_response, "400 Bad Request", {"message": problem})

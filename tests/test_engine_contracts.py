@@ -1,0 +1,140 @@
+"""The engine layer's start-up self-test: every upstream assumption holds, or the server stops."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from engineio.socket import Socket
+
+from harness.live import ROOT, free_port, server_env
+from whitelist import GuardedServer
+from whitelist.engine import contracts
+
+MODES = ["threading", "eventlet"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_verdicts() -> Iterator[None]:
+    """Each test judges the upstream code as it stands in that test."""
+    contracts.verify.cache_clear()
+    yield
+    contracts.verify.cache_clear()
+
+
+def environ_copy(self: Any, sid: str, namespace: str | None = None) -> Any:
+    environ = self.environ.get(self.manager.eio_sid_from_sid(sid, namespace or "/"))
+    return dict(environ) if environ is not None else None
+
+
+def no_ping_through_background_tasks(self: Any) -> None:
+    self.last_ping = None
+
+
+def renamed_binary_packet(self: Any, *args: Any, **kwargs: Any) -> None:
+    original_init(self, *args, **kwargs)
+    self._pending_binary = self.__dict__.pop("_binary_packet")
+
+
+original_init = socketio.Server.__init__
+
+
+def trigger_event_with_kwargs(self: Any, event: str, *args: Any, namespace: str = "/") -> Any:
+    return None
+
+
+# (contract id, what to replace, with what): each a plausible upstream change.
+BREAKAGES: list[tuple[str, Any, str, Callable[..., Any]]] = [
+    ("whitelist.E102", socketio.Server, "get_environ", environ_copy),
+    ("whitelist.E104", socketio.Server, "__init__", renamed_binary_packet),
+    ("whitelist.E106", socketio.Server, "_trigger_event", trigger_event_with_kwargs),
+    ("whitelist.E109", Socket, "schedule_ping", no_ping_through_background_tasks),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_contract_holds_on_the_installed_releases(mode: str) -> None:
+    assert [str(breach) for breach in contracts.verify(mode)] == []
+
+
+@pytest.mark.parametrize(("check_id", "owner", "name", "replacement"), BREAKAGES)
+def test_a_broken_assumption_stops_the_server_with_a_named_error(
+    monkeypatch: pytest.MonkeyPatch,
+    check_id: str,
+    owner: Any,
+    name: str,
+    replacement: Callable[..., Any],
+) -> None:
+    monkeypatch.setattr(owner, name, replacement)
+    with pytest.raises(contracts.EngineContractError) as raised:
+        GuardedServer(async_mode="threading")
+    named = {breach.contract.check_id: breach.contract.symbol for breach in raised.value.breaches}
+    assert check_id in named
+    assert f"{check_id}: {named[check_id]}: " in str(raised.value)
+
+
+def test_a_copied_environ_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socketio.Server, "get_environ", environ_copy)
+    with pytest.raises(
+        contracts.EngineContractError, match="socketio.Server.get_environ"
+    ) as raised:
+        GuardedServer(async_mode="eventlet")
+    assert "get_environ() returns a copy" in str(raised.value)
+
+
+@pytest.mark.django_db
+def test_manage_py_check_reports_a_broken_assumption_as_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socketio.Server, "get_environ", environ_copy)
+    with pytest.raises(SystemCheckError, match=r"whitelist\.E102"):
+        call_command("check")
+
+
+def test_a_changed_log_text_is_a_warning_not_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(contracts, "CLOSED_SESSION_TEXT", "Words python-engineio never used")
+    with caplog.at_level(logging.WARNING, logger="whitelist.engine.contracts"):
+        GuardedServer(async_mode="threading")
+    assert "whitelist.W101: engineio.Server._log_error_once" in caplog.text
+
+
+SHIM = """\
+import socketio
+
+
+def get_environ(self, sid, namespace=None):
+    environ = self.environ.get(self.manager.eio_sid_from_sid(sid, namespace or "/"))
+    return dict(environ) if environ is not None else None
+
+
+socketio.Server.get_environ = get_environ
+"""
+
+
+@pytest.mark.timeout(60)
+def test_runsocket_refuses_to_start_on_a_changed_upstream(tmp_path: Path) -> None:
+    """A start-up shim makes get_environ return a copy: the server names it and stops."""
+    (tmp_path / "sitecustomize.py").write_text(SHIM)
+    env = server_env(tmp_path / "db.sqlite3", PYTHONPATH=f"{tmp_path}:{ROOT}")
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runsocket", str(free_port())],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    assert result.returncode != 0
+    assert "whitelist.E102" in result.stderr
+    assert "socketio.Server.get_environ" in result.stderr
+    assert "Quit with CONTROL-C" not in result.stdout

@@ -1,0 +1,330 @@
+"""What the engine layer assumes of python-socketio, python-engineio and eventlet, checked.
+
+Each ``Contract`` is one assumption a reach in ``REACH.md`` makes, with a
+stable check id. ``verify(async_mode)`` tries them on a throwaway
+``socketio.Server`` of that mode: the behaviour ones by driving python-socketio's
+own Engine.IO handlers with a made-up session (no socket, no network), the
+others by looking at the attributes and signatures the hooks use.
+
+``GuardedServer`` calls ``ensure(async_mode)`` before it installs a hook, and
+``manage.py check`` reports the same results (``whitelist.E1xx``). A broken
+contract whose hook guards something stops the server with
+``EngineContractError``, naming the symbol: a changed upstream must never make
+the guard refuse everyone, or drop a protection, without a word. A broken
+contract whose hook only keeps the log quiet is a warning.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import socketio
+from engineio import packet as eio_packet
+from engineio import payload as eio_payload
+from engineio.socket import Socket
+from socketio import packet
+
+logger = logging.getLogger(__name__)
+
+ERROR = "error"
+WARNING = "warning"
+# A made-up Engine.IO session, never on the network.
+PROBE_SID = "whitelist-contract-probe"
+BINARY_EVENT_WITH_ONE_ATTACHMENT = '51-["probe",{"_placeholder":true,"num":0}]'
+
+
+class Broken(Exception):
+    """An assumption does not hold; the message says what was found instead."""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One assumption of the engine layer about an upstream symbol."""
+
+    check_id: str
+    symbol: str
+    severity: str
+    check: Callable[[Probe], None]
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A contract that failed, and how."""
+
+    contract: Contract
+    found: str
+
+    def __str__(self) -> str:
+        return f"{self.contract.check_id}: {self.contract.symbol}: {self.found}"
+
+
+class EngineContractError(RuntimeError):
+    """An upstream release broke what the engine layer relies on: the server must not start."""
+
+    def __init__(self, breaches: list[Breach]) -> None:
+        self.breaches = breaches
+        listed = "; ".join(str(breach) for breach in breaches)
+        super().__init__(
+            f"The installed python-socketio, python-engineio or eventlet changed what "
+            f"Guardsite's engine layer relies on ({listed}). Install a release in the "
+            "tested range (whitelist/engine/REACH.md) or update the engine layer."
+        )
+
+
+class Probe:
+    """A plain ``socketio.Server`` of one async mode, and what driving it showed."""
+
+    def __init__(self, async_mode: str) -> None:
+        self.async_mode = async_mode
+        self.server = socketio.Server(async_mode=async_mode, logger=False, engineio_logger=False)
+        self.environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "QUERY_STRING": "EIO=4"}
+        self.seen: dict[str, Any] = {}
+        self._connected = False
+
+    @property
+    def eio(self) -> Any:
+        return self.server.eio
+
+    def handler(self, event: str) -> Callable[..., Any]:
+        handler = self.eio.handlers.get(event)
+        if not callable(handler):
+            raise Broken(f"no Engine.IO {event!r} handler registered by python-socketio")
+        return handler
+
+    def connect(self) -> None:
+        """Open the made-up session and connect it to "/", as a client would (once)."""
+        if self._connected:
+            return
+        self._connected = True
+        seen = self.seen
+
+        def on_connect(sid: str, environ: Any, auth: Any = None) -> None:
+            seen["sid"], seen["environ"] = sid, environ
+            seen["stored"] = self.server.get_environ(sid, "/")
+
+        def on_disconnect(sid: str, *args: Any) -> None:
+            seen["connected while disconnecting"] = self.server.manager.is_connected(sid, "/")
+
+        self.server.on("connect", on_connect)
+        self.server.on("disconnect", on_disconnect)
+        self.handler("connect")(PROBE_SID, self.environ)
+        self.handler("message")(PROBE_SID, "0")
+        if "sid" not in seen:
+            raise Broken("a CONNECT packet did not reach the connect handler")
+
+
+def _handlers_registered(probe: Probe) -> None:
+    for event in ("connect", "message", "disconnect"):
+        probe.handler(event)
+    if not callable(getattr(probe.eio, "on", None)):
+        raise Broken("engineio.Server.on is gone")
+    probe.server.on("probe", print, namespace="/probe")
+    if "/probe" not in getattr(probe.server, "handlers", {}):
+        raise Broken("socketio.Server.handlers does not list the namespaces with handlers")
+
+
+def _environ_identity(probe: Probe) -> None:
+    probe.connect()
+    if probe.seen["environ"] is not probe.environ:
+        raise Broken("the connect handler got another environ than the handshake's")
+    if probe.seen["stored"] is not probe.environ:
+        raise Broken("get_environ() returns a copy, not the environ passed to the connect handler")
+    if getattr(probe.server, "environ", {}).get(PROBE_SID) is not probe.environ:
+        raise Broken("socketio.Server.environ does not keep the handshake's environ by session")
+
+
+def _manager_lookups(probe: Probe) -> None:
+    probe.connect()
+    manager, sid = probe.server.manager, probe.seen["sid"]
+    if manager.eio_sid_from_sid(sid, "/") != PROBE_SID:
+        raise Broken("manager.eio_sid_from_sid() does not find the session")
+    if manager.sid_from_eio_sid(PROBE_SID, "/") != sid:
+        raise Broken("manager.sid_from_eio_sid() does not find the socket")
+    if manager.is_connected(sid, "/") is not True:
+        raise Broken("manager.is_connected() is not True for a connected socket")
+
+
+def _binary_packets(probe: Probe) -> None:
+    probe.connect()
+    pending = getattr(probe.server, "_binary_packet", None)
+    if not isinstance(pending, dict):
+        raise Broken("socketio.Server._binary_packet is not a dict")
+    probe.handler("message")(PROBE_SID, BINARY_EVENT_WITH_ONE_ATTACHMENT)
+    if PROBE_SID not in pending:
+        raise Broken("a binary packet waiting for attachments is not kept by Engine.IO sid")
+    decoded = packet.Packet(encoded_packet=BINARY_EVENT_WITH_ONE_ATTACHMENT)
+    if (decoded.packet_type, decoded.attachment_count) != (packet.BINARY_EVENT, 1):
+        raise Broken("socketio.packet.Packet no longer decodes packet_type and attachment_count")
+
+
+def _disconnect_forgets(probe: Probe) -> None:
+    probe.connect()
+    disconnect = probe.handler("disconnect")
+    try:
+        disconnect(PROBE_SID, probe.eio.reason.CLIENT_DISCONNECT)
+    except TypeError:
+        disconnect(PROBE_SID)
+    if probe.seen.get("connected while disconnecting") is not False:
+        raise Broken("a socket still counts as connected while its disconnect handler runs")
+    if probe.server.manager.is_connected(probe.seen["sid"], "/"):
+        raise Broken("the Engine.IO disconnect handler left the socket connected")
+
+
+def _trigger_event(probe: Probe) -> None:
+    parameters = list(inspect.signature(socketio.Server._trigger_event).parameters.values())
+    shape = [(each.name, each.kind) for each in parameters[:3]]
+    expected = [
+        ("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        ("event", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        ("namespace", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+    ]
+    if shape != expected or parameters[3].kind != inspect.Parameter.VAR_POSITIONAL:
+        raise Broken(f"its signature is {inspect.signature(socketio.Server._trigger_event)}")
+
+
+def _manager_initialisation(probe: Probe) -> None:
+    if probe.server.__dict__.get("manager_initialized") is not False:
+        raise Broken("socketio.Server.manager_initialized is not False before the first connect")
+    if not callable(getattr(probe.server.manager, "initialize", None)):
+        raise Broken("the client manager has no initialize()")
+
+
+def _engineio_sockets(probe: Probe) -> None:
+    if not isinstance(getattr(probe.eio, "sockets", None), dict):
+        raise Broken("engineio.Server.sockets is not a dict of sessions")
+    if not isinstance(getattr(probe.eio, "max_http_buffer_size", None), int):
+        raise Broken("engineio.Server.max_http_buffer_size is not a number")
+    if not callable(getattr(probe.eio, "disconnect", None)):
+        raise Broken("engineio.Server.disconnect is gone")
+    if not isinstance(getattr(probe.eio.reason, "SERVER_DISCONNECT", None), str):
+        raise Broken("engineio.Server.reason.SERVER_DISCONNECT is gone")
+    socket = Socket(probe.eio, PROBE_SID)
+    for name in ("closed", "closing", "upgraded"):
+        if not isinstance(getattr(socket, name, None), bool):
+            raise Broken(f"engineio.socket.Socket.{name} is not a flag")
+    if not callable(getattr(socket.queue, "empty", None)) or not callable(socket.send):
+        raise Broken("engineio.socket.Socket has no queue with empty(), or no send()")
+    close = inspect.signature(Socket.close).parameters
+    if not {"wait", "abort", "reason"} <= set(close):
+        raise Broken(f"Socket.close{inspect.signature(Socket.close)} lacks wait, abort or reason")
+    if not callable(getattr(Socket, "_websocket_handler", None)):
+        raise Broken("engineio.socket.Socket._websocket_handler is gone")
+
+
+def _ping_timer(probe: Probe) -> None:
+    socket = Socket(probe.eio, PROBE_SID)
+    started: list[Any] = []
+    probe.eio.start_background_task = lambda target, *args, **kwargs: started.append(target)
+    try:
+        socket.last_ping = True
+        socket.schedule_ping()
+    except AttributeError as error:
+        raise Broken(f"Socket.schedule_ping() failed: {error}") from None
+    finally:
+        del probe.eio.start_background_task
+    if [getattr(target, "__func__", None) for target in started] != [Socket._send_ping]:
+        raise Broken("the ping timer is not Socket._send_ping started by start_background_task")
+    if probe.async_mode == "eventlet" and "g" not in vars(probe.eio._async["thread"](target=print)):
+        raise Broken("python-engineio's eventlet thread has no green thread in .g to kill")
+
+
+def _websocket_driver(probe: Probe) -> None:
+    drivers = getattr(probe.eio, "_async", None)
+    if not isinstance(drivers, dict) or not callable(drivers.get("websocket")):
+        raise Broken("engineio.Server._async has no 'websocket' class")
+
+
+def _engineio_decoding(probe: Probe) -> None:
+    if eio_packet.Packet(encoded_packet="4probe").packet_type != eio_packet.MESSAGE:
+        raise Broken("engineio.packet.Packet does not decode a message")
+    if len(eio_payload.Payload(encoded_payload="4a\x1e4b").packets) != 2:
+        raise Broken("engineio.payload.Payload does not decode a payload")
+    try:
+        eio_packet.Packet(encoded_packet="")
+    except Exception:
+        return
+    raise Broken("engineio.packet.Packet accepts an empty message")
+
+
+def _eventlet_websocket(probe: Probe) -> None:
+    if probe.async_mode != "eventlet":
+        return
+    from engineio.async_drivers.eventlet import WebSocketWSGI
+    from eventlet.websocket import FailedConnectionError, RFC6455WebSocket
+
+    ws = WebSocketWSGI(lambda ws: None, probe.eio)
+    if not hasattr(ws, "max_frame_length") or not hasattr(ws, "support_legacy_versions"):
+        raise Broken("WebSocketWSGI has no max_frame_length or support_legacy_versions")
+    if not callable(getattr(WebSocketWSGI, "_handle_hybi_request", None)):
+        raise Broken("WebSocketWSGI._handle_hybi_request is gone")
+    if "message" not in inspect.signature(RFC6455WebSocket._recv_frame).parameters:
+        raise Broken("RFC6455WebSocket._recv_frame takes no message")
+    mask = list(inspect.signature(RFC6455WebSocket._apply_mask).parameters)
+    if mask != ["data", "mask", "length", "offset"]:
+        raise Broken(f"RFC6455WebSocket._apply_mask takes {mask}")
+    if not issubclass(FailedConnectionError, Exception):
+        raise Broken("eventlet.websocket.FailedConnectionError is not an exception")
+
+
+CLOSED_SESSION_TEXT = "Session is disconnected"
+
+
+def _closed_session_log(probe: Probe) -> None:
+    parameters = list(inspect.signature(probe.eio._log_error_once).parameters)
+    if parameters != ["message", "message_key"]:
+        raise Broken(f"engineio.Server._log_error_once takes {parameters}")
+    import engineio.base_server
+
+    if CLOSED_SESSION_TEXT not in inspect.getsource(engineio.base_server):
+        raise Broken(f"python-engineio no longer says {CLOSED_SESSION_TEXT!r}")
+
+
+CONTRACTS = (
+    Contract("whitelist.E101", "engineio.Server.handlers", ERROR, _handlers_registered),
+    Contract("whitelist.E102", "socketio.Server.get_environ", ERROR, _environ_identity),
+    Contract("whitelist.E103", "socketio.base_manager.BaseManager", ERROR, _manager_lookups),
+    Contract("whitelist.E104", "socketio.Server._binary_packet", ERROR, _binary_packets),
+    Contract(
+        "whitelist.E105", "socketio.Server._handle_eio_disconnect", ERROR, _disconnect_forgets
+    ),
+    Contract("whitelist.E106", "socketio.Server._trigger_event", ERROR, _trigger_event),
+    Contract(
+        "whitelist.E107", "socketio.Server.manager_initialized", ERROR, _manager_initialisation
+    ),
+    Contract("whitelist.E108", "engineio.socket.Socket", ERROR, _engineio_sockets),
+    Contract("whitelist.E109", "engineio.socket.Socket._send_ping", ERROR, _ping_timer),
+    Contract("whitelist.E110", "engineio.Server._async", ERROR, _websocket_driver),
+    Contract("whitelist.E111", "engineio.packet.Packet", ERROR, _engineio_decoding),
+    Contract("whitelist.E112", "eventlet.websocket.RFC6455WebSocket", ERROR, _eventlet_websocket),
+    Contract("whitelist.W101", "engineio.Server._log_error_once", WARNING, _closed_session_log),
+)
+
+
+@functools.cache
+def verify(async_mode: str) -> tuple[Breach, ...]:
+    """The contracts that do not hold for ``async_mode`` (cached: upstream code stays put)."""
+    breaches = []
+    for contract in CONTRACTS:
+        try:
+            contract.check(Probe(async_mode))
+        except Broken as broken:
+            breaches.append(Breach(contract, str(broken)))
+        except Exception as error:  # whatever a changed upstream raises is a breach too
+            breaches.append(Breach(contract, f"{type(error).__name__}: {error}"))
+    return tuple(breaches)
+
+
+def ensure(async_mode: str) -> None:
+    """Raise ``EngineContractError`` for broken contracts; log the warning-level ones."""
+    breaches = verify(async_mode)
+    errors = [breach for breach in breaches if breach.contract.severity == ERROR]
+    for breach in breaches:
+        if breach.contract.severity == WARNING:
+            logger.warning("Engine contract %s; the hook stays, without effect", breach)
+    if errors:
+        raise EngineContractError(errors)
