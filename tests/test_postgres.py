@@ -160,7 +160,7 @@ def test_a_stalled_revision_table_neither_freezes_sockets_nor_the_watcher(
         waker = postgres.connect()
         waker.autocommit = True
         with waker.cursor() as cursor:  # wake every watcher: its read now waits on the lock
-            cursor.execute("SELECT pg_notify('whitelist.rules.changes', 'stall')")
+            cursor.execute("SELECT pg_notify('whitelist.changes', 'stall')")
         waker.close()
         assert connect_and_call(node.url) >= 1  # while the lock is still held
         assert wait_until(lambda: "Allowlist refresh failed" in node.log()[start:], 15)
