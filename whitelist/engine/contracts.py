@@ -227,8 +227,8 @@ def _ping_timer(probe: Probe) -> None:
         raise Broken(f"Socket.schedule_ping() failed: {error}") from None
     finally:
         del probe.eio.start_background_task
-    if [getattr(target, "__func__", None) for target in started] != [Socket._send_ping]:
-        raise Broken("the ping timer is not Socket._send_ping started by start_background_task")
+    if [getattr(target, "__self__", None) for target in started] != [socket]:
+        raise Broken("the ping timer is not a Socket method started by start_background_task")
     if probe.async_mode == "eventlet" and "g" not in vars(probe.eio._async["thread"](target=print)):
         raise Broken("python-engineio's eventlet thread has no green thread in .g to kill")
 

@@ -399,7 +399,9 @@ def end_ping_timers_with_their_sessions(server: GuardedServer) -> None:
 
     def start_tracking_ping_timers(target: Any, *args: Any, **kwargs: Any) -> Any:
         task = start_background_task(target, *args, **kwargs)
-        if getattr(target, "__func__", None) is Socket._send_ping:
+        # The admin UI's development mode makes _send_ping a partialmethod, whose
+        # partial carries the Socket as __self__ but no __func__.
+        if isinstance(getattr(target, "__self__", None), Socket):
             timers[target.__self__.sid] = task
         return task
 

@@ -215,8 +215,14 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         )
 
     def instrument(self, *args: Any, **kwargs: Any) -> Any:
-        """python-socketio's admin UI, told of a connect only once the guard admitted it."""
+        """python-socketio's admin UI, told of a connect only once the guard admitted it.
+
+        ``instrument()`` registers Engine.IO connect and disconnect handlers of
+        its own, which dropped the session hooks (origins, deadlines, clean-up):
+        they are put back in front of them.
+        """
         admin = super().instrument(*args, **kwargs)
+        upstream.hook_engineio_sessions(self)
         upstream.guard_before_instrumentation(self)
         return admin
 
