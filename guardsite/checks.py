@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,25 @@ def check_tls_certificate_expiry(app_configs: Any = None, **kwargs: Any) -> list
             )
         ]
     return []
+
+
+@register(Tags.compatibility)
+def check_eventlet_protocol(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The eventlet internals ``serving.Protocol`` overrides are still there (runsocket).
+
+    Checked once eventlet is imported, as runsocket does before its checks;
+    whitelist/engine/REACH.md lists the override.
+    """
+    if "eventlet" not in sys.modules:
+        return []
+    from .serving import protocol_contract_breaches
+
+    return [
+        Error(
+            f"eventlet.wsgi.HttpProtocol changed: {breach}.",
+            hint="Install an eventlet release in the tested range, or update "
+            "guardsite/serving.py's Protocol.",
+            id="guardsite.E003",
+        )
+        for breach in protocol_contract_breaches()
+    ]

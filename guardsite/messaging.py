@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from typing import Any
 
 import redis
@@ -19,44 +18,10 @@ import socketio
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from whitelist.engine.logs import OncePerOutage
+
 # A Redis that does not answer must not hold a handler or a view for minutes.
 _OPTIONS = {"socket_connect_timeout": 2, "socket_keepalive": True}
-
-
-# python-socketio retries a lost Redis every 1, 2, 4 ... 60 s: a quieter gap ends an outage.
-OUTAGE_ENDS_AFTER_QUIET_SECONDS = 120
-
-
-class OncePerOutage(logging.Filter):
-    """Lets the first retry error of a Redis outage through; later ones become DEBUG.
-
-    python-socketio's ``RedisManager`` logs every retry of a lost Redis at
-    ERROR and never says when it is back (an outage of an hour: about seventy
-    errors). It logs on the logger it is given from 5.15 on, on the
-    ``socketio`` logger before: this filter sits on both. "... giving up"
-    (an emit lost) stays an ERROR every time.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._last_failure = float("-inf")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = str(record.msg)
-        if record.levelno < logging.WARNING or not message.startswith("Cannot "):
-            return True
-        if "retrying" not in message:
-            return True
-        now = time.monotonic()
-        repeat = now - self._last_failure < OUTAGE_ENDS_AFTER_QUIET_SECONDS
-        self._last_failure = now
-        if not repeat:
-            cause = getattr(record, "redis_exception", None)
-            record.msg = message + (f" ({cause})" if cause else "")
-            record.msg += " (further retries of this outage are logged at DEBUG)"
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 QUEUE_LOGGER = "guardsite.messaging.queue"

@@ -5,6 +5,7 @@ This module assumes ``eventlet.monkey_patch()`` already ran (see manage.py).
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import logging
 import re
@@ -139,6 +140,19 @@ HANDSHAKE_HINTS = {
     "WRONG_VERSION_NUMBER": "not TLS, or a TLS version below 1.2",
     "UNSUPPORTED_PROTOCOL": "a TLS version below 1.2",
 }
+
+
+def protocol_contract_breaches() -> list[str]:
+    """What ``Protocol`` relies on in eventlet's ``HttpProtocol`` and no longer finds."""
+    base = eventlet.wsgi.HttpProtocol
+    breaches = []
+    for name in ("handle", "_read_request_line"):
+        method = getattr(base, name, None)
+        if not callable(method):
+            breaches.append(f"{name}() is gone")
+        elif list(inspect.signature(method).parameters) != ["self"]:
+            breaches.append(f"{name}() takes {list(inspect.signature(method).parameters)}")
+    return breaches
 
 
 class Protocol(eventlet.wsgi.HttpProtocol):

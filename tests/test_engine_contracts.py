@@ -17,7 +17,7 @@ from engineio.socket import Socket
 
 from harness.live import ROOT, free_port, server_env
 from whitelist import GuardedServer
-from whitelist.engine import contracts
+from whitelist.engine import contracts, logs
 
 MODES = ["threading", "eventlet"]
 
@@ -102,7 +102,7 @@ def test_manage_py_check_reports_a_broken_assumption_as_an_error(
 def test_a_changed_log_text_is_a_warning_not_a_refusal(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(contracts, "CLOSED_SESSION_TEXT", "Words python-engineio never used")
+    monkeypatch.setattr(logs, "CLOSED_SESSION_RACE", "Words python-engineio never used")
     with caplog.at_level(logging.WARNING, logger="whitelist.engine.contracts"):
         GuardedServer(async_mode="threading")
     assert "whitelist.W101: engineio.Server._log_error_once" in caplog.text
@@ -138,3 +138,11 @@ def test_runsocket_refuses_to_start_on_a_changed_upstream(tmp_path: Path) -> Non
     assert "whitelist.E102" in result.stderr
     assert "socketio.Server.get_environ" in result.stderr
     assert "Quit with CONTROL-C" not in result.stdout
+
+
+def test_the_guarded_server_keeps_every_attribute_python_socketio_sets() -> None:
+    """A subclass attribute named like one of python-socketio's (``namespaces``) breaks it."""
+    plain = vars(socketio.Server(async_mode="threading"))
+    guarded = vars(GuardedServer(async_mode="threading"))
+    changed = [name for name, value in plain.items() if type(guarded.get(name)) is not type(value)]
+    assert changed == []

@@ -23,6 +23,7 @@ from django.test import override_settings
 from harness.live import wait_until
 from tests.clients import try_connect
 from tests.inprocess import MODES, serving
+from whitelist.engine import sockets
 from whitelist.gate.origin_gate import OriginGate
 from whitelist.models import AllowedOrigin
 from whitelist.rules.cache import allowlist
@@ -57,11 +58,6 @@ def instrumented(server: GuardedServer, mode: str) -> Iterator[str]:
         # It patches python-engineio's Socket class itself, in every mode: a second
         # instrument() in the same process would then recurse for good.
         admin.uninstrument()
-
-
-def forgotten(server: GuardedServer) -> bool:
-    """Nothing is left of the server's Engine.IO sessions."""
-    return not server.session_origins and not server.pending_binary_bytes
 
 
 def handshake(url: str, origin: str) -> str:
@@ -100,8 +96,8 @@ def test_sessions_that_connect_nothing_are_closed_on_time(async_mode: str) -> No
     with instrumented(server, "production") as url:
         for origin in (REFUSED, ALLOWED, REFUSED):
             handshake(url, origin)
-        assert len(server.eio.sockets) == 3
-        assert wait_until(lambda: len(server.eio.sockets) == 0, WAIT)
+        assert sockets.session_count(server.eio) == 3
+        assert wait_until(lambda: sockets.session_count(server.eio) == 0, WAIT)
 
 
 def test_a_closed_session_leaves_nothing_behind(server: GuardedServer) -> None:
@@ -109,9 +105,9 @@ def test_a_closed_session_leaves_nothing_behind(server: GuardedServer) -> None:
         for transport in ("polling", "websocket"):
             outcome, client = try_connect(url, origin=ALLOWED, transport=transport, keep=True)
             assert outcome.welcome is not None
-            assert len(server.session_origins) == 1
+            assert len(server.sessions) == 1
             client.disconnect()
-            assert wait_until(lambda: forgotten(server), WAIT)
+            assert wait_until(lambda: len(server.sessions) == 0, WAIT)
 
 
 def test_ping_timers_are_known_and_end_with_their_session() -> None:
@@ -123,8 +119,10 @@ def test_ping_timers_are_known_and_end_with_their_session() -> None:
         outcome, client = try_connect(url, origin=ALLOWED, transport="websocket", keep=True)
         try:
             assert outcome.welcome is not None
-            assert wait_until(lambda: client.eio.sid in server.ping_timers, WAIT)
-            timer = server.ping_timers[client.eio.sid]
+            state = server.sessions.get(client.eio.sid)
+            assert state is not None
+            assert wait_until(lambda: state.ping_timer is not None, WAIT)
+            timer = state.ping_timer
         finally:
             client.disconnect()
         assert wait_until(lambda: timer.g.dead, WAIT)
@@ -158,7 +156,7 @@ def test_binary_attachment_caps_still_close_the_session(server: GuardedServer) -
             assert ws.recv().startswith("40")
             attachments: list[Any] = [{"_placeholder": True, "num": n} for n in range(3)]
             ws.send("453-" + json.dumps(["big", *attachments]))
-            assert wait_until(lambda: forgotten(server), WAIT)
+            assert wait_until(lambda: len(server.sessions) == 0, WAIT)
         finally:
             ws.close()
             ws.shutdown()
@@ -176,4 +174,4 @@ def test_an_unfinished_binary_packet_is_forgotten_with_its_session(server: Guard
         finally:
             ws.close()
             ws.shutdown()
-        assert wait_until(lambda: forgotten(server), WAIT)
+        assert wait_until(lambda: len(server.sessions) == 0, WAIT)

@@ -109,3 +109,20 @@ def test_every_import_the_readme_shows_works() -> None:
     assert statements
     for statement in statements:
         exec(statement, {})  # noqa: S102 - the README's own import lines
+
+
+# The project's eventlet server (runsocket) may use eventlet's public API beside
+# the engine layer; REACH.md lists guardsite/serving.py's one private override.
+EVENTLET_USERS = {"manage.py", "guardsite/serving.py", "guardsite/management/commands/runsocket.py"}
+
+
+def test_engineio_and_eventlet_are_imported_only_by_the_engine_layer() -> None:
+    sources = [*APP.rglob("*.py"), *(ROOT / "guardsite").rglob("*.py"), ROOT / "manage.py"]
+    importing = {
+        str(path.relative_to(ROOT)): sorted(used)
+        for path in sorted(sources)
+        if (used := third_party_imports(path) & {"engineio", "eventlet"})
+        and not path.is_relative_to(APP / "engine")
+    }
+    assert {path: used for path, used in importing.items() if path not in EVENTLET_USERS} == {}
+    assert all(used == ["eventlet"] for used in importing.values())

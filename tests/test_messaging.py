@@ -8,6 +8,7 @@ import pytest
 
 from guardsite import messaging
 from harness.live import free_port
+from whitelist.engine import logs
 
 RETRY = "Cannot receive from redis... retrying in %s secs"
 
@@ -16,15 +17,15 @@ def test_retries_of_one_outage_are_one_error(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = [1000.0]
-    monkeypatch.setattr(messaging.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
     logger = logging.getLogger("tests.queue")
-    logger.addFilter(messaging.OncePerOutage())
+    logger.addFilter(logs.OncePerOutage())
     caplog.set_level(logging.DEBUG, logger="tests.queue")
     for seconds in (1, 2, 4, 8, 16, 32, 60, 60):  # python-socketio's backoff
         logger.error(RETRY, seconds)
         now[0] += seconds
     logger.info("redis backend initialized.")
-    now[0] += messaging.OUTAGE_ENDS_AFTER_QUIET_SECONDS  # back, then lost again
+    now[0] += logs.OUTAGE_ENDS_AFTER_QUIET_SECONDS  # back, then lost again
     logger.error(RETRY, 1)
     levels = [(record.levelname, record.getMessage()[:26]) for record in caplog.records]
     assert levels == [

@@ -79,7 +79,7 @@ def test_without_a_token_setting_metrics_are_not_served(
 def test_a_namespace_the_server_never_registered_is_not_a_label_value() -> None:
     """With namespaces="*", a client names any namespace: it must not choose label values."""
     server = SimpleNamespace(
-        handlers={"/": {}, "/chat": {}}, open_sockets=[], eio=SimpleNamespace(sockets={})
+        handled_namespaces={"/", "/chat"}, open_sockets=[], eio=SimpleNamespace(sockets={})
     )
     metrics = GuardMetrics(server, AllowlistCache(load=lambda: None))  # type: ignore[arg-type]
     metrics.count_connect("refused", "origin-not-allowed", "/made-up-" + "x" * 50)
@@ -92,7 +92,9 @@ def test_a_namespace_the_server_never_registered_is_not_a_label_value() -> None:
 
 @pytest.mark.parametrize(("public", "status"), [(True, "200 OK"), (False, "404 Not Found")])
 def test_public_metrics_need_no_token_and_only_when_asked_for(public: bool, status: str) -> None:
-    server = SimpleNamespace(handlers={"/": {}}, open_sockets=[], eio=SimpleNamespace(sockets={}))
+    server = SimpleNamespace(
+        handled_namespaces={"/"}, open_sockets=[], eio=SimpleNamespace(sockets={})
+    )
     metrics = GuardMetrics(server, AllowlistCache(load=lambda: None))  # type: ignore[arg-type]
 
     def django(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

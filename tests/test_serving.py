@@ -122,3 +122,17 @@ def test_silent_connections_are_closed_after_the_socket_timeout(
             assert closed_by_server(raw), what
     outcome, _ = try_connect(server.url, origin="http://localhost", transport="websocket")
     assert outcome.error is not None  # and the server still answers
+
+
+def test_a_changed_eventlet_protocol_is_a_named_check_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import eventlet.wsgi
+
+    from guardsite.checks import check_eventlet_protocol
+
+    assert check_eventlet_protocol() == []
+    monkeypatch.delattr(eventlet.wsgi.HttpProtocol, "_read_request_line")
+    errors = check_eventlet_protocol()
+    assert [error.id for error in errors] == ["guardsite.E003"]
+    assert "_read_request_line() is gone" in errors[0].msg

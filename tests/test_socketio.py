@@ -26,7 +26,7 @@ from harness.live import wait_until
 from tests.clients import Outcome, merged, try_connect
 from tests.inprocess import MODES, serving
 from whitelist.core.ratelimited_log import RateLimitedLog
-from whitelist.engine import hooks as upstream
+from whitelist.engine import messages
 from whitelist.gate.origin_gate import OriginGate
 from whitelist.models import AllowedOrigin
 from whitelist.rules.cache import AllowlistCache, allowlist
@@ -560,7 +560,7 @@ def test_a_session_sending_garbage_is_closed_and_logged_at_a_bounded_rate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """python-engineio logged an 18-line traceback per broken message and kept the session."""
-    monkeypatch.setattr(upstream, "malformed_log", RateLimitedLog(upstream.logger))
+    monkeypatch.setattr(messages, "malformed_log", RateLimitedLog(messages.logger))
     caplog.set_level(logging.DEBUG)
     endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
     ws = websocket.create_connection(endpoint, origin=origin, timeout=10)
@@ -616,7 +616,7 @@ def test_a_session_id_is_no_use_to_another_origin(server: GuardedServer, url: st
         assert client.call("ping_back", timeout=10) == "pong"  # the owner is not disturbed
     finally:
         client.disconnect()
-    assert wait_until(lambda: not server.session_origins)  # forgotten with the session
+    assert wait_until(lambda: len(server.sessions) == 0)  # forgotten with the session
 
 
 FIVE_ATTACHMENTS = "55-" + json.dumps(
@@ -643,7 +643,7 @@ def test_binary_attachments_beyond_the_caps_close_the_session(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A client announcing 5,999,999,999 attachments and sending 40 of 999 KB grew the server."""
-    monkeypatch.setattr(upstream, "malformed_log", RateLimitedLog(upstream.logger))
+    monkeypatch.setattr(messages, "malformed_log", RateLimitedLog(messages.logger))
     caplog.set_level(logging.WARNING, logger="whitelist")
     endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
     ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=10)
@@ -659,4 +659,4 @@ def test_binary_attachments_beyond_the_caps_close_the_session(
     finally:
         ws.close()
         ws.shutdown()
-    assert wait_until(lambda: not server.pending_binary_bytes)
+    assert wait_until(lambda: len(server.sessions) == 0)

@@ -219,6 +219,7 @@ def test_wheel_protects_a_fresh_django_project(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert "whitelist/server/guarded.py" in names
+    assert "whitelist/engine/REACH.md" in names
     assert not [name for name in names if name.startswith(("guardsite/", "tests/"))]
 
     venv = tmp_path / "venv"

@@ -17,6 +17,7 @@ contract whose hook only keeps the log quiet is a warning.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import logging
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from engineio import packet as eio_packet
 from engineio import payload as eio_payload
 from engineio.socket import Socket
 from socketio import packet
+
+from whitelist.engine import logs, sockets
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +160,8 @@ def _binary_packets(probe: Probe) -> None:
     probe.handler("message")(PROBE_SID, BINARY_EVENT_WITH_ONE_ATTACHMENT)
     if PROBE_SID not in pending:
         raise Broken("a binary packet waiting for attachments is not kept by Engine.IO sid")
+    if not issubclass(getattr(probe.server, "packet_class", object), packet.Packet):
+        raise Broken("socketio.Server.packet_class is not the packet class it decodes with")
     decoded = packet.Packet(encoded_packet=BINARY_EVENT_WITH_ONE_ATTACHMENT)
     if (decoded.packet_type, decoded.attachment_count) != (packet.BINARY_EVENT, 1):
         raise Broken("socketio.packet.Packet no longer decodes packet_type and attachment_count")
@@ -173,6 +178,22 @@ def _disconnect_forgets(probe: Probe) -> None:
         raise Broken("a socket still counts as connected while its disconnect handler runs")
     if probe.server.manager.is_connected(probe.seen["sid"], "/"):
         raise Broken("the Engine.IO disconnect handler left the socket connected")
+
+
+def _malformed_messages(probe: Probe) -> None:
+    from whitelist.engine.messages import MALFORMED
+
+    probe.connect()
+    for message in ("9", "0/probe,{", b"\x00\x01"):
+        try:
+            probe.handler("message")(PROBE_SID, message)
+        except MALFORMED:
+            continue
+        except Exception as error:
+            raise Broken(
+                f"{message!r} raised {type(error).__name__}, not one of {MALFORMED}"
+            ) from None
+        raise Broken(f"{message!r} raised nothing")
 
 
 def _trigger_event(probe: Probe) -> None:
@@ -227,7 +248,7 @@ def _ping_timer(probe: Probe) -> None:
         raise Broken(f"Socket.schedule_ping() failed: {error}") from None
     finally:
         del probe.eio.start_background_task
-    if [getattr(target, "__self__", None) for target in started] != [socket]:
+    if [sockets.owning_socket(target) for target in started] != [socket]:
         raise Broken("the ping timer is not a Socket method started by start_background_task")
     if probe.async_mode == "eventlet" and "g" not in vars(probe.eio._async["thread"](target=print)):
         raise Broken("python-engineio's eventlet thread has no green thread in .g to kill")
@@ -271,17 +292,27 @@ def _eventlet_websocket(probe: Probe) -> None:
         raise Broken("eventlet.websocket.FailedConnectionError is not an exception")
 
 
-CLOSED_SESSION_TEXT = "Session is disconnected"
+def _says(module_name: str, words: str) -> None:
+    """Does the upstream module still write these words? (A log filter matches them.)"""
+    module = importlib.import_module(module_name)
+    if words not in inspect.getsource(module):
+        raise Broken(f"{module_name} no longer says {words!r}")
 
 
 def _closed_session_log(probe: Probe) -> None:
     parameters = list(inspect.signature(probe.eio._log_error_once).parameters)
     if parameters != ["message", "message_key"]:
         raise Broken(f"engineio.Server._log_error_once takes {parameters}")
-    import engineio.base_server
+    _says("engineio.base_server", logs.CLOSED_SESSION_RACE.strip("'"))
 
-    if CLOSED_SESSION_TEXT not in inspect.getsource(engineio.base_server):
-        raise Broken(f"python-engineio no longer says {CLOSED_SESSION_TEXT!r}")
+
+def _socket_shutdown_text(probe: Probe) -> None:
+    if probe.async_mode == "eventlet":
+        _says("eventlet.websocket", logs.SOCKET_SHUTDOWN_ERROR.partition(":")[0])
+
+
+def _redis_retry_text(probe: Probe) -> None:
+    _says("socketio.redis_manager", logs.REDIS_RETRY_WORD)
 
 
 CONTRACTS = (
@@ -301,7 +332,10 @@ CONTRACTS = (
     Contract("whitelist.E110", "engineio.Server._async", ERROR, _websocket_driver),
     Contract("whitelist.E111", "engineio.packet.Packet", ERROR, _engineio_decoding),
     Contract("whitelist.E112", "eventlet.websocket.RFC6455WebSocket", ERROR, _eventlet_websocket),
+    Contract("whitelist.E113", "socketio.Server._handle_eio_message", ERROR, _malformed_messages),
     Contract("whitelist.W101", "engineio.Server._log_error_once", WARNING, _closed_session_log),
+    Contract("whitelist.W102", "eventlet.websocket (wsgi.errors)", WARNING, _socket_shutdown_text),
+    Contract("whitelist.W103", "socketio.RedisManager (its log)", WARNING, _redis_retry_text),
 )
 
 

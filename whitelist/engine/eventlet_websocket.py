@@ -5,7 +5,7 @@ which unmasks every client frame one byte at a time in Python (one 999 KB frame
 cost 230 ms of CPU and held up every other socket for as long) and caps each
 frame but not the message, so a fragmented message never finished could grow
 to 30 MB. ``GuardedWebSocketWSGI`` is installed as python-engineio's websocket
-class (``upstream.use_guarded_websockets``) and changes each connection it opens:
+class (``websockets.use_guarded_websockets``) and changes each connection it opens:
 
 * frames are unmasked with one big-integer XOR (about a millisecond per MB);
 * a message, however fragmented, may hold at most ``max_http_buffer_size``
@@ -16,7 +16,7 @@ class (``upstream.use_guarded_websockets``) and changes each connection it opens
 
 The threading mode's WebSocket (simple-websocket on wsproto) already unmasks
 with translation tables and caps whole messages; it gets no pre-connect budget.
-Every mode checks that messages are Engine.IO packets (``whitelist.engine.packets``).
+Every mode checks that messages are Engine.IO packets (``whitelist.engine.websockets``).
 
 This reaches eventlet's private ``RFC6455WebSocket`` internals (``_recv_frame``,
 ``_apply_mask``, ``max_frame_length``, ``_handle_hybi_request``), checked

@@ -24,7 +24,9 @@ descriptors. ``SessionLifecycle`` replaces that wait:
   if it ended without a welcome.
 
 Deadlines are kept in insertion order, so each sweep costs only the sessions
-that expire.
+that expire. Everything else the guard keeps about a session is one
+``EngineSession``, created when python-engineio opens it and dropped when it
+closes.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from whitelist.conf import conf
-from whitelist.engine import hooks as upstream
+from whitelist.engine import sockets
 
 logger = logging.getLogger(__name__)
 
@@ -45,28 +48,59 @@ REFUSED_CONNECT_SECONDS = 3.0
 SWEEP_SECONDS = 0.5
 
 
-class SessionLifecycle:
-    """Deadlines for one Engine.IO server's sessions, and a close that never blocks."""
+@dataclass(slots=True)
+class EngineSession:
+    """What the guard keeps about one open Engine.IO session."""
+
+    # The origin of its handshake: every later request must name the same one.
+    origin: str | None
+    # Bytes of binary attachments received for the packet being assembled.
+    pending_binary_bytes: int = 0
+    # python-engineio's ping task, killed when the session closes (eventlet).
+    ping_timer: Any = None
+    # A socket of it was welcomed: no connect deadline, no pre-connect budget.
+    joined: bool = False
+    # The guard refused the connect being handled: the session closes after a grace.
+    refused_by_guard: bool = False
+    # Sockets the guard admitted, by namespace, until python-socketio acknowledges them.
+    unwelcomed: dict[str, Any] = field(default_factory=dict)
+
+
+class EngineSessions:
+    """One Engine.IO server's sessions: their state, their deadlines, a close that never blocks."""
 
     def __init__(self, eio: Any) -> None:
         self.eio = eio
+        self._states: dict[str, EngineSession] = {}
         self._lock = threading.Lock()
         # Sessions without a welcomed socket yet, by the time they must have one; one
         # dict per timeout, so that each stays in deadline order.
         self._unjoined: dict[str, float] = {}
         self._unjoined_refused: dict[str, float] = {}
-        # Sessions that have had a socket welcomed: no deadline, no budget.
-        self._joined: set[str] = set()
         # Sessions whose connect the guard refused, closed at this time.
         self._refused: dict[str, float] = {}
         # Polling sessions told CLOSE, closed after their next poll or at this time.
         self._closing: dict[str, float] = {}
 
     def __len__(self) -> int:
+        """The sessions open now, as the guard knows them."""
+        return len(self._states)
+
+    def pending_deadlines(self) -> int:
+        """Deadlines not reached yet (connects, refusals, closes)."""
         return sum(map(len, (self._unjoined, self._unjoined_refused, self._refused, self._closing)))
 
-    def opened(self, sid: str, *, allowed: bool) -> None:
-        """A new session: it must have a welcomed socket in time."""
+    def get(self, sid: str | None) -> EngineSession | None:
+        """The session's state, or None when it is closed or was never opened here."""
+        return self._states.get(sid)  # type: ignore[arg-type]
+
+    def opened(self, sid: str, origin: str | None, *, allowed: bool) -> EngineSession:
+        """python-engineio accepted a new session: it must have a welcomed socket in time."""
+        state = self._states[sid] = EngineSession(origin)
+        self._start_connect_clock(sid, allowed=allowed)
+        return state
+
+    def _start_connect_clock(self, sid: str, *, allowed: bool) -> None:
         seconds = conf.WHITELIST_CONNECT_TIMEOUT
         deadlines = self._unjoined
         if not allowed:
@@ -83,16 +117,21 @@ class SessionLifecycle:
 
     def connect_handled(self, sid: str) -> None:
         """The connect is answered: if nothing was welcomed or refused, the clock restarts."""
+        state = self._states.get(sid)
+        if state is None or state.joined:
+            return
         with self._lock:
-            if sid in self._joined or sid in self._refused or sid in self._closing:
+            if sid in self._refused or sid in self._closing:
                 return
-        if upstream.engineio_socket(self.eio, sid) is not None:
-            self.opened(sid, allowed=True)
+        if sockets.engineio_socket(self.eio, sid) is not None:
+            self._start_connect_clock(sid, allowed=True)
 
     def joined(self, sid: str) -> None:
         """A socket of this session was welcomed: no connect deadline any more."""
+        state = self._states.get(sid)
+        if state is not None:
+            state.joined = True
         with self._lock:
-            self._joined.add(sid)
             self._unjoined.pop(sid, None)
             self._unjoined_refused.pop(sid, None)
             self._refused.pop(sid, None)
@@ -106,45 +145,46 @@ class SessionLifecycle:
 
     def has_joined(self, sid: str) -> bool:
         """Has a socket of this session been welcomed?"""
-        return sid in self._joined
+        state = self._states.get(sid)
+        return state is not None and state.joined
 
-    def ended(self, sid: str) -> None:
-        """python-engineio closed the session."""
+    def ended(self, sid: str) -> EngineSession | None:
+        """python-engineio closed the session: forget it; its last state, if it had one."""
         with self._lock:
             self._unjoined.pop(sid, None)
             self._unjoined_refused.pop(sid, None)
             self._refused.pop(sid, None)
             self._closing.pop(sid, None)
-            self._joined.discard(sid)
+        return self._states.pop(sid, None)
 
     def close(self, sid: str) -> None:
         """End a session without waiting for its client; what is queued is still sent."""
-        socket = upstream.engineio_socket(self.eio, sid)
+        socket = sockets.engineio_socket(self.eio, sid)
         if socket is None:
             return
-        if upstream.is_websocket(socket):
-            upstream.close_engineio_session(self.eio, sid, abort=False)
+        if sockets.is_websocket(socket):
+            sockets.close_engineio_session(self.eio, sid, abort=False)
             return
         with self._lock:
             if sid in self._closing:
                 return
             self._closing[sid] = time.monotonic() + CLOSE_GRACE_SECONDS
-        upstream.tell_engineio_close(socket)
+        sockets.tell_engineio_close(socket)
 
     def disconnect(self, sid: str | None = None) -> None:
         """``engineio.Server.disconnect``, without its wait for the client."""
         if sid is not None:
             self.close(sid)
             return
-        for each in list(self.eio.sockets):
-            upstream.close_engineio_session(self.eio, each, abort=False)
+        for each in sockets.session_ids(self.eio):
+            sockets.close_engineio_session(self.eio, each, abort=False)
 
     def polled(self, sid: str) -> None:
         """A poll of ``sid`` returned: close it if it was closing and has nothing left to send."""
         if sid not in self._closing:
             return
-        socket = upstream.engineio_socket(self.eio, sid)
-        if socket is None or upstream.has_nothing_queued(socket):
+        socket = sockets.engineio_socket(self.eio, sid)
+        if socket is None or sockets.has_nothing_queued(socket):
             self._end(sid)
 
     def sweep(self, now: float | None = None) -> int:
@@ -172,7 +212,7 @@ class SessionLifecycle:
         with self._lock:
             self._closing.pop(sid, None)
         # The client was already told CLOSE (or never polls again): do not queue another.
-        upstream.close_engineio_session(self.eio, sid, abort=True)
+        sockets.close_engineio_session(self.eio, sid, abort=True)
 
 
 def _pop_expired(deadlines: dict[str, float], now: float, lock: threading.Lock) -> list[str]:

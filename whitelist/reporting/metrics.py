@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from whitelist.engine import hooks as upstream
+from whitelist.engine import sockets
 from whitelist.rules.cache import AllowlistCache
 
 OTHER_NAMESPACE = "(other)"
@@ -37,7 +37,7 @@ class GuardMetrics(Collector):
 
     def count_connect(self, outcome: str, reason: str, namespace: str) -> None:
         """One connect decided: ``outcome`` is ``admitted`` or ``refused``."""
-        if namespace not in upstream.registered_namespaces(self.server) and namespace != "/":
+        if namespace not in self.server.handled_namespaces and namespace != "/":
             namespace = OTHER_NAMESPACE
         with self._lock:
             self._connects[(outcome, reason, namespace)] += 1
@@ -65,7 +65,7 @@ class GuardMetrics(Collector):
         yield GaugeMetricFamily(
             "whitelist_engineio_sessions",
             "Engine.IO sessions open now",
-            value=upstream.session_count(self.server.eio),
+            value=sockets.session_count(self.server.eio),
         )
         snapshot = self.cache.loaded()
         if snapshot is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,10 +34,17 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from whitelist.conf import conf
 from whitelist.core.ratelimited_log import RateLimitedLog
-from whitelist.engine import contracts
-from whitelist.engine import hooks as upstream
+from whitelist.engine import hooks as engine
+from whitelist.engine import sockets
+from whitelist.engine.calls import (
+    CATCH_ALL,
+    ConnectCall,
+    DisconnectCall,
+    connect_call,
+    disconnect_call,
+)
 from whitelist.engine.polling import undecodable_post
-from whitelist.engine.sessions import SessionLifecycle
+from whitelist.engine.sessions import EngineSessions
 from whitelist.gate.origin_gate import respond_json
 from whitelist.reporting.flushing import Recorder
 from whitelist.reporting.metrics import GuardMetrics
@@ -51,13 +58,6 @@ from whitelist.rules.decision import (
     request_origin,
 )
 from whitelist.server import users
-from whitelist.server.calls import (
-    CATCH_ALL,
-    ConnectCall,
-    DisconnectCall,
-    connect_call,
-    disconnect_call,
-)
 from whitelist.server.events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -104,8 +104,6 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         kwargs["always_connect"] = False
         kwargs["cors_allowed_origins"] = []
         super().__init__(*args, **kwargs)
-        # Every assumption the engine layer makes holds, or the server does not start.
-        contracts.ensure(self.async_mode)
         self.allowlist = allowlist_cache
         self.metrics = GuardMetrics(self, allowlist_cache)
         # The refusal log and rule counters, written by the flusher task.
@@ -118,29 +116,19 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         self._tasks: dict[str, Any] = {}
         self.open_sockets = OpenSockets()
         self._class_namespaces: dict[str, socketio.Namespace] = {}
-        # Admitted sockets by (eio sid, namespace) until python-socketio acknowledges them.
-        self._unwelcomed: dict[tuple[str, str], OpenSocket] = {}
-        # Outcomes decided ahead of the admin UI's report (upstream.guard_before_instrumentation).
+        # The namespaces with a handler (metrics label only these).
+        self.handled_namespaces: set[str] = set()
+        # Outcomes decided ahead of the admin UI's report (whitelist.engine.instrumentation).
         self.decided: dict[tuple[str, str], Any] = {}
         self._watcher: Any = None
         self._watcher_lock = threading.Lock()
         self._stopping = False
         super().on("connect", self._guard_connect(CATCH_ALL, None), namespace=CATCH_ALL)
         super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
-        self.pending_binary_bytes: dict[str, int] = {}
-        upstream.hook_engineio_messages(self)
-        upstream.quiet_closed_session_race(self)
-        # The origin that opened each Engine.IO session (upstream.hook_engineio_sessions).
-        self.session_origins: dict[str, str | None] = {}
-        # Deadlines for sessions that connect no socket, and a close that never blocks.
-        self.sessions = SessionLifecycle(self.eio)
-        self._guard_refused: set[str] = set()
-        upstream.hook_engineio_sessions(self)
-        upstream.use_guarded_websockets(self)
-        # Each session's ping timer, killed when the session closes (eventlet only).
-        self.ping_timers: dict[str, Any] = {}
-        if self.eio.async_mode == "eventlet":
-            upstream.end_ping_timers_with_their_sessions(self)
+        # Each Engine.IO session's state and deadlines, and a close that never blocks.
+        self.sessions = EngineSessions(self.eio)
+        # Checks every upstream assumption first: a changed one stops the server here.
+        engine.install(self)
 
     def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """python-socketio's WSGI entry point; a session is used only by the origin that opened it.
@@ -150,8 +138,9 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         naming another origin than the session's gets HTTP 403.
         """
         sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
-        if sid is not None:
-            opened_by = self.session_origins.get(sid)
+        state = self.sessions.get(sid)
+        if state is not None:
+            opened_by = state.origin
             origin = request_origin(environ)
             if opened_by is not None and origin is not None and origin != opened_by:
                 session_log.log(
@@ -163,11 +152,11 @@ class GuardedServer(BackgroundTasks, socketio.Server):
                 )
                 body = {"message": "This session belongs to another origin."}
                 return respond_json(start_response, "403 Forbidden", body)
-        if sid is not None and upstream.forget_if_closed(self.eio, sid):
+        if sid is not None and sockets.forget_if_closed(self.eio, sid):
             body = {"message": "This session is closed."}
             return respond_json(start_response, "400 Bad Request", body)
-        if upstream.has_session(self.eio, sid) and environ.get("REQUEST_METHOD") == "POST":
-            problem = undecodable_post(environ, upstream.max_payload_bytes(self.eio))
+        if sockets.has_session(self.eio, sid) and environ.get("REQUEST_METHOD") == "POST":
+            problem = undecodable_post(environ, sockets.max_payload_bytes(self.eio))
             if problem is not None:
                 self.sessions.close(sid)  # as python-engineio does after a bad packet
                 return respond_json(start_response, "400 Bad Request", {"message": problem})
@@ -186,6 +175,7 @@ class GuardedServer(BackgroundTasks, socketio.Server):
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]] | None:
         """python-socketio's ``on()``; connect and disconnect handlers get the guard."""
         namespace = namespace or "/"
+        self.handled_namespaces.add(namespace)
 
         def set_handler(handler: Callable[..., Any]) -> Callable[..., Any]:
             if event == "connect":
@@ -209,6 +199,7 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         class-based namespaces in python-socketio's lookup, and hand over to them.
         """
         super().register_namespace(namespace_handler)
+        self.handled_namespaces.add(namespace_handler.namespace)
         self._class_namespaces[namespace_handler.namespace] = namespace_handler
         namespace_handler.trigger_event = closing_connections(  # type: ignore[method-assign]
             namespace_handler.trigger_event
@@ -218,12 +209,10 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         """python-socketio's admin UI, told of a connect only once the guard admitted it.
 
         ``instrument()`` registers Engine.IO connect and disconnect handlers of
-        its own, which dropped the session hooks (origins, deadlines, clean-up):
-        they are put back in front of them.
+        its own: the engine layer puts the session hooks back in front of them.
         """
         admin = super().instrument(*args, **kwargs)
-        upstream.hook_engineio_sessions(self)
-        upstream.guard_before_instrumentation(self)
+        engine.reinstall_after_instrument(self)
         return admin
 
     # -- connect -------------------------------------------------------------------
@@ -287,13 +276,13 @@ class GuardedServer(BackgroundTasks, socketio.Server):
             self._refused_by_handler(call, decision)
             return False
         self.reporter.admitted(decision, call.namespace, call.environ)
-        eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
-        if eio_sid is None:  # the session closed while the handler ran (python-socketio 5.14)
+        state = self.sessions.get(self.manager.eio_sid_from_sid(call.sid, call.namespace))
+        if state is None:  # the session closed while the handler ran (python-socketio 5.14)
             self.users.discard(call.namespace, call.sid)
             return False
         socket = OpenSocket(call.sid, call.namespace, decision, revision)
         self.open_sockets.add(socket)
-        self._unwelcomed[(eio_sid, call.namespace)] = socket
+        state.unwelcomed[call.namespace] = socket
         return result
 
     def _refuse(self, call: ConnectCall, decision: Decision, raise_: bool = True) -> None:
@@ -302,7 +291,9 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         self.reporter.refused(decision, call.namespace, call.environ)
         if not raise_:
             return
-        self._guard_refused.add(self.manager.eio_sid_from_sid(call.sid, call.namespace))
+        state = self.sessions.get(self.manager.eio_sid_from_sid(call.sid, call.namespace))
+        if state is not None:
+            state.refused_by_guard = True
         raise Refused(*refusal_data(decision)) from None
 
     def _refused_by_handler(self, call: ConnectCall, decision: Decision) -> None:
@@ -356,13 +347,24 @@ class GuardedServer(BackgroundTasks, socketio.Server):
             return self._class_namespaces[CATCH_ALL], (namespace,)
         return None
 
+    def handshake_allowed(self, environ: Mapping[str, Any]) -> bool:
+        """Would the rules admit this Engine.IO handshake's origin? (Its connect deadline.)"""
+        return decide(environ, self.allowlist).allowed
+
+    def is_connect_call(self, namespace: str, args: tuple[Any, ...]) -> bool:
+        """Are these the arguments python-socketio passes to a real connect?"""
+        return connect_call(self, namespace, args) is not None
+
+    def is_open(self, namespace: str, sid: str) -> bool:
+        """Was this socket admitted, and is it still open?"""
+        return (namespace, sid) in self.open_sockets
+
     def is_welcomed(self, eio_sid: str, namespace: str, sid: str | None) -> bool:
         """Was this socket admitted, acknowledged and not revoked? (Events wait for that.)"""
-        return (
-            sid is not None
-            and (eio_sid, namespace) not in self._unwelcomed
-            and (namespace, sid) in self.open_sockets
-        )
+        if sid is None or (namespace, sid) not in self.open_sockets:
+            return False
+        state = self.sessions.get(eio_sid)
+        return state is None or namespace not in state.unwelcomed
 
     def preconnect_limit(self, eio_sid: str) -> int | None:
         """The WebSocket message budget of a session with no welcomed socket (None: no budget)."""
@@ -373,14 +375,16 @@ class GuardedServer(BackgroundTasks, socketio.Server):
 
         A session that already has a welcomed socket on another namespace stays.
         """
-        if eio_sid in self._guard_refused:
-            self._guard_refused.discard(eio_sid)
-            if not self.sessions.has_joined(eio_sid):
+        state = self.sessions.get(eio_sid)
+        if state is not None and state.refused_by_guard:
+            state.refused_by_guard = False
+            if not state.joined:
                 self.sessions.refused(eio_sid)
 
     def welcome(self, eio_sid: str, namespace: str) -> None:
         """Welcome the socket python-socketio has just acknowledged, if the guard admitted it."""
-        socket = self._unwelcomed.pop((eio_sid, namespace), None)
+        state = self.sessions.get(eio_sid)
+        socket = state.unwelcomed.pop(namespace, None) if state is not None else None
         if socket is None:
             return
         self.sessions.joined(eio_sid)
@@ -412,8 +416,9 @@ class GuardedServer(BackgroundTasks, socketio.Server):
             if call is None or self.open_sockets.discard(call.namespace, call.sid) is None:
                 logger.debug("Ignored a disconnect call that python-socketio did not make")
                 return None  # or another call for this socket got there first
-            eio_sid = self.manager.eio_sid_from_sid(call.sid, call.namespace)
-            self._unwelcomed.pop((eio_sid, call.namespace), None)  # gone before its welcome
+            state = self.sessions.get(self.manager.eio_sid_from_sid(call.sid, call.namespace))
+            if state is not None:
+                state.unwelcomed.pop(call.namespace, None)  # gone before its welcome
             self.users.discard(call.namespace, call.sid)
             close_connections()
             try:

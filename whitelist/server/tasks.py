@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from whitelist.conf import conf
-from whitelist.engine import hooks as upstream
-from whitelist.engine.sessions import SWEEP_SECONDS, SessionLifecycle
+from whitelist.engine import hooks as engine
+from whitelist.engine.sessions import SWEEP_SECONDS, EngineSessions
 from whitelist.reporting.flushing import Recorder
 from whitelist.rules import changes
 from whitelist.rules.cache import AllowlistCache, Snapshot
@@ -41,7 +41,7 @@ class BackgroundTasks:
     allowlist: AllowlistCache
     open_sockets: OpenSockets
     recorder: Recorder
-    sessions: SessionLifecycle
+    sessions: EngineSessions
     users: SocketUsers
     eio: Any
     manager: Any
@@ -176,7 +176,7 @@ class BackgroundTasks:
         self.start_allowlist_watcher()
         self.start_session_sweeper()
         self.start_reporting()
-        upstream.initialize_manager(self)
+        engine.start_client_manager(self)
 
     def shutdown(self) -> None:
         """Stop the background tasks (after their current sleep) and python-socketio's.

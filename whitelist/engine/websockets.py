@@ -1,15 +1,19 @@
-"""WebSocket messages python-engineio cannot decode end the connection, in every async mode.
+"""Every WebSocket message is an Engine.IO packet, and eventlet's WebSockets get their limits.
 
 python-engineio decodes WebSocket messages outside its error handling: an empty
 message, bad base64 after ``b`` or JSON nested past Python's recursion limit
 raised out of its handler, left the session open and its writer waiting until
 the ping timeout, and reached the WSGI server as a 500 after the 101.
-``PacketCheckingHandler`` hands python-engineio's handler a socket whose
-``wait()`` checks each message first (``upstream.use_guarded_websockets``).
+``use_guarded_websockets`` wraps the WebSocket class in the server's own copy
+of python-engineio's driver table (``Server._async``, ``whitelist.E110``):
+python-engineio's handler gets a socket whose ``wait()`` checks each message
+first, and under eventlet the connection is a ``GuardedWebSocketWSGI``
+(``eventlet_websocket``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +21,8 @@ from typing import Any
 from engineio import packet as eio_packet
 
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine import sockets
+from whitelist.engine.host import GuardHost
 
 logger = logging.getLogger(__name__)
 malformed_log = RateLimitedLog(logger)
@@ -61,7 +67,25 @@ class PacketCheckingHandler:
     def __init__(self, handler: Callable[[Any], Any]) -> None:
         self.handler = handler
         # python-engineio passes its bound Socket._websocket_handler: the session's sid.
-        self.eio_sid: str = getattr(getattr(handler, "__self__", None), "sid", "")
+        socket = sockets.owning_socket(handler)
+        self.eio_sid: str = socket.sid if socket is not None else ""
 
     def __call__(self, ws: Any) -> Any:
         return self.handler(EngineIOPacketsOnly(ws, self.eio_sid))
+
+
+def use_guarded_websockets(server: GuardHost) -> None:
+    """Serve this server's WebSockets through ``PacketCheckingHandler`` (and eventlet's limits)."""
+    websocket_class = server.eio._async["websocket"]
+    if server.eio.async_mode == "eventlet":
+        from whitelist.engine.eventlet_websocket import GuardedWebSocketWSGI
+
+        websocket_class = functools.partial(
+            GuardedWebSocketWSGI, preconnect_limit=server.preconnect_limit
+        )
+
+    def websocket(handler: Any, eio_server: Any) -> Any:
+        return websocket_class(PacketCheckingHandler(handler), eio_server)
+
+    # A copy: python-engineio's table is shared by every server in the process.
+    server.eio._async = {**server.eio._async, "websocket": websocket}

@@ -1,0 +1,120 @@
+"""Upstream log lines that any client can provoke, kept to what an operator can act on.
+
+Each matches words an upstream release writes; ``contracts`` checks that the
+words are still there (``whitelist.W101``-``W103``), and a changed text is a
+warning, never a refusal to start: only the log gets louder.
+
+* python-engineio logs "Session is disconnected" (a poll racing its
+  session's close) at ERROR once, under the key it shares with "Invalid
+  session", which then goes unlogged (``quiet_closed_session_race``);
+* eventlet's WebSocket writes "socket shutdown error" to ``wsgi.errors``, with
+  no newline, for every WebSocket a client closed first under gunicorn's
+  eventlet worker (``ErrorsStream``);
+* python-socketio's ``RedisManager`` logs every retry of a lost Redis at ERROR
+  and never says when it is back (``OncePerOutage``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# python-engineio's words for a request that arrives just after its session closed.
+CLOSED_SESSION_RACE = "'Session is disconnected'"
+# eventlet's words when it shuts down a socket its client already closed.
+SOCKET_SHUTDOWN_ERROR = "socket shutdown error: [Errno 9]"
+# python-socketio's RedisManager: "Cannot publish to redis... retrying", "Cannot receive ...".
+REDIS_RETRY_START, REDIS_RETRY_WORD = "Cannot ", "retrying"
+
+
+def quiet_closed_session_race(eio: Any) -> None:
+    """Log python-engineio's "'Session is disconnected' <sid>" at DEBUG, not ERROR.
+
+    A refused page's socket.io-client closes its Engine.IO session right after
+    its ``connect_error``, and a poll it already sent can arrive after the
+    close: python-engineio answers 400 and logs it once at ERROR, under the
+    same key as "Invalid session" (a session this process never had, as
+    behind a load balancer without stickiness), which would then be logged at
+    INFO only, below python-engineio's default level. The race is logged at
+    DEBUG here and never spends that key.
+    """
+    log_error_once = eio._log_error_once
+
+    @functools.wraps(log_error_once)
+    def log_unless_race(message: str, message_key: str) -> None:
+        if message.startswith(CLOSED_SESSION_RACE):
+            eio.logger.debug(message)
+        else:
+            log_error_once(message, message_key)
+
+    eio._log_error_once = log_unless_race
+
+
+class ErrorsStream:
+    """``wsgi.errors`` with one line per write, and a closed socket's shutdown kept quiet.
+
+    That one is logged at DEBUG; anything else is written through, ending with
+    a newline.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        if SOCKET_SHUTDOWN_ERROR in text:
+            logger.debug("%s", text.strip())
+            return
+        self._stream.write(text if text.endswith("\n") else text + "\n")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def with_errors_stream(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """The WSGI app, its ``wsgi.errors`` an ``ErrorsStream``."""
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if "wsgi.errors" in environ:
+            environ["wsgi.errors"] = ErrorsStream(environ["wsgi.errors"])
+        return app(environ, start_response)
+
+    return serve
+
+
+# python-socketio retries a lost Redis every 1, 2, 4 ... 60 s: a quieter gap ends an outage.
+OUTAGE_ENDS_AFTER_QUIET_SECONDS = 120
+
+
+class OncePerOutage(logging.Filter):
+    """Lets the first retry error of a Redis outage through; later ones become DEBUG.
+
+    python-socketio's ``RedisManager`` logs on the logger it is given from
+    5.15 on, on the ``socketio`` logger before: put this filter on both.
+    "... giving up" (an emit lost) stays an ERROR every time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_failure = float("-inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if record.levelno < logging.WARNING or not message.startswith(REDIS_RETRY_START):
+            return True
+        if REDIS_RETRY_WORD not in message:
+            return True
+        now = time.monotonic()
+        repeat = now - self._last_failure < OUTAGE_ENDS_AFTER_QUIET_SECONDS
+        self._last_failure = now
+        if not repeat:
+            cause = getattr(record, "redis_exception", None)
+            record.msg = message + (f" ({cause})" if cause else "")
+            record.msg += " (further retries of this outage are logged at DEBUG)"
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)

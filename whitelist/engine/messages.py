@@ -1,0 +1,150 @@
+"""Every Socket.IO message, seen before python-socketio dispatches it and right after.
+
+python-socketio registers one Engine.IO ``message`` handler and offers no hook
+around it; ``hook_messages`` wraps it (contract ``whitelist.E101``), which is
+the only place where the guard can:
+
+* drop client events named ``connect`` or ``disconnect``, which python-socketio
+  dispatches to those handlers in a thread of their own, where they could race
+  a real disconnect; and events of a socket that is not welcomed yet (before
+  5.18 python-socketio dispatches them while the connect handler still decides);
+* welcome a socket right after python-socketio acknowledged its connect, which
+  happens inside this call, whatever else the session sends meanwhile;
+* cap binary attachments (``WHITELIST_MAX_ATTACHMENTS``,
+  ``WHITELIST_MAX_BINARY_BYTES``), reading python-socketio's pending binary
+  packet (``whitelist.E104``);
+* close a session whose message python-socketio cannot decode, instead of the
+  18-line traceback per message python-engineio logs while keeping the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from socketio import packet
+
+from whitelist.conf import conf
+from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine.host import GuardHost
+from whitelist.engine.sessions import EngineSession
+
+logger = logging.getLogger(__name__)
+malformed_log = RateLimitedLog(logger)
+
+# The first character of a packet in python-socketio's default (text) encoding.
+_TEXT_TYPES = {
+    str(packet.CONNECT),
+    str(packet.EVENT),
+    str(packet.BINARY_EVENT),
+    str(packet.BINARY_ACK),
+}
+_BINARY_TYPES = {packet.BINARY_EVENT, packet.BINARY_ACK}
+_EVENT_TYPES = {packet.EVENT, packet.BINARY_EVENT}
+# Event names only python-socketio itself may trigger; a client sending one is dropped.
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "__disconnect_final"})
+# What python-socketio raises for a message it cannot decode or did not expect (an
+# unknown type, binary data with no binary packet announced, a CONNECT_ERROR, JSON
+# nested deeper than Python's recursion limit).
+MALFORMED = (ValueError, TypeError, IndexError, RecursionError)
+
+
+def hook_messages(server: GuardHost) -> None:
+    """Hold events until their socket is welcomed; welcome once python-socketio acknowledged."""
+    handle_message = server.eio.handlers["message"]
+
+    def handle_message_guarded(eio_sid: str, data: Any) -> Any:
+        state = server.sessions.get(eio_sid)
+        if state is None:
+            # The session closed while this message waited for its thread (a payload
+            # of a connect and a close): python-socketio would fail on its environ.
+            logger.debug("Dropped a message for closed session %s", eio_sid)
+            return None
+        decoded = _decode(server, data)
+        excess = _too_much_binary(server, state, eio_sid, data, decoded)
+        if excess is not None:
+            server._binary_packet.pop(eio_sid, None)
+            close_malformed(server, eio_sid, ValueError(excess))
+            return None
+        connect = decoded is not None and decoded.packet_type == packet.CONNECT
+        if connect:
+            server.sessions.connecting(eio_sid)
+        if decoded is not None and decoded.packet_type in _EVENT_TYPES:
+            namespace = decoded.namespace or "/"
+            if not _admissible_event(server, eio_sid, namespace, decoded.data):
+                logger.debug("Dropped an event for %s on %s", eio_sid, namespace)
+                return None
+        try:
+            return handle_message(eio_sid, data)
+        except MALFORMED as error:  # python-socketio could not make a packet of it
+            close_malformed(server, eio_sid, error)
+            return None
+        finally:
+            if connect:
+                server.welcome(eio_sid, decoded.namespace or "/")
+                server.end_refused_session(eio_sid)
+                server.sessions.connect_handled(eio_sid)
+
+    server.eio.on("message", handle_message_guarded)
+
+
+def _too_much_binary(
+    server: Any, state: EngineSession, eio_sid: str, data: Any, decoded: Any
+) -> str | None:
+    """Why a binary packet or attachment exceeds the caps, or None."""
+    if decoded is not None and decoded.packet_type in _BINARY_TYPES:
+        state.pending_binary_bytes = 0
+        if decoded.attachment_count > conf.WHITELIST_MAX_ATTACHMENTS:
+            return f"{decoded.attachment_count} binary attachments announced"
+    elif isinstance(data, bytes) and eio_sid in server._binary_packet:
+        state.pending_binary_bytes += len(data)
+        if state.pending_binary_bytes > conf.WHITELIST_MAX_BINARY_BYTES:
+            state.pending_binary_bytes = 0
+            return f"more than {conf.WHITELIST_MAX_BINARY_BYTES} bytes of attachments"
+    else:
+        state.pending_binary_bytes = 0
+    return None
+
+
+def close_malformed(server: GuardHost, eio_sid: str, error: Exception) -> None:
+    """Close the Engine.IO session that sent a broken packet; log it at a bounded rate.
+
+    python-socketio lets the error reach python-engineio, which logs an
+    18-line traceback per message and keeps the session: 200 binary frames of
+    39 bytes from a refused page wrote 3,600 lines.
+    """
+    malformed_log.log(
+        "malformed packets",
+        logging.WARNING,
+        "Closing Engine.IO session %s: it sent a packet that is not Socket.IO (%s)",
+        eio_sid,
+        error,
+    )
+    try:
+        server.sessions.close(eio_sid)
+    except Exception:
+        logger.debug("Could not close session %s", eio_sid, exc_info=True)
+
+
+def _decode(server: Any, data: Any) -> Any:
+    """The packet as python-socketio will decode it, if it is a connect or an event.
+
+    With the default serializer only text messages of those types are decoded
+    (binary attachments are not packets); other serializers (msgpack) are
+    decoded whole. None when it is not one of those, or does not decode.
+    """
+    if server.packet_class is packet.Packet and not (
+        isinstance(data, str) and data[:1] in _TEXT_TYPES
+    ):
+        return None
+    try:
+        return server.packet_class(encoded_packet=data)
+    except Exception:  # python-socketio refuses it the same way right after
+        return None
+
+
+def _admissible_event(server: GuardHost, eio_sid: str, namespace: str, data: Any) -> bool:
+    if isinstance(data, list) and data and data[0] in RESERVED_EVENTS:
+        return False
+    sid = server.manager.sid_from_eio_sid(eio_sid, namespace)
+    return server.is_welcomed(eio_sid, namespace, sid)

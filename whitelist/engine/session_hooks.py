@@ -1,0 +1,90 @@
+"""Each Engine.IO session's state, from python-engineio's connect to its disconnect.
+
+python-socketio registers Engine.IO ``connect`` and ``disconnect`` handlers;
+``hook_sessions`` wraps them (contracts ``whitelist.E101``, ``E105``) to open
+and drop the session's ``EngineSession`` (its origin, its connect deadline),
+and replaces the server's ``disconnect()`` with one that never waits for the
+client. ``track_ping_timers`` knows each session's ping task
+(``Socket._send_ping``, ``whitelist.E109``) and kills it when the session
+closes under eventlet, where it would otherwise sleep out its 25 s holding the
+session's objects: 12,000 connects in 10 s left 12,000 sleeping green threads
+and 130 MB until they woke. python-engineio has no public hook for either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from whitelist.engine import sockets
+from whitelist.engine.host import GuardHost
+from whitelist.rules.decision import request_origin
+
+
+def hook_sessions(server: GuardHost) -> None:
+    """Open a session's state when python-engineio accepts it, drop it when it closes.
+
+    Called again after ``instrument()``, whose admin UI registers handlers of its own.
+    """
+    on_connect = server.eio.handlers["connect"]
+    on_disconnect = server.eio.handlers["disconnect"]
+
+    def connect(eio_sid: str, environ: Mapping[str, Any], *args: Any) -> Any:
+        accepted = on_connect(eio_sid, environ, *args)
+        if accepted is not False:
+            allowed = server.handshake_allowed(environ)
+            server.sessions.opened(eio_sid, request_origin(environ), allowed=allowed)
+            server.start_session_sweeper()
+        return accepted
+
+    def disconnect(eio_sid: str, *args: Any) -> Any:
+        try:
+            return on_disconnect(eio_sid, *args)
+        finally:
+            state = server.sessions.ended(eio_sid)
+            if state is not None and state.ping_timer is not None:
+                _kill(state.ping_timer)
+
+    server.eio.on("connect", connect)
+    server.eio.on("disconnect", disconnect)
+    # Server.disconnect(sid) waits until the client has polled what is queued: one
+    # that never polls again held the calling thread for good.
+    server.eio.disconnect = server.sessions.disconnect
+
+
+def track_ping_timers(server: GuardHost) -> None:
+    """Note each session's ping task in its state, so that its close can end it (eventlet)."""
+    eio = server.eio
+    start_background_task = eio.start_background_task
+
+    def start_tracking_ping_timers(target: Any, *args: Any, **kwargs: Any) -> Any:
+        task = start_background_task(target, *args, **kwargs)
+        socket = sockets.owning_socket(target)
+        if socket is not None:  # python-engineio starts only its ping timer this way
+            state = server.sessions.get(socket.sid)
+            if state is not None:
+                state.ping_timer = task
+        return task
+
+    eio.start_background_task = start_tracking_ping_timers
+
+
+def _kill(task: Any) -> None:
+    """End a sleeping ping task (python-engineio's eventlet thread keeps its green thread in .g)."""
+    green = getattr(task, "g", None)
+    if green is None or green.dead:
+        return
+    import eventlet
+
+    if green is not eventlet.getcurrent():
+        green.kill()
+
+
+def initialize_manager(server: Any) -> None:
+    """Initialise the client manager (a message queue's listener) before any client connects.
+
+    python-socketio does it at the first Engine.IO connect (``whitelist.E107``).
+    """
+    if not server.manager_initialized:
+        server.manager_initialized = True
+        server.manager.initialize()
