@@ -523,7 +523,7 @@ def test_background_tasks_start_before_any_client(rules: None) -> None:
     server.start_background_tasks()
     try:
         assert server.manager_initialized
-        assert server._watcher is not None
+        assert server.tasks.started("allowlist watcher")
     finally:
         server.shutdown()
 
@@ -543,11 +543,11 @@ def test_a_crashed_allowlist_watcher_is_logged_and_restarted(
                 sleep(0.05)
 
     server = GuardedServer(async_mode="threading", allowlist_cache=CrashingOnce())
-    server.start_allowlist_watcher()
+    server.tasks.start_allowlist_watcher()
     try:
         assert wait_until(lambda: len(runs) == 2)
     finally:
-        server._stopping = True
+        server.tasks.stopping = True
     assert "The allowlist watcher crashed; restarting it in 1.0 s" in caplog.text
 
 

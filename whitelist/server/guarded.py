@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -85,7 +84,7 @@ _UNDECIDED = object()
 REFUSED_BY_HANDLER = "refused-by-handler"
 
 
-class GuardedServer(BackgroundTasks, socketio.Server):
+class GuardedServer(socketio.Server):
     """A ``socketio.Server`` whose every namespace admits only allowed origins.
 
     Takes python-socketio's own arguments, except that ``always_connect`` must
@@ -111,24 +110,53 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         self.reporter = Reporter(self.metrics, self.recorder)
         # The Django user of each socket that asked (whitelist.server.users.get_user).
         self.users = SocketUsers()
-        self._users_changed = self.eio.create_event()
         users.servers.add(self)
-        self._tasks: dict[str, Any] = {}
         self.open_sockets = OpenSockets()
         self._class_namespaces: dict[str, socketio.Namespace] = {}
         # The namespaces with a handler (metrics label only these).
         self.handled_namespaces: set[str] = set()
         # Outcomes decided ahead of the admin UI's report (whitelist.engine.instrumentation).
         self.decided: dict[tuple[str, str], Any] = {}
-        self._watcher: Any = None
-        self._watcher_lock = threading.Lock()
-        self._stopping = False
+        self.tasks = BackgroundTasks(self)
         super().on("connect", self._guard_connect(CATCH_ALL, None), namespace=CATCH_ALL)
         super().on("disconnect", self._guard_disconnect(CATCH_ALL, None), namespace=CATCH_ALL)
         # Each Engine.IO session's state and deadlines, and a close that never blocks.
         self.sessions = EngineSessions(self.eio)
         # Checks every upstream assumption first: a changed one stops the server here.
         engine.install(self)
+
+    # -- background tasks (whitelist.server.tasks) ------------------------------------
+
+    def start_background_tasks(self) -> None:
+        """Start the background tasks and the message queue's listener now.
+
+        python-socketio starts a client manager's listener (Redis and the like)
+        only at the first client connect, so until then emits from other
+        processes would not reach this server's clients; servers call this as
+        they start serving (runsocket, gunicorn.conf.py's post_worker_init).
+        """
+        self.tasks.start_all()
+        engine.start_client_manager(self)
+
+    def start_session_sweeper(self) -> None:
+        """Close sessions past their deadlines, from the first session on."""
+        self.tasks.start_session_sweeper()
+
+    def shutdown(self) -> None:
+        """Stop the background tasks (the last counts written first) and python-socketio's."""
+        self.tasks.stop()
+        super().shutdown()
+
+    def flush_reports(self) -> bool:
+        """Write the refusal log and rule counters now (a stopping gunicorn worker)."""
+        return self.tasks.flush_reports()
+
+    def session_ended(self, key: str | None) -> None:
+        """A logout in this process: disconnect that session's protected sockets now."""
+        self.users.end_session(key)
+        self.tasks.users_changed()
+
+    # -- requests ------------------------------------------------------------------
 
     def handle_request(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """python-socketio's WSGI entry point; a session is used only by the origin that opened it.
@@ -258,8 +286,8 @@ class GuardedServer(BackgroundTasks, socketio.Server):
         if not decision.allowed:
             self._refuse(call, decision)
         try:
-            self.start_allowlist_watcher()
-            self.start_reporting()
+            self.tasks.start_allowlist_watcher()
+            self.tasks.start_reporting()
             result = self._application_connect(call, handler)
         except Refused:
             self._refused_by_handler(call, decision)

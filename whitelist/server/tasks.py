@@ -8,6 +8,9 @@ server shuts down:
 * the session sweeper (``whitelist.engine.sessions``);
 * the flusher of the refusal log and rule counters (``whitelist.reporting.flushing``);
 * the checker of the users on protected namespaces (``whitelist.server.users``).
+
+They run as the server's own background tasks (green threads under eventlet),
+through python-socketio's public ``start_background_task`` and ``sleep``.
 """
 
 from __future__ import annotations
@@ -16,44 +19,49 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whitelist.conf import conf
-from whitelist.engine import hooks as engine
-from whitelist.engine.sessions import SWEEP_SECONDS, EngineSessions
-from whitelist.reporting.flushing import Recorder
+from whitelist.engine.sessions import SWEEP_SECONDS
 from whitelist.rules import changes
-from whitelist.rules.cache import AllowlistCache, Snapshot
+from whitelist.rules.cache import Snapshot
 from whitelist.server.handlers import close_connections
-from whitelist.server.open_sockets import OpenSockets
 from whitelist.server.revocation import revoke_if_refused
-from whitelist.server.users import SocketUsers, check_users
+from whitelist.server.users import check_users
+
+if TYPE_CHECKING:
+    from whitelist.server.guarded import GuardedServer
 
 logger = logging.getLogger("whitelist.server.guarded")
 
 # A background task that crashed is started again after this pause.
 RESTART_SECONDS = 1.0
+WATCHER = "allowlist watcher"
+LISTENER = "rule-change listener"
+SWEEPER = "session sweeper"
+FLUSHER = "refusal log flusher"
+USER_CHECKER = "user checker"
 
 
 class BackgroundTasks:
-    """Mixed into ``GuardedServer`` (before ``socketio.Server``, whose API it uses)."""
+    """The supervised background tasks of one server, each started at most once."""
 
-    allowlist: AllowlistCache
-    open_sockets: OpenSockets
-    recorder: Recorder
-    sessions: EngineSessions
-    users: SocketUsers
-    eio: Any
-    manager: Any
-    _watcher: Any
-    _watcher_lock: threading.Lock
-    _stopping: bool
-    _tasks: dict[str, Any]
-    _users_changed: Any
+    def __init__(self, server: GuardedServer) -> None:
+        self.server = server
+        self.stopping = False
+        self._started: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._users_changed = server.eio.create_event()
 
-    # The python-socketio Server methods the tasks use.
-    start_background_task: Callable[..., Any]
-    sleep: Callable[[float], Any]
+    def started(self, name: str) -> bool:
+        """Is the task called ``name`` running (or restarting)?"""
+        return name in self._started
+
+    def start_all(self) -> None:
+        """The watcher, the sweeper, the flusher and the user checker, now."""
+        self.start_allowlist_watcher()
+        self.start_session_sweeper()
+        self.start_reporting()
 
     def start_allowlist_watcher(self) -> None:
         """Follow rule changes made by other processes (once per server; idempotent).
@@ -62,12 +70,12 @@ class BackgroundTasks:
         ``WHITELIST_CHANGES_URL``, a listener wakes it as soon as a change is
         pushed (``whitelist.rules.changes``).
         """
-        if self._watcher is not None:
+        if WATCHER in self._started:
             return
-        with self._watcher_lock:
-            if self._watcher is not None:
+        with self._lock:
+            if WATCHER in self._started:
                 return
-            changed = self.eio.create_event()
+            changed = self.server.eio.create_event()
             listening = changes.Listening()
             source = changes.push_source()
 
@@ -77,25 +85,72 @@ class BackgroundTasks:
                 if changed.wait(seconds):
                     changed.clear()
 
-            self._watcher = self.start_background_task(
-                self._supervised,
-                "allowlist watcher",
-                self.allowlist.watch,
+            self._started[WATCHER] = self._start(
+                WATCHER,
+                self.server.allowlist.watch,
                 wait_for_change,
-                stop=lambda: self._stopping,
+                stop=lambda: self.stopping,
                 on_change=self.recheck_open_sockets,
             )
             if source:
-                self.start_background_task(
-                    self._supervised,
-                    "rule-change listener",
+                self._started[LISTENER] = self._start(
+                    LISTENER,
                     changes.listen,
                     changed.set,
-                    self.sleep,
-                    stop=lambda: self._stopping,
+                    self.server.sleep,
+                    stop=lambda: self.stopping,
                     listening=listening,
                     source=source,
                 )
+
+    def start_session_sweeper(self) -> None:
+        """Close sessions past their deadlines (``whitelist.engine.sessions``); idempotent."""
+        self._start_once(SWEEPER, self._sweep_sessions)
+
+    def start_reporting(self) -> None:
+        """Flush the refusal log and rule counters, and check the users of protected sockets."""
+        self._start_once(FLUSHER, self._flush_reports)
+        self._start_once(USER_CHECKER, self._check_users)
+
+    def stop(self) -> None:
+        """Let every task end after its current sleep, and write the last counts first."""
+        self.stopping = True
+        self.flush_reports()
+
+    def users_changed(self) -> None:
+        """Check the users of protected sockets now, not at the next round (a logout here)."""
+        self._users_changed.set()
+
+    def flush_reports(self) -> bool:
+        """Write the refusal log and the rule counters now; False if the database failed."""
+        open_by_rule = Counter(socket.decision.rule or "" for socket in self.server.open_sockets)
+        close_connections()
+        try:
+            return self.server.recorder.flush(open_by_rule)
+        finally:
+            close_connections()
+
+    def recheck_open_sockets(self, snapshot: Snapshot) -> int:
+        """Disconnect open sockets whose origin the new rules no longer allow.
+
+        A socket whose connect is not acknowledged yet is checked at its
+        welcome instead, which sees that the revision changed.
+        """
+        revoked = 0
+        for socket in self.server.open_sockets:
+            if self.server.manager.is_connected(socket.sid, socket.namespace):
+                revoked += revoke_if_refused(self.server, socket, snapshot)
+        return revoked
+
+    def _start_once(self, name: str, loop: Callable[[], None]) -> None:
+        if name in self._started:
+            return
+        with self._lock:
+            if name not in self._started:
+                self._started[name] = self._start(name, loop)
+
+    def _start(self, name: str, task: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+        return self.server.start_background_task(self._supervised, name, task, *args, **kwargs)
 
     def _supervised(
         self, name: str, task: Callable[..., object], *args: Any, **kwargs: Any
@@ -106,96 +161,30 @@ class BackgroundTasks:
         themselves; this is for the ones nobody expected, which would otherwise
         end the task silently and leave the last rules in force for good.
         """
-        while not self._stopping:
+        while not self.stopping:
             try:
                 task(*args, **kwargs)
                 return
             except Exception:
                 logger.exception("The %s crashed; restarting it in %s s", name, RESTART_SECONDS)
-                self.sleep(RESTART_SECONDS)
-
-    def _start_task(self, name: str, loop: Callable[[], None]) -> None:
-        """Start ``loop`` as a supervised background task, once per server."""
-        if name in self._tasks:
-            return
-        with self._watcher_lock:
-            if name not in self._tasks:
-                self._tasks[name] = self.start_background_task(self._supervised, name, loop)
-
-    def start_session_sweeper(self) -> None:
-        """Close sessions past their deadlines (``whitelist.engine.sessions``); idempotent."""
-        self._start_task("session sweeper", self._sweep_sessions)
-
-    def start_reporting(self) -> None:
-        """Flush the refusal log and rule counters, and check the users of protected sockets."""
-        self._start_task("refusal log flusher", self._flush_reports)
-        self._start_task("user checker", self._check_users)
+                self.server.sleep(RESTART_SECONDS)
 
     def _sweep_sessions(self) -> None:
-        while not self._stopping:
-            self.sleep(SWEEP_SECONDS)
-            self.sessions.sweep()
+        while not self.stopping:
+            self.server.sleep(SWEEP_SECONDS)
+            self.server.sessions.sweep()
 
     def _flush_reports(self) -> None:
-        while not self._stopping:
-            self.sleep(conf.WHITELIST_FLUSH_INTERVAL)
+        while not self.stopping:
+            self.server.sleep(conf.WHITELIST_FLUSH_INTERVAL)
             self.flush_reports()
 
-    def flush_reports(self) -> bool:
-        """Write the refusal log and the rule counters now; False if the database failed."""
-        open_by_rule = Counter(socket.decision.rule or "" for socket in self.open_sockets)
-        close_connections()
-        try:
-            return self.recorder.flush(open_by_rule)
-        finally:
-            close_connections()
-
-    def session_ended(self, key: str | None) -> None:
-        """A logout in this process: disconnect that session's protected sockets now."""
-        self.users.end_session(key)
-        self._users_changed.set()
-
     def _check_users(self) -> None:
-        while not self._stopping:
+        while not self.stopping:
             if self._users_changed.wait(conf.WHITELIST_USER_RECHECK_INTERVAL):
                 self._users_changed.clear()
             close_connections()
             try:
-                check_users(self)
+                check_users(self.server)
             finally:
                 close_connections()
-
-    def start_background_tasks(self) -> None:
-        """Start the allowlist watcher, the session sweeper and the message queue's listener now.
-
-        python-socketio starts a client manager's listener (Redis and the like)
-        only at the first client connect, so until then emits from other
-        processes would not reach this server's clients; servers call this as
-        they start serving (runsocket, gunicorn.conf.py's post_worker_init).
-        """
-        self.start_allowlist_watcher()
-        self.start_session_sweeper()
-        self.start_reporting()
-        engine.start_client_manager(self)
-
-    def shutdown(self) -> None:
-        """Stop the background tasks (after their current sleep) and python-socketio's.
-
-        The refusal log and rule counters are flushed once more first, so that
-        the counts of the last second are not lost.
-        """
-        self._stopping = True
-        self.flush_reports()  # the last counts, before the process goes
-        super().shutdown()
-
-    def recheck_open_sockets(self, snapshot: Snapshot) -> int:
-        """Disconnect open sockets whose origin the new rules no longer allow.
-
-        A socket whose connect is not acknowledged yet is checked at its
-        welcome instead, which sees that the revision changed.
-        """
-        revoked = 0
-        for socket in self.open_sockets:
-            if self.manager.is_connected(socket.sid, socket.namespace):
-                revoked += revoke_if_refused(self, socket, snapshot)
-        return revoked
