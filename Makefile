@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The lowest python-socketio and python-engineio of the tested ranges (constraints-lowest.txt).
 LOWEST := .venv-lowest
+# The newest upstream releases, for make test-newest (not part of make test).
+NEWEST := .venv-newest
 # The newest gunicorn, beside the pinned one, for the gthread tests (tests/test_gunicorn.py).
 GUNICORN_CURRENT := $(VENV)/gunicorn-current
 GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py tests/test_checks.py \
@@ -16,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run test bench cluster lint format admin setup chromium redis nginx postgresql clean
+.PHONY: run test test-newest bench cluster lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -39,7 +41,7 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	$(VENV)/bin/ruff format --check .
 	node --test --test-concurrency=1 tests/js/
 	@echo "The guard's tests on the lowest tested releases:"
-	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
+	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(python-socketio|python-engineio|eventlet) '
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(GUARD_TESTS)
 	@echo "The whole suite on the newest releases:"
 	@$(PY) -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
@@ -47,6 +49,22 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	$(VENV)/bin/coverage run -m pytest
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85
+
+# The guard's tests on the newest python-socketio, python-engineio, eventlet, gunicorn and
+# Django 5.2.x, in a fresh .venv-newest: how a new upstream release is judged. Not part of
+# make test, whose releases stay put.
+test-newest: node_modules/.installed
+	rm -rf $(NEWEST)
+	$(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST)/bin/python -m pip install --quiet -r requirements-dev.txt
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade python-socketio python-engineio \
+		eventlet gunicorn "Django>=5.2,<5.3"
+	@$(NEWEST)/bin/python -m pip list 2>/dev/null \
+		| grep -iE '^(python-socketio|python-engineio|eventlet|gunicorn|django) '
+	$(NEWEST)/bin/python manage.py collectstatic --no-input -v0
+	$(NEWEST)/bin/python -W ignore manage.py check
+	$(NEWEST)/bin/python -m pytest -q -p no:cacheprovider $(GUARD_TESTS)
 
 # Benchmarks (about 9 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
 bench: $(VENV)/.dev node_modules/.installed redis nginx postgresql
