@@ -17,20 +17,11 @@ carries cookies but no ``Origin`` header, and no Socket.IO 3+ client uses it.
 Requests with more than 16 KB of headers get HTTP 431, and handshakes beyond an
 address's ``WHITELIST_CONNECT_RATE`` get HTTP 429 (``whitelist.core.ratelimit``).
 
-The gate also answers, before Django (no host check, no redirect, no log line):
-
-* ``/healthz``: 200 when the server can decide (its rules are loaded, or load
-  now), 503 when it cannot, for load balancers;
-* ``/metrics``: Prometheus text (``whitelist.reporting.metrics``), only with
-  ``Authorization: Bearer <WHITELIST_METRICS_TOKEN>`` (or to anyone with
-  ``WHITELIST_METRICS_PUBLIC``, for a private network); without either setting
-  the path is Django's like any other, so the metrics are never public by default.
+The gate also answers ``/healthz`` and ``/metrics`` before Django (``endpoints``).
 """
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -39,9 +30,16 @@ from urllib.parse import parse_qs
 from whitelist.conf import conf
 from whitelist.core.ratelimit import AttemptLimiter, client_key, retry_after
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.gate.endpoints import (
+    HEALTH_PATH,
+    METRICS_PATH,
+    health,
+    metrics_response,
+    metrics_served,
+)
+from whitelist.gate.responses import respond_json
 from whitelist.reporting.metrics import GuardMetrics
 from whitelist.reporting.tallies import HANDSHAKE
-from whitelist.rules.cache import allowlist
 from whitelist.rules.decision import Decision, admitted_by_report_only, decide
 
 if TYPE_CHECKING:
@@ -50,8 +48,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("whitelist.server.guarded")
 limited_log = RateLimitedLog(logger)
 RATE_LIMITED = "rate-limited"
-HEALTH_PATH = "/healthz"
-METRICS_PATH = "/metrics"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -95,9 +91,9 @@ class OriginGate:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
         if path == HEALTH_PATH:
-            return _health(start_response)
-        if path == METRICS_PATH and self.metrics is not None and _metrics_served():
-            return _metrics(environ, start_response, self.metrics)
+            return health(start_response)
+        if path == METRICS_PATH and self.metrics is not None and metrics_served():
+            return metrics_response(environ, start_response, self.metrics)
         if not (path + "/").startswith(self.path):
             return self.app(environ, start_response)
         if header_bytes(environ) > MAX_HEADER_BYTES:
@@ -155,44 +151,6 @@ def header_bytes(environ: dict[str, Any]) -> int:
     )
 
 
-def _health(start_response: Callable[..., Any]) -> Any:
-    """200 with the revision in force, or 503 when the rules cannot be loaded."""
-    try:
-        snapshot = allowlist.snapshot()  # from memory, once loaded
-    except Exception:
-        return respond_json(start_response, "503 Service Unavailable", {"status": "no rules"})
-    body = {"status": "ok", "revision": snapshot.revision, "rules": len(snapshot.index)}
-    return respond_json(start_response, "200 OK", body)
-
-
-def _metrics(
-    environ: dict[str, Any], start_response: Callable[..., Any], metrics: GuardMetrics
-) -> Any:
-    """The metrics for a scraper holding the token (or anyone, if public); 401 for others."""
-    if conf.WHITELIST_METRICS_PUBLIC:
-        return _metrics_text(start_response, metrics)
-    expected = f"Bearer {conf.WHITELIST_METRICS_TOKEN}".encode()
-    given = environ.get("HTTP_AUTHORIZATION", "").encode("latin-1", "replace")
-    if not hmac.compare_digest(given, expected):
-        headers = [("WWW-Authenticate", "Bearer")]
-        return respond_json(start_response, "401 Unauthorized", {"error": "token"}, headers)
-    return _metrics_text(start_response, metrics)
-
-
-def _metrics_served() -> bool:
-    """Is /metrics ours? Only with a token, or made public on purpose (else Django's 404)."""
-    return bool(conf.WHITELIST_METRICS_TOKEN) or conf.WHITELIST_METRICS_PUBLIC
-
-
-def _metrics_text(start_response: Callable[..., Any], metrics: GuardMetrics) -> Any:
-    body = metrics.exposition()
-    start_response(
-        "200 OK",
-        [("Content-Type", "text/plain; version=0.0.4"), ("Content-Length", str(len(body)))],
-    )
-    return [body]
-
-
 def _too_many_attempts(start_response: Callable[..., Any], address: str, wait: float) -> Any:
     """HTTP 429, before any decision or session: cheaper than any other answer."""
     limited_log.log(
@@ -225,20 +183,6 @@ def _cors_headers(environ: dict[str, Any], decision: Decision) -> list[tuple[str
             headers.append(("Access-Control-Allow-Headers", requested))
         headers.append(("Access-Control-Max-Age", "600"))
     return headers
-
-
-def respond_json(
-    start_response: Callable[..., Any],
-    status: str,
-    body: dict[str, Any] | None,
-    headers: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    """Answer with ``body`` as JSON (or nothing), without going further."""
-    payload = json.dumps(body).encode() if body is not None else b""
-    response_headers = [("Content-Type", "application/json"), *(headers or [])]
-    response_headers.append(("Content-Length", str(len(payload))))
-    start_response(status, response_headers)
-    return [payload]
 
 
 def guarded_application(

@@ -1,0 +1,1 @@
+"""What the guard reports: metrics, the decision log, the refusal log and rule activity."""

@@ -1,0 +1,1 @@
+"""The rules in force: the in-memory snapshot, how changes reach every server, the decision."""

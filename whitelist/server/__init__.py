@@ -1,0 +1,1 @@
+"""``GuardedServer`` on python-socketio's public API, and what it composes."""

@@ -44,7 +44,7 @@ from whitelist.engine.calls import (
 )
 from whitelist.engine.polling import undecodable_post
 from whitelist.engine.sessions import EngineSessions
-from whitelist.gate.origin_gate import respond_json
+from whitelist.gate.responses import respond_json
 from whitelist.reporting.flushing import Recorder
 from whitelist.reporting.metrics import GuardMetrics
 from whitelist.reporting.reporter import Reporter
