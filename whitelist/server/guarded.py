@@ -38,7 +38,6 @@ from whitelist.engine import sockets
 from whitelist.engine.calls import (
     CATCH_ALL,
     ConnectCall,
-    DisconnectCall,
     connect_call,
     disconnect_call,
 )
@@ -65,10 +64,10 @@ from whitelist.server.events import (
     welcome_payload,
 )
 from whitelist.server.handlers import (
+    call_connect_handler,
+    call_disconnect_handler,
     close_connections,
     closing_connections,
-    fitting,
-    namespace_method,
 )
 from whitelist.server.open_sockets import OpenSocket, OpenSockets
 from whitelist.server.revocation import revoke_if_refused
@@ -288,7 +287,7 @@ class GuardedServer(socketio.Server):
         try:
             self.tasks.start_allowlist_watcher()
             self.tasks.start_reporting()
-            result = self._application_connect(call, handler)
+            result = call_connect_handler(self._class_namespaces, call, handler)
         except Refused:
             self._refused_by_handler(call, decision)
             raise
@@ -350,30 +349,6 @@ class GuardedServer(socketio.Server):
             return decision
         detail = f"{call.namespace} needs a logged-in user with its permissions"
         return decision._replace(allowed=False, reason=reason, detail=detail)
-
-    def _application_connect(self, call: ConnectCall, handler: Callable[..., Any] | None) -> Any:
-        """The application's own connect handler, or the class-based namespace's."""
-        minimum = len(call.prefix) + 2  # ([namespace,] sid, environ)
-        if handler is not None:
-            return handler(*fitting(handler, call.arguments(), minimum))
-        found = self._class_namespace(call.namespace)
-        if found is None:
-            return True
-        instance, prefix = found
-        call = call._replace(prefix=prefix)
-        args = call.arguments()
-        method = namespace_method(instance, "connect")
-        if method is not None:  # else a custom trigger_event may still want it all
-            args = fitting(method, args, len(prefix) + 2)
-        return instance.trigger_event("connect", *args)
-
-    def _class_namespace(self, namespace: str) -> tuple[socketio.Namespace, tuple[Any, ...]] | None:
-        """The class-based namespace python-socketio would pick, and its argument prefix."""
-        if namespace in self._class_namespaces:
-            return self._class_namespaces[namespace], ()
-        if CATCH_ALL in self._class_namespaces:
-            return self._class_namespaces[CATCH_ALL], (namespace,)
-        return None
 
     def handshake_allowed(self, environ: Mapping[str, Any]) -> bool:
         """Would the rules admit this Engine.IO handshake's origin? (Its connect deadline.)"""
@@ -450,7 +425,7 @@ class GuardedServer(socketio.Server):
             self.users.discard(call.namespace, call.sid)
             close_connections()
             try:
-                return self._application_disconnect(call, handler)
+                return call_disconnect_handler(self._class_namespaces, call, handler)
             except TypeError:  # python-socketio would retry it and then lose it
                 logger.exception("The disconnect handler of %s failed", call.namespace)
                 return None
@@ -460,16 +435,3 @@ class GuardedServer(socketio.Server):
         if handler is not None:
             functools.update_wrapper(guarded_disconnect, handler)
         return guarded_disconnect
-
-    def _application_disconnect(
-        self, call: DisconnectCall, handler: Callable[..., Any] | None
-    ) -> Any:
-        """The application's own disconnect handler, or the class-based namespace's."""
-        if handler is not None:
-            return handler(*fitting(handler, call.arguments(), len(call.prefix) + 1))
-        found = self._class_namespace(call.namespace)
-        if found is None:
-            return None
-        instance, prefix = found
-        # Namespace.trigger_event retries a disconnect without its reason itself.
-        return instance.trigger_event("disconnect", *call._replace(prefix=prefix).arguments())

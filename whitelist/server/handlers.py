@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import close_old_connections
+
+from whitelist.engine.calls import CATCH_ALL, ConnectCall, DisconnectCall
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +80,47 @@ def closing_connections(handler: Callable[..., Any]) -> Callable[..., Any]:
             close_connections()
 
     return handle
+
+
+def call_connect_handler(
+    class_namespaces: Mapping[str, Any], call: ConnectCall, handler: Callable[..., Any] | None
+) -> Any:
+    """The application's own connect handler, or the class-based namespace's."""
+    minimum = len(call.prefix) + 2  # ([namespace,] sid, environ)
+    if handler is not None:
+        return handler(*fitting(handler, call.arguments(), minimum))
+    found = class_namespace(class_namespaces, call.namespace)
+    if found is None:
+        return True
+    instance, prefix = found
+    call = call._replace(prefix=prefix)
+    args = call.arguments()
+    method = namespace_method(instance, "connect")
+    if method is not None:  # else a custom trigger_event may still want it all
+        args = fitting(method, args, len(prefix) + 2)
+    return instance.trigger_event("connect", *args)
+
+
+def call_disconnect_handler(
+    class_namespaces: Mapping[str, Any], call: DisconnectCall, handler: Callable[..., Any] | None
+) -> Any:
+    """The application's own disconnect handler, or the class-based namespace's."""
+    if handler is not None:
+        return handler(*fitting(handler, call.arguments(), len(call.prefix) + 1))
+    found = class_namespace(class_namespaces, call.namespace)
+    if found is None:
+        return None
+    instance, prefix = found
+    # Namespace.trigger_event retries a disconnect without its reason itself.
+    return instance.trigger_event("disconnect", *call._replace(prefix=prefix).arguments())
+
+
+def class_namespace(
+    class_namespaces: Mapping[str, Any], namespace: str
+) -> tuple[Any, tuple[Any, ...]] | None:
+    """The class-based namespace python-socketio would pick, and its argument prefix."""
+    if namespace in class_namespaces:
+        return class_namespaces[namespace], ()
+    if CATCH_ALL in class_namespaces:
+        return class_namespaces[CATCH_ALL], (namespace,)
+    return None
