@@ -60,6 +60,21 @@ def instrumented(server: GuardedServer, mode: str) -> Iterator[str]:
         admin.uninstrument()
 
 
+@contextlib.contextmanager
+def welcomed_websocket(url: str) -> Iterator[websocket.WebSocket]:
+    """A raw Engine.IO WebSocket from the allowed origin, its socket on "/" admitted."""
+    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=WAIT)
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        yield ws
+    finally:
+        ws.close()
+        ws.shutdown()
+
+
 def handshake(url: str, origin: str) -> str:
     """Open an Engine.IO session over polling and connect nothing; its sid."""
     session = requests.Session()
@@ -147,31 +162,14 @@ def test_a_welcomed_websocket_may_send_more_than_the_preconnect_budget() -> None
 
 @override_settings(WHITELIST_MAX_ATTACHMENTS=2)
 def test_binary_attachment_caps_still_close_the_session(server: GuardedServer) -> None:
-    with instrumented(server, "development") as url:
-        endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-        ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=WAIT)
-        try:
-            assert ws.recv().startswith("0")
-            ws.send("40")
-            assert ws.recv().startswith("40")
-            attachments: list[Any] = [{"_placeholder": True, "num": n} for n in range(3)]
-            ws.send("453-" + json.dumps(["big", *attachments]))
-            assert wait_until(lambda: len(server.sessions) == 0, WAIT)
-        finally:
-            ws.close()
-            ws.shutdown()
+    with instrumented(server, "development") as url, welcomed_websocket(url) as ws:
+        attachments: list[Any] = [{"_placeholder": True, "num": n} for n in range(3)]
+        ws.send("453-" + json.dumps(["big", *attachments]))
+        assert wait_until(lambda: len(server.sessions) == 0, WAIT)
 
 
 def test_an_unfinished_binary_packet_is_forgotten_with_its_session(server: GuardedServer) -> None:
     with instrumented(server, "production") as url:
-        endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-        ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=WAIT)
-        try:
-            assert ws.recv().startswith("0")
-            ws.send("40")
-            assert ws.recv().startswith("40")
+        with welcomed_websocket(url) as ws:
             ws.send('451-["big",{"_placeholder":true,"num":0}]')  # its attachment never comes
-        finally:
-            ws.close()
-            ws.shutdown()
         assert wait_until(lambda: len(server.sessions) == 0, WAIT)
