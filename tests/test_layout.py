@@ -126,3 +126,15 @@ def test_engineio_and_eventlet_are_imported_only_by_the_engine_layer() -> None:
     }
     assert {path: used for path, used in importing.items() if path not in EVENTLET_USERS} == {}
     assert all(used == ["eventlet"] for used in importing.values())
+
+
+def test_migrations_import_only_what_exists() -> None:
+    """A migration keeps the import paths it was written with; the layout keeps them working."""
+    for path in sorted((APP / "migrations").glob("0*.py")):
+        for module in sorted(third_party_imports(path) - {"django", "__future__", "typing"}):
+            assert module == "whitelist", (path.name, module)
+        source = path.read_text()
+        for imported in re.findall(
+            r"^\s*(?:from (whitelist[\w.]*) import|import (whitelist[\w.]*))", source, re.M
+        ):
+            __import__(next(name for name in imported if name))

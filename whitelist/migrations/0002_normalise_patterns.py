@@ -12,7 +12,7 @@ from django.db import migrations
 
 
 def normalise(apps: Any, schema_editor: Any) -> None:
-    from whitelist.core.origins import OriginError, parse_rule
+    from whitelist.origins import OriginError, parse_rule
 
     rules = apps.get_model("whitelist", "AllowedOrigin")
     revisions = apps.get_model("whitelist", "AllowlistRevision")
