@@ -660,3 +660,26 @@ def test_binary_attachments_beyond_the_caps_close_the_session(
         ws.close()
         ws.shutdown()
     assert wait_until(lambda: len(server.sessions) == 0)
+
+
+@pytest.mark.parametrize("event", ['[{"name":"not a string"}]', "[7]", "[]", '{"a":1}'])
+def test_an_event_without_a_string_name_is_dropped_not_an_error(
+    server: GuardedServer, url: str, caplog: pytest.LogCaptureFixture, event: str
+) -> None:
+    """The fuzzer's '42[{...}]': python-socketio looked a JSON object up as an event name."""
+    server.on("ping_back", lambda sid: "pong")
+    caplog.set_level(logging.ERROR)
+    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=WAIT)
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        ws.send("42" + event)
+        ws.send('421["ping_back"]')
+        answers = [ws.recv() for _ in range(4)]  # the welcome, hello, then the ack
+        assert '431["pong"]' in answers, answers
+    finally:
+        ws.close()
+        ws.shutdown()
+    assert "message handler error" not in caplog.text

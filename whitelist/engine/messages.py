@@ -144,7 +144,11 @@ def _decode(server: Any, data: Any) -> Any:
 
 
 def _admissible_event(server: GuardHost, eio_sid: str, namespace: str, data: Any) -> bool:
-    if isinstance(data, list) and data and data[0] in RESERVED_EVENTS:
+    # An event is a list whose first item, its name, is a string (socket.io drops anything
+    # else): python-socketio would look a JSON object up as a name and fail in its thread.
+    if not (isinstance(data, list) and data and isinstance(data[0], str)):
+        return False
+    if data[0] in RESERVED_EVENTS:
         return False
     sid = server.manager.sid_from_eio_sid(eio_sid, namespace)
     return server.is_welcomed(eio_sid, namespace, sid)
