@@ -99,7 +99,7 @@ def resource_usage(server: socketio.Server) -> dict[str, int]:
         rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
     return {
         "sessions": len(server.eio.sockets),
-        "deadlines": len(server.sessions),  # type: ignore[attr-defined]
+        "deadlines": server.sessions.pending_deadlines(),  # type: ignore[attr-defined]
         "green_threads": sum(
             isinstance(o, greenlet.greenlet) and not o.dead for o in gc.get_objects()
         ),
