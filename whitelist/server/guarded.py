@@ -17,7 +17,7 @@ API, the way Flask-SocketIO wraps handlers:
   revokes them (``permission.revoked``, then a disconnect).
 
 What python-socketio offers no public hook for is in ``whitelist.engine.hooks``.
-Wrap the WSGI app with ``whitelist.gate.origin_gate.OriginGate`` for CORS answers.
+Wrap the WSGI app with ``whitelist.OriginGate`` (or ``whitelist.guarded_application``) for CORS.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class GuardedServer(socketio.Server):
         if kwargs.get("cors_allowed_origins") not in (None, []):
             raise ValueError(
                 "cors_allowed_origins is answered from the allowlist: wrap the WSGI app "
-                "in whitelist.gate.origin_gate.OriginGate instead"
+                "in whitelist.OriginGate instead"
             )
         kwargs["always_connect"] = False
         kwargs["cors_allowed_origins"] = []
