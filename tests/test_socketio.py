@@ -662,6 +662,33 @@ def test_binary_attachments_beyond_the_caps_close_the_session(
     assert wait_until(lambda: len(server.sessions) == 0)
 
 
+@override_settings(WHITELIST_MAX_BINARY_BYTES=2_000_000)
+def test_text_attachments_between_binary_ones_count_toward_the_cap(
+    server: GuardedServer,
+    url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """python-socketio takes a text message as an attachment too: it must not reset the count."""
+    monkeypatch.setattr(messages, "malformed_log", RateLimitedLog(messages.logger))
+    caplog.set_level(logging.WARNING, logger="whitelist")
+    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=10)
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        ws.send("4" + FIVE_ATTACHMENTS)
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            for _ in range(3):
+                ws.send_binary(b"\x01" * 999_000)
+                ws.send("4x")  # a text attachment, 1 byte
+        assert wait_until(lambda: "more than 2000000 bytes of attachments" in caplog.text)
+    finally:
+        ws.close()
+        ws.shutdown()
+
+
 @pytest.mark.parametrize("event", ['[{"name":"not a string"}]', "[7]", "[]", '{"a":1}'])
 def test_an_event_without_a_string_name_is_dropped_not_an_error(
     server: GuardedServer, url: str, caplog: pytest.LogCaptureFixture, event: str

@@ -60,8 +60,11 @@ def hook_messages(server: GuardHost) -> None:
             # of a connect and a close): python-socketio would fail on its environ.
             logger.debug("Dropped a message for closed session %s", eio_sid)
             return None
-        decoded = _decode(server, data)
-        excess = _too_much_binary(server, state, eio_sid, data, decoded)
+        # While a binary packet waits for attachments, python-socketio takes every
+        # message, text or bytes, as the next attachment: never as a packet.
+        attachment = eio_sid in server._binary_packet
+        decoded = None if attachment else _decode(server, data)
+        excess = _too_much_binary(state, data, decoded, attachment=attachment)
         if excess is not None:
             server._binary_packet.pop(eio_sid, None)
             close_malformed(server, eio_sid, ValueError(excess))
@@ -89,20 +92,22 @@ def hook_messages(server: GuardHost) -> None:
 
 
 def _too_much_binary(
-    server: Any, state: EngineSession, eio_sid: str, data: Any, decoded: Any
+    state: EngineSession, data: Any, decoded: Any, *, attachment: bool
 ) -> str | None:
-    """Why a binary packet or attachment exceeds the caps, or None."""
-    if decoded is not None and decoded.packet_type in _BINARY_TYPES:
-        state.pending_binary_bytes = 0
-        if decoded.attachment_count > conf.WHITELIST_MAX_ATTACHMENTS:
-            return f"{decoded.attachment_count} binary attachments announced"
-    elif isinstance(data, bytes) and eio_sid in server._binary_packet:
+    """Why a binary packet or one of its attachments exceeds the caps, or None."""
+    if attachment:
         state.pending_binary_bytes += len(data)
         if state.pending_binary_bytes > conf.WHITELIST_MAX_BINARY_BYTES:
             state.pending_binary_bytes = 0
             return f"more than {conf.WHITELIST_MAX_BINARY_BYTES} bytes of attachments"
-    else:
-        state.pending_binary_bytes = 0
+        return None
+    state.pending_binary_bytes = 0
+    if (
+        decoded is not None
+        and decoded.packet_type in _BINARY_TYPES
+        and decoded.attachment_count > conf.WHITELIST_MAX_ATTACHMENTS
+    ):
+        return f"{decoded.attachment_count} binary attachments announced"
     return None
 
 
