@@ -710,3 +710,16 @@ def test_an_event_without_a_string_name_is_dropped_not_an_error(
         ws.close()
         ws.shutdown()
     assert "message handler error" not in caplog.text
+
+
+def test_displaced_session_hooks_refuse_and_say_so(
+    rules: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A handler registered over the guard's Engine.IO connect hook: nobody is let in silently."""
+    server = GuardedServer(async_mode="threading")
+    server.eio.on("connect", server._handle_eio_connect)  # python-socketio's own, unhooked
+    caplog.set_level(logging.ERROR, logger="whitelist")
+    app = OriginGate(socketio.WSGIApp(server))
+    with serving(app, "threading", before_stop=server.shutdown) as url:
+        assert attempt(url, ALLOWED, timeout=5).welcome is None
+    assert "which the guard never saw open" in caplog.text

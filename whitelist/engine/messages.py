@@ -26,11 +26,13 @@ from socketio import packet
 
 from whitelist.conf import conf
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine import sockets
 from whitelist.engine.host import GuardHost
 from whitelist.engine.sessions import EngineSession
 
 logger = logging.getLogger(__name__)
 malformed_log = RateLimitedLog(logger)
+stateless_log = RateLimitedLog(logger)
 
 # The first character of a packet in python-socketio's default (text) encoding.
 _TEXT_TYPES = {
@@ -56,9 +58,7 @@ def hook_messages(server: GuardHost) -> None:
     def handle_message_guarded(eio_sid: str, data: Any) -> Any:
         state = server.sessions.get(eio_sid)
         if state is None:
-            # The session closed while this message waited for its thread (a payload
-            # of a connect and a close): python-socketio would fail on its environ.
-            logger.debug("Dropped a message for closed session %s", eio_sid)
+            _drop_stateless(server, eio_sid)
             return None
         # While a binary packet waits for attachments, python-socketio takes every
         # message, text or bytes, as the next attachment: never as a packet.
@@ -89,6 +89,27 @@ def hook_messages(server: GuardHost) -> None:
                 server.sessions.connect_handled(eio_sid)
 
     server.eio.on("message", handle_message_guarded)
+
+
+def _drop_stateless(server: GuardHost, eio_sid: str) -> None:
+    """A message for a session the guard keeps no state for is dropped; said loudly if it is open.
+
+    Usually the session closed while this message waited for its thread (a
+    payload of a connect and a close). An open one was never seen opening: the
+    session hooks were displaced (``sio.eio.on("connect", ...)``, the admin UI
+    built without ``GuardedServer.instrument()``), and every client would hang.
+    """
+    if sockets.engineio_socket(server.eio, eio_sid) is None:
+        logger.debug("Dropped a message for closed session %s", eio_sid)
+        return
+    stateless_log.log(
+        "messages of sessions the guard never saw open",
+        logging.ERROR,
+        "Dropped a message of Engine.IO session %s, which the guard never saw open: "
+        "something replaced the Engine.IO connect handler GuardedServer installed "
+        "(use GuardedServer.instrument() for the admin UI)",
+        eio_sid,
+    )
 
 
 def _too_much_binary(

@@ -367,7 +367,7 @@ class GuardedServer(socketio.Server):
         if sid is None or (namespace, sid) not in self.open_sockets:
             return False
         state = self.sessions.get(eio_sid)
-        return state is None or namespace not in state.unwelcomed
+        return state is not None and namespace not in state.unwelcomed
 
     def preconnect_limit(self, eio_sid: str) -> int | None:
         """The WebSocket message budget of a session with no welcomed socket (None: no budget)."""
