@@ -36,7 +36,7 @@ def environ_copy(self: Any, sid: str, namespace: str | None = None) -> Any:
 
 
 def no_ping_through_background_tasks(self: Any) -> None:
-    self.last_ping = None
+    """A release that runs the ping loop some other way: no timer to track."""
 
 
 def renamed_binary_packet(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -75,7 +75,7 @@ def test_a_broken_assumption_stops_the_server_with_a_named_error(
 ) -> None:
     monkeypatch.setattr(owner, name, replacement)
     with pytest.raises(contracts.EngineContractError) as raised:
-        GuardedServer(async_mode="threading")
+        GuardedServer(async_mode="eventlet")
     named = {breach.contract.check_id: breach.contract.symbol for breach in raised.value.breaches}
     assert check_id in named
     assert f"{check_id}: {named[check_id]}: " in str(raised.value)
@@ -146,3 +146,12 @@ def test_the_guarded_server_keeps_every_attribute_python_socketio_sets() -> None
     guarded = vars(GuardedServer(async_mode="threading"))
     changed = [name for name, value in plain.items() if type(guarded.get(name)) is not type(value)]
     assert changed == []
+
+
+def test_the_ping_timer_contract_guards_eventlet_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only eventlet's ping timers are tracked: a threading server needs none of it."""
+    monkeypatch.setattr(Socket, "schedule_ping", no_ping_through_background_tasks)
+    GuardedServer(async_mode="threading")
+    assert [breach.contract.check_id for breach in contracts.verify("eventlet")] == [
+        "whitelist.E109"
+    ]

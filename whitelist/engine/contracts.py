@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ ERROR = "error"
 WARNING = "warning"
 # A made-up Engine.IO session, never on the network.
 PROBE_SID = "whitelist-contract-probe"
+# A long-polling handshake, answered in memory.
+HANDSHAKE_ENVIRON = {
+    "REQUEST_METHOD": "GET",
+    "QUERY_STRING": "EIO=4&transport=polling",
+    "PATH_INFO": "/socket.io/",
+    "wsgi.url_scheme": "http",
+    "HTTP_HOST": "probe",
+}
 BINARY_EVENT_WITH_ONE_ATTACHMENT = '51-["probe",{"_placeholder":true,"num":0}]'
 
 
@@ -238,19 +247,34 @@ def _engineio_sockets(probe: Probe) -> None:
 
 
 def _ping_timer(probe: Probe) -> None:
-    socket = Socket(probe.eio, PROBE_SID)
+    """An in-memory polling handshake: its ping timer is a Socket method, started after connect.
+
+    Only eventlet's timers are tracked (and killed at the close): in threading
+    mode this contract has nothing to guard.
+    """
+    if probe.async_mode != "eventlet":
+        return
     started: list[Any] = []
+    on_connect = probe.handler("connect")
+
+    def connect(sid: str, environ: Any, *args: Any) -> Any:
+        started.append("connect")
+        return on_connect(sid, environ, *args)
+
+    probe.eio.on("connect", connect)
     probe.eio.start_background_task = lambda target, *args, **kwargs: started.append(target)
     try:
-        socket.last_ping = True
-        socket.schedule_ping()
-    except AttributeError as error:
-        raise Broken(f"Socket.schedule_ping() failed: {error}") from None
+        probe.eio.handle_request(
+            dict(HANDSHAKE_ENVIRON, **{"wsgi.input": io.BytesIO()}), lambda *answer: None
+        )
     finally:
         del probe.eio.start_background_task
-    if [sockets.owning_socket(target) for target in started] != [socket]:
-        raise Broken("the ping timer is not a Socket method started by start_background_task")
-    if probe.async_mode == "eventlet" and "g" not in vars(probe.eio._async["thread"](target=print)):
+    timers = [task for task in started if task != "connect" and sockets.owning_socket(task)]
+    if "connect" not in started or not timers:
+        raise Broken("a handshake started no ping timer bound to its Socket")
+    if started.index("connect") > started.index(timers[0]):
+        raise Broken("the ping timer starts before the connect handler, which opens the state")
+    if "g" not in vars(probe.eio._async["thread"](target=print)):
         raise Broken("python-engineio's eventlet thread has no green thread in .g to kill")
 
 
