@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,3 +123,23 @@ def try_connect(
 def welcomed(url: str, origin: str) -> bool:
     """Is a client from ``origin`` welcomed by the server at ``url`` right now?"""
     return try_connect(url, origin=origin)[0].welcome is not None
+
+
+@contextlib.contextmanager
+def welcomed_websocket(url: str, origin: str, timeout: float = 10) -> Iterator[Any]:
+    """A raw Engine.IO WebSocket whose socket on "/" was admitted; closed at the end.
+
+    For tests that send what no Socket.IO client would.
+    """
+    import websocket
+
+    endpoint = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(endpoint, origin=origin, timeout=timeout)
+    try:
+        assert ws.recv().startswith("0")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        yield ws
+    finally:
+        ws.close()
+        ws.shutdown()  # close() leaves the socket open once the server has closed it

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 import requests
 import socketio
-import websocket
 from django.test import override_settings
 
 from harness.live import wait_until
-from tests.clients import try_connect
+from tests.clients import try_connect, welcomed_websocket
 from tests.inprocess import MODES, serving
 from whitelist.engine import sockets
 from whitelist.gate.origin_gate import OriginGate
@@ -58,21 +57,6 @@ def instrumented(server: GuardedServer, mode: str) -> Iterator[str]:
         # It patches python-engineio's Socket class itself, in every mode: a second
         # instrument() in the same process would then recurse for good.
         admin.uninstrument()
-
-
-@contextlib.contextmanager
-def welcomed_websocket(url: str) -> Iterator[websocket.WebSocket]:
-    """A raw Engine.IO WebSocket from the allowed origin, its socket on "/" admitted."""
-    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=WAIT)
-    try:
-        assert ws.recv().startswith("0")
-        ws.send("40")
-        assert ws.recv().startswith("40")
-        yield ws
-    finally:
-        ws.close()
-        ws.shutdown()
 
 
 def handshake(url: str, origin: str) -> str:
@@ -162,7 +146,7 @@ def test_a_welcomed_websocket_may_send_more_than_the_preconnect_budget() -> None
 
 @override_settings(WHITELIST_MAX_ATTACHMENTS=2)
 def test_binary_attachment_caps_still_close_the_session(server: GuardedServer) -> None:
-    with instrumented(server, "development") as url, welcomed_websocket(url) as ws:
+    with instrumented(server, "development") as url, welcomed_websocket(url, ALLOWED) as ws:
         attachments: list[Any] = [{"_placeholder": True, "num": n} for n in range(3)]
         ws.send("453-" + json.dumps(["big", *attachments]))
         assert wait_until(lambda: len(server.sessions) == 0, WAIT)
@@ -170,6 +154,6 @@ def test_binary_attachment_caps_still_close_the_session(server: GuardedServer) -
 
 def test_an_unfinished_binary_packet_is_forgotten_with_its_session(server: GuardedServer) -> None:
     with instrumented(server, "production") as url:
-        with welcomed_websocket(url) as ws:
+        with welcomed_websocket(url, ALLOWED) as ws:
             ws.send('451-["big",{"_placeholder":true,"num":0}]')  # its attachment never comes
         assert wait_until(lambda: len(server.sessions) == 0, WAIT)

@@ -23,7 +23,7 @@ import websocket
 from django.test import override_settings
 
 from harness.live import wait_until
-from tests.clients import Outcome, merged, try_connect
+from tests.clients import Outcome, merged, try_connect, welcomed_websocket
 from tests.inprocess import MODES, serving
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import messages
@@ -645,20 +645,12 @@ def test_binary_attachments_beyond_the_caps_close_the_session(
     """A client announcing 5,999,999,999 attachments and sending 40 of 999 KB grew the server."""
     monkeypatch.setattr(messages, "malformed_log", RateLimitedLog(messages.logger))
     caplog.set_level(logging.WARNING, logger="whitelist")
-    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=10)
-    try:
-        assert ws.recv().startswith("0")
-        ws.send("40")
-        assert ws.recv().startswith("40")  # admitted: the caps apply to welcomed sockets too
+    with welcomed_websocket(url, ALLOWED) as ws:  # the caps apply to welcomed sockets too
         ws.send("4" + header)  # an Engine.IO message carrying the Socket.IO packet
         with contextlib.suppress(OSError, websocket.WebSocketException):
             for _ in range(frames):
                 ws.send_binary(b"\x01" * 999_000)
         assert wait_until(lambda: reason in caplog.text)
-    finally:
-        ws.close()
-        ws.shutdown()
     assert wait_until(lambda: len(server.sessions) == 0)
 
 
@@ -672,21 +664,13 @@ def test_text_attachments_between_binary_ones_count_toward_the_cap(
     """python-socketio takes a text message as an attachment too: it must not reset the count."""
     monkeypatch.setattr(messages, "malformed_log", RateLimitedLog(messages.logger))
     caplog.set_level(logging.WARNING, logger="whitelist")
-    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=10)
-    try:
-        assert ws.recv().startswith("0")
-        ws.send("40")
-        assert ws.recv().startswith("40")
+    with welcomed_websocket(url, ALLOWED) as ws:
         ws.send("4" + FIVE_ATTACHMENTS)
         with contextlib.suppress(OSError, websocket.WebSocketException):
             for _ in range(3):
                 ws.send_binary(b"\x01" * 999_000)
                 ws.send("4x")  # a text attachment, 1 byte
         assert wait_until(lambda: "more than 2000000 bytes of attachments" in caplog.text)
-    finally:
-        ws.close()
-        ws.shutdown()
 
 
 @pytest.mark.parametrize("event", ['[{"name":"not a string"}]', "[7]", "[]", '{"a":1}'])
@@ -696,19 +680,11 @@ def test_an_event_without_a_string_name_is_dropped_not_an_error(
     """The fuzzer's '42[{...}]': python-socketio looked a JSON object up as an event name."""
     server.on("ping_back", lambda sid: "pong")
     caplog.set_level(logging.ERROR)
-    endpoint = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=WAIT)
-    try:
-        assert ws.recv().startswith("0")
-        ws.send("40")
-        assert ws.recv().startswith("40")
+    with welcomed_websocket(url, ALLOWED) as ws:
         ws.send("42" + event)
         ws.send('421["ping_back"]')
         answers = [ws.recv() for _ in range(4)]  # the welcome, hello, then the ack
         assert '431["pong"]' in answers, answers
-    finally:
-        ws.close()
-        ws.shutdown()
     assert "message handler error" not in caplog.text
 
 
