@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -239,3 +240,49 @@ def test_a_closed_sessions_ping_timer_goes_with_it(
         assert closed.ok
     # Well inside the 25 s the timers would sleep.
     assert wait_until(lambda: observer()["green_threads"] <= baseline["green_threads"] + 5, 10)
+
+
+def post_connect(server: LiveServer, sid: str, origin: str, packet: str = "40") -> int:
+    """POST a Socket.IO connect on a polling session; the HTTP status."""
+    return requests.post(
+        f"{server.url}/socket.io/",
+        params={"EIO": "4", "transport": "polling", "sid": sid},
+        headers={"Origin": origin, "Content-Type": "text/plain"},
+        data=packet,
+        timeout=10,
+    ).status_code
+
+
+def test_a_client_repeating_a_refused_connect_holds_up_no_other_session(
+    server: LiveServer, observer: Callable[[], dict[str, int]]
+) -> None:
+    """Its deadline was moved in place while the sweep read deadlines in insertion order."""
+    baseline = observer()
+    stubborn = handshake(server, REFUSED)
+    assert post_connect(server, stubborn, REFUSED) == 200
+    others = [handshake(server, REFUSED) for _ in range(10)]
+    for sid in others:
+        assert post_connect(server, sid, REFUSED) == 200
+
+    def others_closed_while_refused_again() -> bool:
+        post_connect(server, stubborn, REFUSED)  # refused again, or its session is gone
+        return observer()["sessions"] <= baseline["sessions"] + 1
+
+    assert wait_until(others_closed_while_refused_again, timeout=8)
+
+
+@pytest.mark.parametrize("origin", [ALLOWED, REFUSED])
+def test_connects_to_an_unknown_namespace_never_restart_the_clock(
+    server: LiveServer, origin: str
+) -> None:
+    """python-socketio refuses them without the guard: each one restarted the connect clock."""
+    sid = handshake(server, origin)
+    statuses = []
+    # 18 s at most: the connect timeout is runsocket's default, 10 s (3 s for a refused
+    # origin), then a polling session is told CLOSE and closed 2 s later.
+    for _ in range(90):
+        statuses.append(post_connect(server, sid, origin, "40/no-such-namespace,"))
+        if statuses[-1] != 200:
+            break
+        time.sleep(0.2)
+    assert statuses[-1] == 400, statuses  # the session was closed on time

@@ -21,16 +21,20 @@ descriptors. ``SessionLifecycle`` replaces that wait:
   origin the rules refuse gets ``REFUSED_CONNECT_SECONDS``, enough to send its
   connect and read the refusal. The clock stops while a connect is being
   handled (a slow connect handler is not the client's fault) and starts again
-  if it ended without a welcome.
+  where it stopped if it ended without a welcome: a client that keeps sending
+  connects (to a namespace that does not exist, say) never gets more time.
 
-Deadlines are kept in insertion order, so each sweep costs only the sessions
-that expire. Everything else the guard keeps about a session is one
+Deadlines are kept in a heap (``Deadlines``), so each sweep costs only the
+sessions that expire, in deadline order however they were set; a refusal's
+grace is never extended by another refusal. Everything else the guard keeps about a session is one
 ``EngineSession``, created when python-engineio opens it and dropped when it
 closes.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -58,12 +62,49 @@ class EngineSession:
     pending_binary_bytes: int = 0
     # python-engineio's ping task, killed when the session closes (eventlet).
     ping_timer: Any = None
+    # Seconds left to get a socket welcomed (the connect clock stops while one is handled).
+    connect_budget: float = 0.0
     # A socket of it was welcomed: no connect deadline, no pre-connect budget.
     joined: bool = False
     # The guard refused the connect being handled: the session closes after a grace.
     refused_by_guard: bool = False
     # Sockets the guard admitted, by namespace, until python-socketio acknowledges them.
     unwelcomed: dict[str, Any] = field(default_factory=dict)
+
+
+class Deadlines:
+    """Sessions with a deadline each, handed out in deadline order however they were set.
+
+    A changed deadline is pushed anew; the old entry is skipped when it comes up.
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[str, float] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._due
+
+    def set(self, sid: str, when: float) -> None:
+        self._due[sid] = when
+        heapq.heappush(self._heap, (when, next(self._order), sid))
+
+    def pop(self, sid: str) -> float | None:
+        return self._due.pop(sid, None)
+
+    def expired(self, now: float) -> list[str]:
+        """Remove and return the sessions whose deadline has passed, the oldest first."""
+        found = []
+        while self._heap and self._heap[0][0] <= now:
+            when, _, sid = heapq.heappop(self._heap)
+            if self._due.get(sid) == when:
+                del self._due[sid]
+                found.append(sid)
+        return found
 
 
 class EngineSessions:
@@ -73,14 +114,12 @@ class EngineSessions:
         self.eio = eio
         self._states: dict[str, EngineSession] = {}
         self._lock = threading.Lock()
-        # Sessions without a welcomed socket yet, by the time they must have one; one
-        # dict per timeout, so that each stays in deadline order.
-        self._unjoined: dict[str, float] = {}
-        self._unjoined_refused: dict[str, float] = {}
+        # Sessions without a welcomed socket yet, by the time they must have one.
+        self._unjoined = Deadlines()
         # Sessions whose connect the guard refused, closed at this time.
-        self._refused: dict[str, float] = {}
+        self._refused = Deadlines()
         # Polling sessions told CLOSE, closed after their next poll or at this time.
-        self._closing: dict[str, float] = {}
+        self._closing = Deadlines()
 
     def __len__(self) -> int:
         """The sessions open now, as the guard knows them."""
@@ -88,7 +127,7 @@ class EngineSessions:
 
     def pending_deadlines(self) -> int:
         """Deadlines not reached yet (connects, refusals, closes)."""
-        return sum(map(len, (self._unjoined, self._unjoined_refused, self._refused, self._closing)))
+        return sum(map(len, (self._unjoined, self._refused, self._closing)))
 
     def get(self, sid: str | None) -> EngineSession | None:
         """The session's state, or None when it is closed or was never opened here."""
@@ -96,24 +135,24 @@ class EngineSessions:
 
     def opened(self, sid: str, origin: str | None, *, allowed: bool) -> EngineSession:
         """python-engineio accepted a new session: it must have a welcomed socket in time."""
-        state = self._states[sid] = EngineSession(origin)
-        self._start_connect_clock(sid, allowed=allowed)
-        return state
-
-    def _start_connect_clock(self, sid: str, *, allowed: bool) -> None:
         seconds = conf.WHITELIST_CONNECT_TIMEOUT
-        deadlines = self._unjoined
         if not allowed:
             seconds = min(seconds, REFUSED_CONNECT_SECONDS)
-            deadlines = self._unjoined_refused
+        state = self._states[sid] = EngineSession(origin, connect_budget=seconds)
+        self._start_connect_clock(sid, state)
+        return state
+
+    def _start_connect_clock(self, sid: str, state: EngineSession) -> None:
         with self._lock:
-            deadlines[sid] = time.monotonic() + seconds
+            self._unjoined.set(sid, time.monotonic() + state.connect_budget)
 
     def connecting(self, sid: str) -> None:
-        """A connect of this session is being handled: its clock stops."""
+        """A connect of this session is being handled: its clock stops where it is."""
         with self._lock:
-            self._unjoined.pop(sid, None)
-            self._unjoined_refused.pop(sid, None)
+            deadline = self._unjoined.pop(sid)
+        state = self._states.get(sid)
+        if state is not None and deadline is not None:
+            state.connect_budget = max(0.0, deadline - time.monotonic())
 
     def connect_handled(self, sid: str) -> None:
         """The connect is answered: if nothing was welcomed or refused, the clock restarts."""
@@ -124,7 +163,7 @@ class EngineSessions:
             if sid in self._refused or sid in self._closing:
                 return
         if sockets.engineio_socket(self.eio, sid) is not None:
-            self._start_connect_clock(sid, allowed=True)
+            self._start_connect_clock(sid, state)
 
     def joined(self, sid: str) -> None:
         """A socket of this session was welcomed: no connect deadline any more."""
@@ -132,16 +171,18 @@ class EngineSessions:
         if state is not None:
             state.joined = True
         with self._lock:
-            self._unjoined.pop(sid, None)
-            self._unjoined_refused.pop(sid, None)
-            self._refused.pop(sid, None)
+            self._unjoined.pop(sid)
+            self._refused.pop(sid)
 
     def refused(self, sid: str) -> None:
-        """The guard refused this session's connect: close it after the refusal's grace."""
+        """The guard refused this session's connect: close it after the refusal's grace.
+
+        A refusal never extends the grace of an earlier one.
+        """
         with self._lock:
-            self._unjoined.pop(sid, None)
-            self._unjoined_refused.pop(sid, None)
-            self._refused[sid] = time.monotonic() + REFUSAL_GRACE_SECONDS
+            self._unjoined.pop(sid)
+            if sid not in self._refused:
+                self._refused.set(sid, time.monotonic() + REFUSAL_GRACE_SECONDS)
 
     def has_joined(self, sid: str) -> bool:
         """Has a socket of this session been welcomed?"""
@@ -151,10 +192,9 @@ class EngineSessions:
     def ended(self, sid: str) -> EngineSession | None:
         """python-engineio closed the session: forget it; its last state, if it had one."""
         with self._lock:
-            self._unjoined.pop(sid, None)
-            self._unjoined_refused.pop(sid, None)
-            self._refused.pop(sid, None)
-            self._closing.pop(sid, None)
+            self._unjoined.pop(sid)
+            self._refused.pop(sid)
+            self._closing.pop(sid)
         return self._states.pop(sid, None)
 
     def close(self, sid: str) -> None:
@@ -168,7 +208,7 @@ class EngineSessions:
         with self._lock:
             if sid in self._closing:
                 return
-            self._closing[sid] = time.monotonic() + CLOSE_GRACE_SECONDS
+            self._closing.set(sid, time.monotonic() + CLOSE_GRACE_SECONDS)
         sockets.tell_engineio_close(socket)
 
     def disconnect(self, sid: str | None = None) -> None:
@@ -190,12 +230,10 @@ class EngineSessions:
     def sweep(self, now: float | None = None) -> int:
         """Close every session past its deadline; the number closed."""
         now = time.monotonic() if now is None else now
-        expired_connects = [
-            *_pop_expired(self._unjoined, now, self._lock),
-            *_pop_expired(self._unjoined_refused, now, self._lock),
-        ]
-        expired_refusals = _pop_expired(self._refused, now, self._lock)
-        expired_closes = _pop_expired(self._closing, now, self._lock)
+        with self._lock:
+            expired_connects = self._unjoined.expired(now)
+            expired_refusals = self._refused.expired(now)
+            expired_closes = self._closing.expired(now)
         for sid in expired_connects:
             logger.debug("Closing Engine.IO session %s: no socket connected in time", sid)
         for sid, end in [
@@ -210,19 +248,6 @@ class EngineSessions:
 
     def _end(self, sid: str) -> None:
         with self._lock:
-            self._closing.pop(sid, None)
+            self._closing.pop(sid)
         # The client was already told CLOSE (or never polls again): do not queue another.
         sockets.close_engineio_session(self.eio, sid, abort=True)
-
-
-def _pop_expired(deadlines: dict[str, float], now: float, lock: threading.Lock) -> list[str]:
-    """Remove and return the sessions whose deadline has passed (the oldest come first)."""
-    expired = []
-    with lock:
-        for sid, deadline in deadlines.items():
-            if deadline > now:
-                break
-            expired.append(sid)
-        for sid in expired:
-            del deadlines[sid]
-    return expired
