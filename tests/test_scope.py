@@ -15,6 +15,9 @@ REFUSED = {
     "https://*.herokuapp.com": "herokuapp.com is a public suffix",
     "https://*.vercel.app": "vercel.app is a public suffix",
     "https://*.s3.amazonaws.com:*": "s3.amazonaws.com is a public suffix",
+    # A public suffix below the wildcard's domain: anyone can name a site there.
+    "https://*.amazonaws.com": "s3.amazonaws.com is a public suffix under amazonaws.com",
+    "https://*.core.windows.net": "web.core.windows.net is a public suffix under core.windows",
     "https://*.com": "needs a domain of at least two labels",  # refused by the parser already
     "http://*.nip.io:*": "nip.io resolves any name",
     "https://*.sslip.io": "sslip.io resolves any name",
@@ -42,6 +45,12 @@ def test_too_broad_rules_are_refused(pattern: str, reason: str) -> None:
 @pytest.mark.parametrize("pattern", ACCEPTED)
 def test_narrow_rules_are_accepted(pattern: str) -> None:
     assert parse_scoped_rule(pattern, frozenset())
+
+
+def test_a_wildcard_above_a_public_suffix_is_accepted_when_listed() -> None:
+    with override_settings(WHITELIST_BROAD_RULES=["https://*.amazonaws.com"]):
+        rule = parse_scoped_rule("https://*.amazonaws.com", conf.WHITELIST_BROAD_RULES)
+    assert str(rule) == "https://*.amazonaws.com"
 
 
 def test_a_broad_rule_staff_mean_is_listed_in_settings() -> None:

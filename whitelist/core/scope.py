@@ -2,9 +2,11 @@
 
 ``https://*.github.io`` admits every GitHub Pages site, ``https://*.co.uk``
 every British company, ``http://*.nip.io:*`` any address an attacker names.
-A wildcard over a public suffix (the Public Suffix List's ICANN and private
-sections, from the ``publicsuffixlist`` package) or over a wildcard-DNS
-service is refused, and so is the unspecified address (``0.0.0.0``, ``::``).
+A wildcard is refused when a public suffix (the Public Suffix List's ICANN and
+private sections, from the ``publicsuffixlist`` package) lies at or below its
+domain: ``*.amazonaws.com`` covers ``s3.amazonaws.com``, under which anyone
+can name a bucket. So is a wildcard over a wildcard-DNS service, and the
+unspecified address (``0.0.0.0``, ``::``).
 A rule staff really mean is listed, normalised, in ``WHITELIST_BROAD_RULES``.
 """
 
@@ -14,6 +16,8 @@ import functools
 import ipaddress
 from collections.abc import Collection
 
+import idna
+import publicsuffixlist
 from publicsuffixlist import PublicSuffixList
 
 from whitelist.core.origins import OriginError, Rule, parse_rule
@@ -43,7 +47,46 @@ def too_broad(rule: Rule) -> str | None:
         return f"{rule.host} resolves any name to the address it spells: anyone can serve there"
     if _suffixes().is_public(rule.host):
         return f"{rule.host} is a public suffix: *.{rule.host} admits every site under it"
+    below = _suffixes_below().get(rule.host)
+    if below is not None:
+        return (
+            f"{below} is a public suffix under {rule.host}: *.{rule.host} admits every "
+            f"site under {below}"
+        )
     return None
+
+
+@functools.cache
+def _suffixes_below() -> dict[str, str]:
+    """Each domain that has a public suffix below it, and one such suffix (the shortest).
+
+    Read from the list the ``publicsuffixlist`` package bundles (``PSLFILE``), in
+    the form rules are stored in: lower case, international names as punycode.
+    """
+    found: dict[str, str] = {}
+    with open(publicsuffixlist.PSLFILE, encoding="utf-8") as listing:
+        for line in listing:
+            entry = line.split()[0] if line.split() else ""
+            if not entry or entry.startswith(("//", "!")):
+                continue
+            suffix = _ascii(entry.removeprefix("*."))
+            labels = suffix.split(".") if suffix else []
+            for depth in range(1, len(labels)):
+                above = ".".join(labels[depth:])
+                if above not in found or len(suffix) < len(found[above]):
+                    found[above] = suffix
+    return found
+
+
+def _ascii(name: str) -> str | None:
+    """``name`` as rules store it; None if it cannot be written in punycode."""
+    try:
+        return idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        try:
+            return name.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            return None
 
 
 def parse_scoped_rule(value: str, broad_rules: Collection[str]) -> Rule:
