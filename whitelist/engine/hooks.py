@@ -8,9 +8,8 @@ refusing everyone or dropping a protection.
 
 from __future__ import annotations
 
-from whitelist.engine import contracts, logs, messages, session_hooks, websockets
+from whitelist.engine import contracts, instrumentation, logs, messages, session_hooks, websockets
 from whitelist.engine.host import GuardHost
-from whitelist.engine.instrumentation import after_instrument
 
 
 def install(server: GuardHost) -> None:
@@ -25,8 +24,13 @@ def install(server: GuardHost) -> None:
 
 
 def reinstall_after_instrument(server: GuardHost) -> None:
-    """``Server.instrument()`` replaced hooks: put the guard back in front of them."""
-    after_instrument(server)
+    """``Server.instrument()`` replaced hooks: put the guard back in front of them.
+
+    The admin UI registers Engine.IO connect and disconnect handlers of its own,
+    and its own ``_trigger_event``.
+    """
+    session_hooks.hook_sessions(server)
+    instrumentation.guard_before_instrumentation(server)
 
 
 def start_client_manager(server: GuardHost) -> None:

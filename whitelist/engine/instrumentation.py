@@ -16,15 +16,6 @@ from typing import Any
 
 import socketio
 
-from whitelist.engine.host import GuardHost
-from whitelist.engine.session_hooks import hook_sessions
-
-
-def after_instrument(server: GuardHost) -> None:
-    """Put the guard back in front of what ``instrument()`` replaced."""
-    hook_sessions(server)
-    guard_before_instrumentation(server)
-
 
 def guard_before_instrumentation(server: Any) -> None:
     """Tell the admin UI of a connect only once the guard and the handler admitted it.
