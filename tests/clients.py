@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -143,3 +144,26 @@ def welcomed_websocket(url: str, origin: str, timeout: float = 10) -> Iterator[A
     finally:
         ws.close()
         ws.shutdown()  # close() leaves the socket open once the server has closed it
+
+
+def polling_handshake(url: str, origin: str) -> str:
+    """Open a polling Engine.IO session and return its sid (no Socket.IO connect)."""
+    response = requests.get(
+        f"{url}/socket.io/",
+        params={"EIO": "4", "transport": "polling"},
+        headers={"Origin": origin},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return str(json.loads(response.text[1:])["sid"])
+
+
+def polling_post(url: str, sid: str, origin: str, body: str | bytes) -> requests.Response:
+    """POST ``body`` on the polling session ``sid``, as a page on ``origin`` would."""
+    return requests.post(
+        f"{url}/socket.io/",
+        params={"EIO": "4", "transport": "polling", "sid": sid},
+        headers={"Origin": origin, "Content-Type": "text/plain"},
+        data=body,
+        timeout=10,
+    )

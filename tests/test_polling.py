@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import requests
 
 from harness.live import LiveServer, wait_until
+from tests.clients import polling_handshake, polling_post
 from tests.conftest import ALLOWED
 
 
 def open_session(server: LiveServer) -> str:
-    response = requests.get(
-        f"{server.url}/socket.io/",
-        params={"EIO": "4", "transport": "polling"},
-        headers={"Origin": ALLOWED},
-        timeout=10,
-    )
-    return json.loads(response.text[1:])["sid"]
+    return polling_handshake(server.url, ALLOWED)
 
 
 def post(server: LiveServer, sid: str, body: bytes) -> requests.Response:
-    return requests.post(
-        f"{server.url}/socket.io/",
-        params={"EIO": "4", "transport": "polling", "sid": sid},
-        headers={"Origin": ALLOWED, "Content-Type": "text/plain"},
-        data=body,
-        timeout=10,
-    )
+    return polling_post(server.url, sid, ALLOWED, body)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
@@ -13,7 +12,7 @@ import requests
 import websocket
 
 from harness.live import LiveServer, wait_until
-from tests.clients import try_connect
+from tests.clients import polling_handshake, polling_post, try_connect
 
 ALLOWED = "http://localhost:5000"
 REFUSED = "http://evil.example"
@@ -51,15 +50,7 @@ def raw_request(server: LiveServer, request: bytes, *, read: bool = True) -> byt
 
 
 def handshake(server: LiveServer, origin: str) -> str:
-    """Open a polling Engine.IO session and return its sid (no Socket.IO connect)."""
-    response = requests.get(
-        f"{server.url}/socket.io/",
-        params={"EIO": "4", "transport": "polling"},
-        headers={"Origin": origin},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return json.loads(response.text[1:])["sid"]
+    return polling_handshake(server.url, origin)
 
 
 def post_and_hang_up(server: LiveServer, sid: str, head: str, body: bytes = b"") -> None:
@@ -244,13 +235,7 @@ def test_a_closed_sessions_ping_timer_goes_with_it(
 
 def post_connect(server: LiveServer, sid: str, origin: str, packet: str = "40") -> int:
     """POST a Socket.IO connect on a polling session; the HTTP status."""
-    return requests.post(
-        f"{server.url}/socket.io/",
-        params={"EIO": "4", "transport": "polling", "sid": sid},
-        headers={"Origin": origin, "Content-Type": "text/plain"},
-        data=packet,
-        timeout=10,
-    ).status_code
+    return polling_post(server.url, sid, origin, packet).status_code
 
 
 def test_a_client_repeating_a_refused_connect_holds_up_no_other_session(
