@@ -6,6 +6,11 @@ letters (``pаypal.com`` with a Cyrillic ``а``) is the classic look-alike, and
 is flagged where staff review rules. A name written wholly in one script that
 looks like another (``аррӏе.com``, all Cyrillic) is not flagged: telling that
 needs Unicode's confusables data, which this does not carry.
+
+Text a client wrote (headers, the query, a session id) is shown ``escaped``
+wherever it is written for people, in a log above all: a raw LF, CR, NEL
+(U+0085) or LINE SEPARATOR starts a line that looks like the server's own, and
+ESC drives the terminal that shows the log.
 """
 
 from __future__ import annotations
@@ -25,6 +30,35 @@ class Spelling:
 
     unicode: str
     mixed_scripts: tuple[str, ...] = ()
+
+
+def escaped(text: str, keep: str = "") -> str:
+    """``text`` with every character that is not printable written as its Python escape.
+
+    That is C0 and DEL (``\\x1b``), C1 (``\\x85``), LINE and PARAGRAPH SEPARATOR
+    (``\\u2028``), the other format and space characters that are not a plain
+    space (bidi overrides, zero widths, no-break space) and lone surrogates:
+    ``str.isprintable()`` says which, in C, so the usual all-printable text costs
+    one pass. ``keep`` names characters left as they are (``"\\n"`` for a
+    traceback's own lines). A backslash the client sent stays one backslash:
+    the escapes are for reading, not for decoding back.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() or char in keep else char.encode("unicode_escape").decode()
+        for char in text
+    )
+
+
+def indented(text: str, indent: str = "  ") -> str:
+    """``text`` of several lines (a traceback), each line escaped and indented.
+
+    The lines stay lines, for people to read; but a line break that an
+    exception's message brought along (a client's, maybe) never begins a line
+    at the margin, where log records begin.
+    """
+    return "\n".join(indent + escaped(line) for line in text.split("\n"))
 
 
 def spelling(pattern: str) -> Spelling | None:
