@@ -122,8 +122,13 @@ if LOG_FORMAT not in {"plain", "json"}:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # Both write what clients sent (origins, addresses, session ids, request lines)
+    # escaped, in every message of every logger below: no client byte starts a line.
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {
+            "class": "whitelist.plainlog.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
         # One JSON object per line, with each decision's fields (GUARDSITE_LOG_FORMAT=json).
         "json": {"()": "whitelist.jsonlog.JSONFormatter"},
     },

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from whitelist.gate.origin_gate import OriginGate, guarded_application
     from whitelist.jsonlog import JSONFormatter
+    from whitelist.plainlog import PlainFormatter
     from whitelist.rules.decision import Decision
     from whitelist.server.guarded import GuardedServer
     from whitelist.server.users import get_user
@@ -33,6 +34,7 @@ __all__ = [
     "GuardedServer",
     "JSONFormatter",
     "OriginGate",
+    "PlainFormatter",
     "get_user",
     "guarded_application",
 ]
@@ -43,6 +45,7 @@ _HOMES = {
     "GuardedServer": "whitelist.server.guarded",
     "JSONFormatter": "whitelist.jsonlog",
     "OriginGate": "whitelist.gate.origin_gate",
+    "PlainFormatter": "whitelist.plainlog",
     "get_user": "whitelist.server.users",
     "guarded_application": "whitelist.gate.origin_gate",
 }
