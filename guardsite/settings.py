@@ -144,6 +144,10 @@ LOGGING = {
     "loggers": {
         "guardsite": {"handlers": ["console"], "level": LOG_LEVEL},
         "whitelist": {"handlers": ["console"], "level": LOG_LEVEL},
+        # python-engineio and python-socketio at their own default level, but through
+        # these handlers: left unconfigured, each adds a bare StreamHandler of its own.
+        "engineio.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "socketio.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         # One line per request with a bad Host header, not a traceback each.
         "django.security.DisallowedHost": {
             "handlers": ["console_one_line"],

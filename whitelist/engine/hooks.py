@@ -16,6 +16,7 @@ def install(server: GuardHost) -> None:
     """Check the upstream contracts for the server's mode, then hook into its engine."""
     contracts.ensure(server.eio.async_mode)
     messages.hook_messages(server)
+    logs.escape_client_text(server)
     logs.quiet_closed_session_race(server.eio)
     session_hooks.hook_sessions(server)
     websockets.use_guarded_websockets(server)

@@ -12,6 +12,12 @@ warning, never a refusal to start: only the log gets louder.
   eventlet worker (``ErrorsStream``);
 * python-socketio's ``RedisManager`` logs every retry of a lost Redis at ERROR
   and never says when it is back (``OncePerOutage``).
+
+And every record python-engineio and python-socketio log carries what clients
+wrote escaped (``escape_client_text``): python-engineio writes an unknown
+session id as it came ("Invalid session <sid>", a forged log line for the
+price of one GET), on a handler of its own unless the project configured its
+logger, so no formatter of ours would see it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from whitelist.core.display import escaped, indented
+
 logger = logging.getLogger(__name__)
 
 # python-engineio's words for a request that arrives just after its session closed.
@@ -30,6 +38,39 @@ CLOSED_SESSION_RACE = "'Session is disconnected'"
 SOCKET_SHUTDOWN_ERROR = "socket shutdown error: [Errno 9]"
 # python-socketio's RedisManager: "Cannot publish to redis... retrying", "Cannot receive ...".
 REDIS_RETRY_START, REDIS_RETRY_WORD = "Cannot ", "retrying"
+
+
+class EscapedRecords(logging.Filter):
+    """Rewrites a record whose message holds a character that is not printable, escaped.
+
+    A logger's own filter runs before any of its handlers, upstream's own
+    ``StreamHandler`` included (gunicorn.conf.py puts it on gunicorn's loggers
+    too). A clean message keeps its template and arguments (what error
+    trackers group by); a dirty one becomes its escaped text. The traceback is
+    left to the formatter, which may not escape it: python-engineio's
+    tracebacks are of its own code.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.isprintable():
+            record.msg, record.args = escaped(message), ()
+        return True
+
+
+ESCAPED_RECORDS = EscapedRecords()
+
+
+def escape_client_text(server: Any) -> None:
+    """Put ``EscapedRecords`` on the loggers python-socketio and python-engineio log on.
+
+    They are ``server.logger`` and ``server.eio.logger``: the ones given to the
+    server, else ``socketio.server`` and ``engineio.server``.
+    """
+    for upstream in (getattr(server, "logger", None), getattr(server.eio, "logger", None)):
+        upstream = getattr(upstream, "logger", upstream)  # a LoggerAdapter's logger
+        if isinstance(upstream, logging.Logger) and ESCAPED_RECORDS not in upstream.filters:
+            upstream.addFilter(ESCAPED_RECORDS)
 
 
 def quiet_closed_session_race(eio: Any) -> None:
@@ -59,7 +100,7 @@ class ErrorsStream:
     """``wsgi.errors`` with one line per write, and a closed socket's shutdown kept quiet.
 
     That one is logged at DEBUG; anything else is written through, ending with
-    a newline.
+    a newline, escaped, with any further lines indented (``display.indented``).
     """
 
     def __init__(self, stream: Any) -> None:
@@ -69,7 +110,8 @@ class ErrorsStream:
         if SOCKET_SHUTDOWN_ERROR in text:
             logger.debug("%s", text.strip())
             return
-        self._stream.write(text if text.endswith("\n") else text + "\n")
+        first, _, more = text.removesuffix("\n").partition("\n")
+        self._stream.write(escaped(first) + ("\n" + indented(more) if more else "") + "\n")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
