@@ -22,6 +22,7 @@ import eventlet.event
 import eventlet.wsgi
 
 logger = logging.getLogger(__name__)
+ACCESS_LOGGER = logging.getLogger("eventlet.wsgi.server")
 # How long a connection from a flooding address is held before it is closed unread.
 FLOOD_HOLD_SECONDS = 1.0
 
@@ -248,6 +249,9 @@ def serve_until_stopped(
             logging_errors(app),
             custom_pool=pool,
             log_output=access_log,
+            # Through logging, whose formatters escape what clients wrote: written
+            # to stderr, the request line and X-Forwarded-For went out raw.
+            log=ACCESS_LOGGER,
             debug=False,  # never send tracebacks to clients
             # A connection that sends nothing (no TLS ClientHello, half a request
             # line, nothing between requests) is closed after socket_timeout: it

@@ -148,6 +148,8 @@ LOGGING = {
         # these handlers: left unconfigured, each adds a bare StreamHandler of its own.
         "engineio.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "socketio.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # runsocket --access-log (guardsite.serving): eventlet's request lines.
+        "eventlet.wsgi.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # One line per request with a bad Host header, not a traceback each.
         "django.security.DisallowedHost": {
             "handlers": ["console_one_line"],
