@@ -87,9 +87,15 @@ def ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """gunicorn's hook, in the new worker before it starts: quiet the known notice."""
+    """gunicorn's hook, in the new worker before it starts: quiet the known notice, and
+    escape what clients wrote in gunicorn's own lines (its access log writes Referer
+    and User-Agent as they came; its handlers are not the project's ``LOGGING``)."""
+    from whitelist.engine.logs import ESCAPED_RECORDS
+
     if WORKER == "eventlet":
         worker.log.error_log.addFilter(_KnownDeprecation())
+    for log in (worker.log.error_log, worker.log.access_log):
+        log.addFilter(ESCAPED_RECORDS)
 
 
 # gunicorn's exit status for a worker that failed to boot: the master stops instead of
