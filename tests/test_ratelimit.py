@@ -105,6 +105,12 @@ def test_memory_is_bounded_by_dropping_the_least_recently_seen() -> None:
         ({"REMOTE_ADDR": "2001:db8:1:2:ffff::1"}, 0, "2001:db8:1:2::/64"),
         ({"REMOTE_ADDR": "::ffff:192.0.2.1"}, 0, "192.0.2.1"),
         ({"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "x" * 500}, 1, "x" * 64),
+        # The client writes its entry: logged and stored, it must not start a line.
+        (
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "\x1b[2J\x85forged, 10.0.0.2"},
+            2,
+            "\\x1b[2J\\x85forged",
+        ),
         ({}, 0, "unknown"),
         (
             {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.9:4711"},

@@ -30,6 +30,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from whitelist.core.display import escaped
+
 MAX_ADDRESSES = 10_000
 MIN_FLOODING_REFUSALS = 20
 FLOODING_FACTOR = 4
@@ -112,14 +114,17 @@ def client_key(environ: Mapping[str, Any], proxies: int) -> str:
 
 def client_address(environ: Mapping[str, Any], proxies: int) -> str:
     """The client's address (at most 64 characters): ``REMOTE_ADDR``, or the entry
-    ``proxies`` from the right of ``X-Forwarded-For``, without a port."""
+    ``proxies`` from the right of ``X-Forwarded-For``, without a port.
+
+    Escaped (``whitelist.core.display.escaped``): the client writes its
+    ``X-Forwarded-For`` entry, and the address is logged and stored."""
     address = environ.get("REMOTE_ADDR") or "unknown"
     if proxies > 0:
         forwarded = [a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
         forwarded = [a for a in forwarded if a]
         if len(forwarded) >= proxies:
             address = forwarded[-proxies]
-    return _without_port(address)[:64]
+    return escaped(_without_port(address))[:64]
 
 
 def _without_port(address: str) -> str:

@@ -32,6 +32,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from whitelist.conf import conf
+from whitelist.core.display import escaped
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import hooks as engine
 from whitelist.engine import sockets
@@ -174,7 +175,7 @@ class GuardedServer(socketio.Server):
                     "requests from another origin than their session's",
                     logging.WARNING,
                     "Refused a request from %s for an Engine.IO session opened by %s",
-                    origin,
+                    escaped(origin),  # the header as sent when it is no origin
                     opened_by,
                 )
                 body = {"message": "This session belongs to another origin."}
