@@ -39,7 +39,8 @@ def run(work: Path, stack: contextlib.ExitStack) -> list[LiveServer]:
         "DATABASE_URL": postgres.url,
         "GUARDSITE_MESSAGE_QUEUE": redis.url,
         "GUARDSITE_STATE_DIR": str(work),
-        "WHITELIST_PROXY_COUNT": "1",  # nginx appends the client's address
+        "WHITELIST_PROXY_COUNT": "1",  # nginx appends the client's address ...
+        "WHITELIST_TRUSTED_PROXIES": "127.0.0.1,::1",  # ... and connects from loopback
     }
     unused = work / "unused.sqlite3"  # harness.live names a SQLite file; DATABASE_URL wins
     nodes = [LiveServer(unused, work / f"node{n}.log", **env) for n in range(2)]

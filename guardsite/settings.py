@@ -191,13 +191,16 @@ WHITELIST_REQUIRE_SECURE = env_bool("WHITELIST_REQUIRE_SECURE", False)
 # Handshakes per second and at once from one client address (HTTP 429 beyond);
 # WHITELIST_CONNECT_RATE=off for no limit. Behind proxies that append to
 # X-Forwarded-For (deploy/nginx.conf does), WHITELIST_PROXY_COUNT says how many,
-# so that the limit counts clients, not the proxy.
+# and WHITELIST_TRUSTED_PROXIES (comma-separated addresses or networks) which peers
+# may send the header, so that the limit counts clients, not the proxy; from any
+# other peer the header is ignored.
 if os.environ.get("WHITELIST_CONNECT_RATE"):
     rate = os.environ["WHITELIST_CONNECT_RATE"]
     WHITELIST_CONNECT_RATE = None if rate.lower() == "off" else float(rate)
 if os.environ.get("WHITELIST_CONNECT_BURST"):
     WHITELIST_CONNECT_BURST = float(os.environ["WHITELIST_CONNECT_BURST"])
 WHITELIST_PROXY_COUNT = int(os.environ.get("WHITELIST_PROXY_COUNT") or 0)
+WHITELIST_TRUSTED_PROXIES = env_list("WHITELIST_TRUSTED_PROXIES", [])
 # /metrics answers only a scraper sending "Authorization: Bearer <token>"; unset, no metrics.
 WHITELIST_METRICS_TOKEN = os.environ.get("WHITELIST_METRICS_TOKEN") or None
 # Only for a scraper on a private network: /metrics without a token (check --deploy warns).

@@ -9,7 +9,10 @@ import pytest
 
 from harness.live import LiveServer
 from tests.clients import welcomed
+from whitelist.core.proxies import TrustedProxies, parse_network
 from whitelist.core.ratelimit import MIN_FLOODING_REFUSALS, AttemptLimiter, client_key, retry_after
+
+PROXIES = TrustedProxies([parse_network("10.0.0.0/8")])
 
 
 class Clock:
@@ -99,8 +102,23 @@ def test_memory_is_bounded_by_dropping_the_least_recently_seen() -> None:
             2,
             "198.51.100.9",
         ),
+        # A hop that is not a trusted proxy ends the walk: the client is what it reported.
+        (
+            {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "1.2.3.4, 203.0.113.5"},
+            2,
+            "203.0.113.5",
+        ),
+        # A peer that is not a trusted proxy is the client, whatever it writes.
+        ({"REMOTE_ADDR": "192.0.2.1", "HTTP_X_FORWARDED_FOR": "198.51.100.9"}, 1, "192.0.2.1"),
+        ({"REMOTE_ADDR": "192.0.2.1", "HTTP_X_FORWARDED_FOR": "10.0.0.9"}, 1, "192.0.2.1"),
         # Fewer entries than proxies: the request did not come through them.
         ({"REMOTE_ADDR": "192.0.2.1"}, 1, "192.0.2.1"),
+        ({"REMOTE_ADDR": "10.0.0.1"}, 1, "10.0.0.1"),
+        (
+            {"REMOTE_ADDR": "::ffff:10.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.9"},
+            1,
+            "198.51.100.9",
+        ),
         ({"REMOTE_ADDR": "2001:db8:1:2:3:4:5:6"}, 0, "2001:db8:1:2::/64"),
         ({"REMOTE_ADDR": "2001:db8:1:2:ffff::1"}, 0, "2001:db8:1:2::/64"),
         ({"REMOTE_ADDR": "::ffff:192.0.2.1"}, 0, "192.0.2.1"),
@@ -124,8 +142,15 @@ def test_memory_is_bounded_by_dropping_the_least_recently_seen() -> None:
         ),
     ],
 )
-def test_client_key(environ: dict[str, str], proxies: int, key: str) -> None:
-    assert client_key(environ, proxies) == key
+def test_client_key_behind_proxies_in_10_0_0_0_8(
+    environ: dict[str, str], proxies: int, key: str
+) -> None:
+    assert client_key(environ, PROXIES, proxies) == key
+
+
+def test_no_trusted_proxy_means_no_forwarded_header_is_read() -> None:
+    environ = {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.9"}
+    assert client_key(environ, TrustedProxies(), 1) == "10.0.0.1"
 
 
 @pytest.mark.parametrize(("seconds", "header"), [(0.01, "1"), (1.0, "1"), (1.2, "2")])
@@ -133,11 +158,13 @@ def test_retry_after_is_whole_seconds(seconds: float, header: str) -> None:
     assert retry_after(seconds) == header
 
 
-def handshake_from(server: LiveServer, source: str) -> int:
+def handshake_from(server: LiveServer, source: str, forwarded_for: str | None = None) -> int:
     """One polling handshake from the loopback address ``source``; the HTTP status."""
+    forwarded = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
     request = (
         "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
-        "Host: localhost\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n"
+        f"Host: localhost\r\nOrigin: http://evil.example\r\n{forwarded}"
+        "Connection: close\r\n\r\n"
     )
     with socket.create_connection(
         ("127.0.0.1", server.ports[0]), timeout=10, source_address=(source, 0)
@@ -167,3 +194,47 @@ def test_a_flooding_address_is_limited_while_others_are_welcomed(
     assert statuses.count(429) >= MIN_FLOODING_REFUSALS, statuses
     assert welcomed(server.url, "http://allowed.test")  # from 127.0.0.1: its own bucket
     assert "Refused a handshake from 127.0.0.2: over 1.0 attempts a second" in server.log()
+
+
+# A proxy-count deployment reached directly: 127.0.0.3 is the proxy, the rest are clients.
+PROXY = "127.0.0.3"
+BURST = 5
+
+
+@pytest.fixture(scope="module")
+def behind_a_proxy(start_server: Callable[..., LiveServer]) -> LiveServer:
+    return start_server(
+        WHITELIST_PROXY_COUNT="1",
+        WHITELIST_TRUSTED_PROXIES=PROXY,
+        WHITELIST_CONNECT_RATE="0.1",
+        WHITELIST_CONNECT_BURST=str(BURST),
+    )
+
+
+def test_a_direct_client_rotating_x_forwarded_for_is_limited_by_its_own_address(
+    behind_a_proxy: LiveServer,
+) -> None:
+    """Each made-up X-Forwarded-For was a new bucket: every handshake passed."""
+    statuses = [
+        handshake_from(behind_a_proxy, "127.0.0.2", f"198.51.100.{n}") for n in range(1, 31)
+    ]
+    passed = statuses.count(200)
+    assert passed == BURST, f"{passed} of {len(statuses)} handshakes passed: {statuses}"
+
+
+def test_a_direct_client_cannot_spend_a_victims_handshakes(behind_a_proxy: LiveServer) -> None:
+    """Spoofing the victim's address in X-Forwarded-For got the victim HTTP 429."""
+    victim = "127.0.0.4"
+    spoofed = [handshake_from(behind_a_proxy, "127.0.0.5", victim) for _ in range(2 * BURST)]
+    assert spoofed.count(200) == BURST, spoofed  # its own bucket, not the victim's
+    answers = [handshake_from(behind_a_proxy, victim) for _ in range(3)]
+    assert answers.count(429) == 0, f"the victim got {answers.count(429)} of 3 refused: {answers}"
+
+
+def test_a_trusted_proxys_x_forwarded_for_names_the_client(behind_a_proxy: LiveServer) -> None:
+    rotating = [handshake_from(behind_a_proxy, PROXY, f"203.0.113.{n}") for n in range(1, 11)]
+    assert rotating == [200] * 10  # each client its own bucket, not the proxy's
+    one_client = [handshake_from(behind_a_proxy, PROXY, "192.0.2.99") for _ in range(BURST + 1)]
+    assert one_client == [200] * BURST + [429]
+    # What a client wrote left of the proxy's entry is not read either.
+    assert handshake_from(behind_a_proxy, PROXY, "203.0.113.200, 192.0.2.99") == 429

@@ -1,4 +1,6 @@
-"""System checks of the ``WHITELIST_*`` settings themselves (ids ``whitelist.E00x``, ``W001``).
+"""System checks of the ``WHITELIST_*`` settings themselves.
+
+Ids ``whitelist.E001``-``E003``, ``E005``-``E009``, ``W001``, ``W010``, ``W011``.
 
 What the settings mean for a deployment (deploy switches, versions, the
 database driver, the rules stored) is checked in ``environment_checks``.
@@ -18,6 +20,7 @@ from whitelist.conf import (
     is_positive_number,
     is_whole_number,
 )
+from whitelist.core.proxies import parse_network
 
 # Switches that must be True or False (a string such as "False" would be truthy).
 SWITCHES = (
@@ -58,6 +61,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         *_protected_namespaces(),
         *_metrics_token(),
         *_missing_origin(),
+        *_trusted_proxies(),
     ]
 
 
@@ -191,3 +195,59 @@ def _missing_origin() -> list[CheckMessage]:
             id="whitelist.W001",
         )
     ]
+
+
+def _trusted_proxies() -> list[CheckMessage]:
+    value = conf.raw("WHITELIST_TRUSTED_PROXIES", ())
+    example = 'use a list of addresses or networks, such as ["127.0.0.1", "10.0.0.0/8"].'
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        return [
+            Error(
+                f"WHITELIST_TRUSTED_PROXIES is {value!r}: no proxy is trusted.",
+                hint=example[0].upper() + example[1:],
+                id="whitelist.E009",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for entry in value:
+        try:
+            parse_network(entry)
+        except ValueError as exc:
+            messages.append(
+                Error(
+                    f"WHITELIST_TRUSTED_PROXIES has {entry!r}, which is left out: {exc}.",
+                    hint=f"Correct or remove it; {example}",
+                    id="whitelist.E009",
+                )
+            )
+    return messages
+
+
+@register(Tags.security)
+def check_forwarded_for(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """X-Forwarded-For needs both: which peers may write it, and how many hops to read."""
+    value = conf.raw("WHITELIST_TRUSTED_PROXIES", ())
+    count = conf.WHITELIST_PROXY_COUNT
+    messages: list[CheckMessage] = []
+    if count and not value:
+        messages.append(
+            Warning(
+                f"WHITELIST_PROXY_COUNT is {count} but WHITELIST_TRUSTED_PROXIES is empty: "
+                "X-Forwarded-For is never read, and every client behind the proxy "
+                "shares its address's handshake limit.",
+                hint="List the proxies' addresses in WHITELIST_TRUSTED_PROXIES; a header "
+                "from any other peer is the client's own writing.",
+                id="whitelist.W010",
+            )
+        )
+    elif value and not count:
+        messages.append(
+            Warning(
+                "WHITELIST_TRUSTED_PROXIES is set but WHITELIST_PROXY_COUNT is 0: "
+                "X-Forwarded-For is never read.",
+                hint="Set WHITELIST_PROXY_COUNT to the number of proxies in front (1 behind "
+                "one nginx), or leave WHITELIST_TRUSTED_PROXIES empty.",
+                id="whitelist.W011",
+            )
+        )
+    return messages

@@ -18,6 +18,8 @@ from typing import Any
 
 from django.conf import settings
 
+from whitelist.core.proxies import TrustedProxies, parse_network
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_REFUSAL_MESSAGE = "Who invited you to this party?"
@@ -150,12 +152,34 @@ class WhitelistSettings:
 
     @cached_property
     def WHITELIST_PROXY_COUNT(self) -> int:  # noqa: N802
-        """Trusted proxies in front that append the client's address to ``X-Forwarded-For``."""
+        """Proxy hops in front that append to ``X-Forwarded-For``: as many entries are read.
+
+        Only from a peer in ``WHITELIST_TRUSTED_PROXIES`` (``whitelist.core.proxies``).
+        """
         value = self.raw("WHITELIST_PROXY_COUNT", 0)
         if is_whole_number(value, minimum=0):
             return value
         _unusable("WHITELIST_PROXY_COUNT", value, 0)
         return 0
+
+    @cached_property
+    def WHITELIST_TRUSTED_PROXIES(self) -> TrustedProxies:  # noqa: N802
+        """The proxies' addresses or networks: only their ``X-Forwarded-For`` is read.
+
+        An unusable entry is left out (trusting less never lets a client choose
+        its address); ``whitelist.E009`` names it.
+        """
+        value = self.raw("WHITELIST_TRUSTED_PROXIES", ())
+        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+            _unusable("WHITELIST_TRUSTED_PROXIES", value, ())
+            return TrustedProxies()
+        networks = []
+        for entry in value:
+            try:
+                networks.append(parse_network(entry))
+            except ValueError:
+                _unusable("WHITELIST_TRUSTED_PROXIES entry", entry, "nothing")
+        return TrustedProxies(networks)
 
     @cached_property
     def WHITELIST_METRICS_TOKEN(self) -> str | None:  # noqa: N802

@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from whitelist.core.display import escaped
+from whitelist.core.proxies import TrustedProxies, client_address
 
 MAX_ADDRESSES = 10_000
 MIN_FLOODING_REFUSALS = 20
@@ -93,14 +93,16 @@ def _decayed(pressure: float, seconds: float) -> float:
     return pressure * math.exp(-seconds / PRESSURE_SECONDS) if pressure else 0.0
 
 
-def client_key(environ: Mapping[str, Any], proxies: int) -> str:
-    """The address a request came from, as the limiter counts it.
+def client_key(environ: Mapping[str, Any], trusted: TrustedProxies, count: int) -> str:
+    """The address a request came from, as the limiter counts it (``address_key``).
 
-    Behind ``proxies`` trusted proxies that each append to ``X-Forwarded-For``,
-    the client is the address that many entries from the right; anything the
-    client wrote further left is ignored. An IPv6 address stands for its /64.
+    ``X-Forwarded-For`` counts only from trusted proxies (``whitelist.core.proxies``).
     """
-    address = client_address(environ, proxies)
+    return address_key(client_address(environ, trusted, count))
+
+
+def address_key(address: str) -> str:
+    """One bucket per client: an IPv6 address stands for its /64, which one host holds."""
     try:
         parsed = ipaddress.ip_address(address)
     except ValueError:
@@ -110,30 +112,6 @@ def client_key(environ: Mapping[str, Any], proxies: int) -> str:
             return str(parsed.ipv4_mapped)
         return str(ipaddress.IPv6Network(f"{parsed}/64", strict=False))
     return str(parsed)
-
-
-def client_address(environ: Mapping[str, Any], proxies: int) -> str:
-    """The client's address (at most 64 characters): ``REMOTE_ADDR``, or the entry
-    ``proxies`` from the right of ``X-Forwarded-For``, without a port.
-
-    Escaped (``whitelist.core.display.escaped``): the client writes its
-    ``X-Forwarded-For`` entry, and the address is logged and stored."""
-    address = environ.get("REMOTE_ADDR") or "unknown"
-    if proxies > 0:
-        forwarded = [a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        forwarded = [a for a in forwarded if a]
-        if len(forwarded) >= proxies:
-            address = forwarded[-proxies]
-    return escaped(_without_port(address))[:64]
-
-
-def _without_port(address: str) -> str:
-    """``203.0.113.9:4711`` or ``[2001:db8::1]:4711`` (as some proxies write them), bare."""
-    if address.startswith("["):
-        return address[1:].split("]", 1)[0]
-    if address.count(":") == 1:
-        return address.split(":", 1)[0]
-    return address
 
 
 def retry_after(seconds: float) -> str:

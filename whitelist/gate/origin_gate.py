@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from whitelist.conf import conf
-from whitelist.core.ratelimit import AttemptLimiter, client_key, retry_after
+from whitelist.core.ratelimit import AttemptLimiter, address_key, client_key, retry_after
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.gate.endpoints import (
     HEALTH_PATH,
@@ -79,14 +79,14 @@ class OriginGate:
         return self._limiter
 
     def is_flooding(self, address: str) -> bool:
-        """Should the server drop this address's connections unread? (``whitelist.core.ratelimit``)
+        """Should the server drop this peer's connections unread? (``whitelist.core.ratelimit``)
 
-        Never behind proxies: the address a server accepts from is theirs.
+        Never a trusted proxy's: it speaks for many clients.
         """
         limiter = self.limiter
-        if limiter is None or conf.WHITELIST_PROXY_COUNT:
+        if limiter is None or address in conf.WHITELIST_TRUSTED_PROXIES:
             return False
-        return limiter.is_flooding(client_key({"REMOTE_ADDR": address}, 0))
+        return limiter.is_flooding(address_key(address))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -105,7 +105,9 @@ class OriginGate:
         limiter = self.limiter
         # A handshake, as python-engineio tells one: no non-empty sid in the query.
         if limiter is not None and not any(query.get("sid", ())):
-            address = client_key(environ, conf.WHITELIST_PROXY_COUNT)
+            address = client_key(
+                environ, conf.WHITELIST_TRUSTED_PROXIES, conf.WHITELIST_PROXY_COUNT
+            )
             wait = limiter.take(address)
             if wait:
                 return _too_many_attempts(start_response, address, wait)

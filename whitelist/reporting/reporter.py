@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from whitelist.conf import conf
-from whitelist.core.ratelimit import client_address
+from whitelist.core.proxies import client_address
 from whitelist.reporting.decision_log import ADMITTED, REFUSED, REPORT_ONLY, log_decision
 from whitelist.reporting.decision_log import logger as decision_logger
 from whitelist.reporting.flushing import Recorder
@@ -57,4 +57,4 @@ class Reporter:
 
     @staticmethod
     def _address(environ: Mapping[str, Any]) -> str:
-        return client_address(environ, conf.WHITELIST_PROXY_COUNT)
+        return client_address(environ, conf.WHITELIST_TRUSTED_PROXIES, conf.WHITELIST_PROXY_COUNT)
