@@ -1,4 +1,4 @@
-"""System checks of the project's own settings (ids ``guardsite.W00x``)."""
+"""System checks of the project's own settings (``guardsite.E001``-``E004``, ``W001``, ``W002``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from whitelist.conf import is_positive_number, is_whole_number
 
 # A certificate that expires sooner than this is worth a warning before deploying.
 EXPIRY_WARNING_DAYS = 14
@@ -66,3 +68,39 @@ def check_eventlet_protocol(app_configs: Any = None, **kwargs: Any) -> list[Chec
         )
         for breach in protocol_contract_breaches()
     ]
+
+
+@register(Tags.security)
+def check_connection_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """runsocket's request-head deadline and per-address cap (guardsite/serving.py)."""
+    timeout = getattr(settings, "GUARDSITE_REQUEST_HEAD_TIMEOUT", 20.0)
+    cap = getattr(settings, "GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS", 100)
+    pool = getattr(settings, "GUARDSITE_MAX_CONNECTIONS", 10_000)
+    messages: list[CheckMessage] = []
+    if not is_positive_number(timeout):
+        messages.append(
+            Error(
+                f"GUARDSITE_REQUEST_HEAD_TIMEOUT is {timeout!r}.",
+                hint="Use a number of seconds above 0 (20 is the default).",
+                id="guardsite.E004",
+            )
+        )
+    if not is_whole_number(cap):
+        messages.append(
+            Error(
+                f"GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS is {cap!r}.",
+                hint="Use a whole number above 0 (100 is the default).",
+                id="guardsite.E004",
+            )
+        )
+    elif is_whole_number(pool) and cap >= pool:
+        messages.append(
+            Warning(
+                f"GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS ({cap}) is not below "
+                f"GUARDSITE_MAX_CONNECTIONS ({pool}): one address can hold every connection.",
+                hint="Keep it a small part of the pool; a proxy in WHITELIST_TRUSTED_PROXIES "
+                "is not capped, whatever the cap.",
+                id="guardsite.W002",
+            )
+        )
+    return messages

@@ -21,8 +21,13 @@ import eventlet
 import eventlet.event
 import eventlet.wsgi
 
+from guardsite.peers import EXEMPT, PeerCounter
+from whitelist.core.ratelimited_log import RateLimitedLog
+
 logger = logging.getLogger(__name__)
 ACCESS_LOGGER = logging.getLogger("eventlet.wsgi.server")
+# Lines an attacker provokes: a few a minute per kind, the rest at DEBUG.
+limited_log = RateLimitedLog(logger)
 # How long a connection from a flooding address is held before it is closed unread.
 FLOOD_HOLD_SECONDS = 1.0
 
@@ -144,10 +149,14 @@ HANDSHAKE_HINTS = {
 
 
 def protocol_contract_breaches() -> list[str]:
-    """What ``Protocol`` relies on in eventlet's ``HttpProtocol`` and no longer finds."""
+    """What ``Protocol`` relies on in eventlet's ``HttpProtocol`` and no longer finds.
+
+    ``handle`` runs the connection; each request's head is read by
+    ``_read_request_line`` and then ``parse_request`` (the standard library's).
+    """
     base = eventlet.wsgi.HttpProtocol
     breaches = []
-    for name in ("handle", "_read_request_line"):
+    for name in ("handle", "_read_request_line", "parse_request"):
         method = getattr(base, name, None)
         if not callable(method):
             breaches.append(f"{name}() is gone")
@@ -157,9 +166,18 @@ def protocol_contract_breaches() -> list[str]:
 
 
 class Protocol(eventlet.wsgi.HttpProtocol):
-    """eventlet's HTTP protocol, with a failed TLS handshake told in one line.
+    """eventlet's HTTP protocol, with a cap per address, a deadline per request head,
+    and a failed TLS handshake told in one line.
 
-    The TLS handshake runs on the first read of the request line; eventlet lets
+    Cap and deadline: the pool has one green thread per connection, and a
+    client that sends a request head a line at a time (slowloris) held its
+    slot as long as it liked; 200 such connections shut every visitor out.
+    Now a peer may hold ``peers.limit`` connections (more are closed unread),
+    and each request head must be complete ``head_timeout`` seconds after it
+    started: at the connection's accept for the first request (the TLS
+    handshake included), at its first byte for each later one.
+
+    TLS: the handshake runs on the first read of the request line; eventlet lets
     its ``SSLError`` escape to the hub, which prints a 30-line traceback and
     "Removing descriptor" for every browser that does not trust the
     development certificate yet. Here it is one INFO line with the client's
@@ -168,21 +186,66 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     """
 
     _read_a_line = False
-    # Addresses whose connections are dropped unread (a flood); set per server.
+    _head_timer: eventlet.Timeout | None = None
+    # Set per server (serve_until_stopped):
+    # addresses whose connections are dropped unread (a flood);
     is_flooding: Callable[[str], bool] | None = None
+    # open connections per peer address, and the cap;
+    peers: PeerCounter | None = None
+    # seconds for a complete request head, and for the next request to begin.
+    head_timeout: float | None = None
+    idle_timeout: float | None = None
 
     def handle(self) -> None:
+        peer = self.client_address[0]
+        peers = type(self).peers
+        key = EXEMPT if peers is None else peers.enter(peer)
+        if key is None:
+            # Closed at once and unread: held, it would hold the very slot the cap saves.
+            limited_log.log(
+                "connections over the per-address cap",
+                logging.WARNING,
+                "Closed a connection unread: over %d connections from %s",
+                peers.limit if peers else 0,
+                peer,
+            )
+            self.close_connection = 1
+            return
+        try:
+            self._handle(peer)
+        finally:
+            self._stop_head_timer()
+            if peers is not None:
+                peers.leave(key)
+
+    def _handle(self, peer: str) -> None:
         shed = type(self).is_flooding
-        if shed is not None and shed(self.client_address[0]):
+        if shed is not None and shed(peer):
             # Held a moment, then closed unread: a flooder that reconnects at once
             # would otherwise cost an accept and a green thread thousands of times
             # a second; held, it waits, and a sleeping green thread costs nothing.
             eventlet.sleep(FLOOD_HOLD_SECONDS)
             self.close_connection = 1
             return
-        super().handle()
+        try:
+            super().handle()
+        except eventlet.Timeout as expired:
+            if expired is not self._head_timer:
+                raise
+            limited_log.log(
+                "slow request heads",
+                logging.INFO,
+                "Closed a connection from %s: no complete request head within %s s",
+                peer,
+                type(self).head_timeout,
+            )
+            self.close_connection = 1
 
     def _read_request_line(self) -> bytes | str:
+        if self._read_a_line and not self._next_request_began():
+            self.close_connection = 1
+            return ""
+        self._start_head_timer()
         try:
             line = super()._read_request_line()
         except ssl.SSLError as error:
@@ -197,6 +260,35 @@ class Protocol(eventlet.wsgi.HttpProtocol):
             return ""
         self._read_a_line = True
         return line
+
+    def parse_request(self) -> bool:
+        """The headers are read here: the head is complete (or refused) when it returns."""
+        try:
+            return super().parse_request()
+        finally:
+            self._stop_head_timer()
+
+    def _next_request_began(self) -> bool:
+        """Wait for the first byte of the connection's next request, up to ``idle_timeout``.
+
+        Waiting between requests is keep-alive, bounded by the idle timeout; the
+        head deadline starts once the request does.
+        """
+        try:
+            self.connection.settimeout(type(self).idle_timeout)
+            return bool(self.rfile.peek(1))
+        except (OSError, ValueError):  # timed out, reset, closed, a TLS error
+            return False
+
+    def _start_head_timer(self) -> None:
+        seconds = type(self).head_timeout
+        if seconds:
+            self._head_timer = eventlet.Timeout(seconds)
+
+    def _stop_head_timer(self) -> None:
+        # Kept, not forgotten: handle() tells its own timer's expiry by identity.
+        if self._head_timer is not None:
+            self._head_timer.cancel()
 
 
 def logging_errors(app: Callable[..., Any]) -> Callable[..., Any]:
@@ -227,11 +319,16 @@ def serve_until_stopped(
     on_stop: Callable[[str], None],
     socket_timeout: float | None = None,
     is_flooding: Callable[[str], bool] | None = None,
+    head_timeout: float | None = None,
+    max_per_address: int | None = None,
+    is_trusted_proxy: Callable[[str], bool] = lambda _: False,
 ) -> None:
     """Serve on every listener from one connection pool until SIGINT or SIGTERM.
 
     ``on_ready`` runs once the signal handlers are in place, so a signal sent
     after it has announced readiness always stops the server cleanly.
+    ``max_per_address`` caps each peer's open connections, except a trusted
+    proxy's; ``head_timeout`` bounds each request head (``Protocol``).
     """
     stop = eventlet.event.Event()
 
@@ -241,7 +338,17 @@ def serve_until_stopped(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     pool = eventlet.GreenPool(max_connections)
-    protocol = type("Protocol", (Protocol,), {"is_flooding": staticmethod(is_flooding)})
+    peers = PeerCounter(max_per_address, is_trusted_proxy) if max_per_address else None
+    protocol = type(
+        "Protocol",
+        (Protocol,),
+        {
+            "is_flooding": staticmethod(is_flooding),
+            "peers": peers,
+            "head_timeout": head_timeout,
+            "idle_timeout": socket_timeout,
+        },
+    )
     servers = [
         eventlet.spawn(
             eventlet.wsgi.server,

@@ -173,6 +173,16 @@ GUARDSITE_LISTEN_BACKLOG = int(os.environ.get("GUARDSITE_LISTEN_BACKLOG", "2048"
 # runsocket closes a connection silent this long (no TLS handshake, half a request,
 # idle between requests). Keep it above Engine.IO's ping interval plus timeout (45 s).
 GUARDSITE_SOCKET_TIMEOUT = float(os.environ.get("GUARDSITE_SOCKET_TIMEOUT") or 60)
+# runsocket closes a connection whose request line and headers are not complete this
+# many seconds after the request began (at the accept, TLS handshake included, for a
+# connection's first request): a slowloris client sends a header line now and then.
+GUARDSITE_REQUEST_HEAD_TIMEOUT = float(os.environ.get("GUARDSITE_REQUEST_HEAD_TIMEOUT") or 20)
+# runsocket's cap on open connections from one peer address (an IPv6 /64), so that one
+# address cannot hold the pool; a peer in WHITELIST_TRUSTED_PROXIES is not capped (cap
+# per client at the proxy: deploy/nginx.conf's limit_conn).
+GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS = int(
+    os.environ.get("GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS") or 100
+)
 # Git-ignored state: the development TLS certificate lives in STATE_DIR/tls.
 GUARDSITE_STATE_DIR = Path(os.environ.get("GUARDSITE_STATE_DIR", BASE_DIR / "var"))
 # A real certificate for runsocket --tls and gunicorn.conf.py (else the development one).

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +17,8 @@ import requests
 from guardsite.serving import AddressError, Endpoint, parse_addrport
 from harness.live import LiveServer, manage, wait_until
 from tests.clients import try_connect
+from tests.conftest import ALLOWED
+from tests.slowloris import Slowloris, request, visit
 
 
 @pytest.mark.parametrize(
@@ -136,3 +142,171 @@ def test_a_changed_eventlet_protocol_is_a_named_check_error(
     errors = check_eventlet_protocol()
     assert [error.id for error in errors] == ["guardsite.E003"]
     assert "_read_request_line() is gone" in errors[0].msg
+
+
+# A small server for the slowloris test: 100 slots, 20 of them per address, 3 s per head.
+HEAD_TIMEOUT = 3.0
+PER_ADDRESS = 20
+
+
+def test_slowloris_from_one_address_neither_holds_the_pool_nor_keeps_its_connections(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """200 connections sending a header line a second held every slot; no visitor got in."""
+    server = start_server(
+        ALLOWED,
+        GUARDSITE_MAX_CONNECTIONS="100",
+        GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS=str(PER_ADDRESS),
+        GUARDSITE_REQUEST_HEAD_TIMEOUT=str(HEAD_TIMEOUT),
+    )
+    port = server.ports[0]
+    visits: list[float] = []
+    failures: list[str] = []
+    with Slowloris(port, source="127.0.0.1", count=200, pace=1.0, limit=30) as attack:
+        # The attack has its 200 connections open (or refused) before the first visit.
+        assert wait_until(lambda: len(attack.connections) >= 200, timeout=10)
+        ends = time.monotonic() + 3 * HEAD_TIMEOUT  # through several head deadlines
+        while time.monotonic() < ends and len(visits) + len(failures) < 40:
+            try:
+                visits.append(visit(port, "127.0.0.2", timeout=3))
+            except (OSError, AssertionError) as exc:
+                failures.append(f"{type(exc).__name__}: {exc}")
+                break  # a visitor shut out once is the finding; stop early
+            time.sleep(0.2)  # a visitor's pace, not a wait for an outcome
+        held = [c.lifetime for c in attack.connections if c.lifetime and c.lifetime > 1]
+        opened = len(attack.connections)
+    assert not failures, f"visitor from 127.0.0.2 shut out after {len(visits)} visits: {failures}"
+    slowest = max(visits)
+    assert slowest < 2, f"a visit took {slowest:.2f} s under the attack"
+    # Held connections (within the cap) are closed by the head deadline, none later.
+    assert held, f"no attacking connection was held and then closed ({opened} opened)"
+    longest = max(held)
+    assert HEAD_TIMEOUT - 0.5 <= longest <= HEAD_TIMEOUT + 2, f"held {longest:.1f} s at most"
+    log = server.log()
+    assert "no complete request head within 3" in log
+    assert f"over {PER_ADDRESS} connections from 127.0.0.1" in log
+
+
+@pytest.fixture(scope="module")
+def capped_server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    """3 connections per address, 2 s per request head; 127.0.0.3 is a trusted proxy."""
+    return start_server(
+        ALLOWED,
+        tls_ports=1,
+        GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS="3",
+        GUARDSITE_REQUEST_HEAD_TIMEOUT="2",
+        WHITELIST_TRUSTED_PROXIES="127.0.0.3",
+        WHITELIST_PROXY_COUNT="1",
+    )
+
+
+def half_heads(port: int, source: str, count: int) -> list[socket.socket]:
+    """``count`` connections from ``source``, each with half a request head sent."""
+    opened = []
+    for _ in range(count):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        opened.append(raw)
+    return opened
+
+
+def closed_within(raw: socket.socket, seconds: float) -> bool:
+    raw.settimeout(seconds)
+    try:
+        return closed_by_server(raw)
+    except TimeoutError:
+        return False
+
+
+def closed_after(sockets: list[socket.socket], seconds: float) -> list[bool]:
+    """Which of ``sockets`` the server closed within ``seconds`` (it sends them nothing)."""
+    time.sleep(seconds)  # a window in which nothing should happen to the others
+    readable, _, _ = select.select(sockets, [], [], 0)
+    return [raw in readable and closed_within(raw, 1) for raw in sockets]
+
+
+def test_connections_over_the_cap_are_closed_at_once_but_a_trusted_proxys_are_not(
+    capped_server: LiveServer,
+) -> None:
+    port = capped_server.ports[0]
+    direct = half_heads(port, "127.0.0.2", 6)
+    proxied = half_heads(port, "127.0.0.3", 6)
+    try:
+        # Within the cap, held until the head deadline (2 s); beyond it, closed at once.
+        closed = closed_after(direct + proxied, 1.0)
+        assert closed[:6] == [False] * 3 + [True] * 3
+        assert closed[6:] == [False] * 6
+        # Closed connections free their places: the address may connect again.
+        assert all(closed_within(raw, 5) for raw in direct[:3])
+        status, _ = request(port, "127.0.0.2", "GET", "/")
+        assert status == 200
+    finally:
+        for raw in direct + proxied:
+            raw.close()
+    assert "over 3 connections from 127.0.0.2" in capped_server.log()
+    assert "connections from 127.0.0.3" not in capped_server.log()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_keep_alive_waits_for_the_next_request_then_gives_it_the_head_deadline(
+    capped_server: LiveServer, tls: bool
+) -> None:
+    """The deadline starts at a later request's first byte, not while the connection idles."""
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        port = capped_server.tls_ports[0]
+        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=10, context=context, source_address=("127.0.0.4", 0)
+        )
+    else:
+        port = capped_server.ports[0]
+        connection = http.client.HTTPConnection(
+            "127.0.0.1", port, timeout=10, source_address=("127.0.0.4", 0)
+        )
+    with contextlib.closing(connection):
+        for _ in range(2):
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().read().startswith(b'{"status"')
+            first = connection.sock
+            time.sleep(2.5)  # idle longer than the head deadline (2 s), on purpose
+        assert connection.sock is first  # one connection throughout
+        # A later request whose head never completes is closed by the deadline.
+        started = time.monotonic()
+        connection.sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        assert closed_within(connection.sock, 10)
+        took = time.monotonic() - started
+        assert 1.5 <= took <= 4, f"closed after {took:.1f} s, for a 2 s head deadline"
+
+
+def test_a_changed_request_head_reading_is_a_named_check_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import eventlet.wsgi
+
+    from guardsite.checks import check_eventlet_protocol
+
+    monkeypatch.setattr(eventlet.wsgi.HttpProtocol, "parse_request", lambda self, strict: True)
+    errors = check_eventlet_protocol()
+    assert [error.id for error in errors] == ["guardsite.E003"]
+    assert "parse_request() takes ['self', 'strict']" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    ("settings", "ids"),
+    [
+        ({}, []),
+        ({"GUARDSITE_REQUEST_HEAD_TIMEOUT": 0}, ["guardsite.E004"]),
+        ({"GUARDSITE_REQUEST_HEAD_TIMEOUT": "20"}, ["guardsite.E004"]),
+        ({"GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS": 0}, ["guardsite.E004"]),
+        ({"GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS": 2.5}, ["guardsite.E004"]),
+        ({"GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS": 10_000}, ["guardsite.W002"]),
+    ],
+)
+def test_connection_limit_settings_are_checked(settings: dict[str, object], ids: list[str]) -> None:
+    from django.test import override_settings
+
+    from guardsite.checks import check_connection_limits
+
+    with override_settings(**settings):
+        assert [message.id for message in check_connection_limits()] == ids

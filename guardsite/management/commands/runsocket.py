@@ -37,6 +37,7 @@ from guardsite.tls import (
     ensure_dev_certificate,
     server_context,
 )
+from whitelist.conf import conf
 from whitelist.rules.cache import allowlist
 
 
@@ -101,6 +102,11 @@ class Command(BaseCommand):
             f"Capacity: {max_connections} connections, listen backlog "
             f"{settings.GUARDSITE_LISTEN_BACKLOG}, open files limit {open_files}"
         )
+        write(
+            f"  At most {settings.GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS} per address "
+            f"(trusted proxies: {_proxies()}); request heads within "
+            f"{settings.GUARDSITE_REQUEST_HEAD_TIMEOUT:g} s"
+        )
         if open_files < max_connections:
             self.stderr.write(
                 f"Warning: the open files limit ({open_files}) is below "
@@ -125,6 +131,9 @@ class Command(BaseCommand):
             on_stop=lambda name: write(f"Stopped ({name})."),
             socket_timeout=settings.GUARDSITE_SOCKET_TIMEOUT,
             is_flooding=gate.is_flooding,
+            head_timeout=settings.GUARDSITE_REQUEST_HEAD_TIMEOUT,
+            max_per_address=settings.GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS,
+            is_trusted_proxy=lambda address: address in conf.WHITELIST_TRUSTED_PROXIES,
         )
         sio.shutdown()
 
@@ -171,6 +180,11 @@ class Command(BaseCommand):
         count = len(snapshot.index)
         plural = "" if count == 1 else "s"
         return f"Allowlist: {count} enabled rule{plural} (revision {snapshot.revision})"
+
+
+def _proxies() -> str:
+    networks = conf.WHITELIST_TRUSTED_PROXIES.networks
+    return ", ".join(str(network) for network in networks) or "none"
 
 
 def _path(value: str | None) -> Path | None:
