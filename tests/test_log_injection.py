@@ -124,7 +124,7 @@ def inject_everything(server: LiveServer) -> list[Injection]:
     target = ENGINEIO + b"&sid=" + polling_handshake(server.url, ALLOWED).encode()
     exchange(server, request(target, {"Origin": b"http://evil.test/" + header_payload("origin")}))
     exchange(server, request(target, {"Referer": b"http://evil.test/" + header_payload("referer")}))
-    # The client address behind one proxy (WHITELIST_PROXY_COUNT=1): a refused connect.
+    # The client address behind one trusted proxy (the test client, WHITELIST_PROXY_COUNT=1).
     forwarded = {"Origin": REFUSED, "X-Forwarded-For": header_payload("xff")}
     sid = session_of(exchange(server, request(ENGINEIO, forwarded)))
     exchange(server, request(ENGINEIO + b"&sid=" + sid, forwarded, "POST", b"40"))
@@ -216,6 +216,7 @@ def test_client_values_reach_the_log_escaped(
         options=("--access-log",),
         GUARDSITE_LOG_FORMAT=log_format,
         WHITELIST_PROXY_COUNT="1",
+        WHITELIST_TRUSTED_PROXIES="127.0.0.1",  # the test client, as if it were the proxy
     )
     sent = inject_everything(server)
     # The last request's access log line says everything before it was written.
