@@ -51,12 +51,19 @@ def trigger_event_with_kwargs(self: Any, event: str, *args: Any, namespace: str 
     return None
 
 
+def logging_through_a_callable(self: Any, *args: Any, **kwargs: Any) -> None:
+    """A release that logs through something other than a ``logging.Logger``."""
+    original_init(self, *args, **kwargs)
+    self.logger = print
+
+
 # (contract id, what to replace, with what): each a plausible upstream change.
 BREAKAGES: list[tuple[str, Any, str, Callable[..., Any]]] = [
     ("whitelist.E102", socketio.Server, "get_environ", environ_copy),
     ("whitelist.E104", socketio.Server, "__init__", renamed_binary_packet),
     ("whitelist.E106", socketio.Server, "_trigger_event", trigger_event_with_kwargs),
     ("whitelist.E109", Socket, "schedule_ping", no_ping_through_background_tasks),
+    ("whitelist.E114", socketio.Server, "__init__", logging_through_a_callable),
 ]
 
 

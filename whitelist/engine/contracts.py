@@ -316,6 +316,13 @@ def _eventlet_websocket(probe: Probe) -> None:
         raise Broken("eventlet.websocket.FailedConnectionError is not an exception")
 
 
+def _server_loggers(probe: Probe) -> None:
+    for name, holder in (("socketio.Server", probe.server), ("engineio.Server", probe.eio)):
+        if not isinstance(logs.logger_of(holder), logging.Logger):
+            found = type(getattr(holder, "logger", None)).__name__
+            raise Broken(f"{name}.logger is a {found}, not a logging.Logger to filter")
+
+
 def _says(module_name: str, words: str) -> None:
     """Does the upstream module still write these words? (A log filter matches them.)"""
     module = importlib.import_module(module_name)
@@ -357,6 +364,7 @@ CONTRACTS = (
     Contract("whitelist.E111", "engineio.packet.Packet", ERROR, _engineio_decoding),
     Contract("whitelist.E112", "eventlet.websocket.RFC6455WebSocket", ERROR, _eventlet_websocket),
     Contract("whitelist.E113", "socketio.Server._handle_eio_message", ERROR, _malformed_messages),
+    Contract("whitelist.E114", "socketio/engineio Server.logger", ERROR, _server_loggers),
     Contract("whitelist.W101", "engineio.Server._log_error_once", WARNING, _closed_session_log),
     Contract("whitelist.W102", "eventlet.websocket (wsgi.errors)", WARNING, _socket_shutdown_text),
     Contract("whitelist.W103", "socketio.RedisManager (its log)", WARNING, _redis_retry_text),
