@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import DataError, IntegrityError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from whitelist.audit import acting_as, admin_actor
+from whitelist.conf import conf
+from whitelist.core.namespaces import NamespaceError, format_namespaces, parse_namespaces
 from whitelist.core.origins import OriginError, parse_origin_header
+from whitelist.core.scope import parse_scoped_rule
 from whitelist.models import AllowedOrigin
 from whitelist.records import RefusedConnect, RuleChange
 
@@ -56,34 +61,36 @@ class RefusedConnectAdmin(ReadOnlyAdmin):
     def allow_origins(
         self, request: HttpRequest, queryset: QuerySet[RefusedConnect]
     ) -> HttpResponse | None:
-        """Ask enabled or disabled (and scoped or not), then create one rule per origin."""
-        origins, unusable = allowable_origins(queryset)
+        """Ask enabled or disabled (and scoped or not), then create one rule per origin.
+
+        Any client can put a row in the log, so a row no rule can come from is
+        skipped and named, never a failure of the whole action.
+        """
+        selection = select_origins(queryset)
         if request.POST.get("post") == "yes":
             enabled = request.POST.get("state") == "enabled"
             scoped = request.POST.get("scoped") == "yes"
-            if scoped:  # an origin refused only at the handshake names no namespace
-                unscoped = [origin for origin, names in origins if not names]
-                origins = [(origin, names) for origin, names in origins if names]
-                for origin in unscoped:
-                    message = f"No rule for {origin}: it was refused only at the handshake, "
-                    message += "so there is no namespace to limit its rule to."
-                    self.message_user(request, message, messages.WARNING)
-            with acting_as(admin_actor(request.user)):
-                created = AllowedOrigin.objects.allow(
-                    ((origin, names if scoped else frozenset()) for origin, names in origins),
-                    enabled=enabled,
-                    note=f"from the refusal log, by {request.user.get_username()}",
-                )
+            planned, skipped = selection.rules(scoped=scoped)
             state = _("enabled") if enabled else _("disabled, for review")
-            for rule in created:
-                self.log_addition(request, rule, [{"added": {}}])  # Django's admin log too
-                self.message_user(request, f"Added {rule.pattern} ({state})", messages.SUCCESS)
-            new = {rule.pattern for rule in created}
-            for origin, _names in origins:
-                if origin not in new:
+            note = f"from the refusal log, by {request.user.get_username()}"
+            for origin, names in planned:
+                try:
+                    with acting_as(admin_actor(request.user)):
+                        created = AllowedOrigin.objects.allow(
+                            [(origin, names)], enabled=enabled, note=note
+                        )
+                except (OriginError, NamespaceError, IntegrityError, DataError) as exc:
+                    skipped.append(f"No rule for {origin}: {exc}")
+                    continue
+                for rule in created:
+                    self.log_addition(request, rule, [{"added": {}}])  # Django's admin log too
+                    self.message_user(request, f"Added {rule.pattern} ({state})", messages.SUCCESS)
+                if not created:
                     message = f"A rule already exists for {origin}: left as it is"
                     self.message_user(request, message, messages.INFO)
-            for value in unusable:
+            for message in skipped:
+                self.message_user(request, message, messages.WARNING)
+            for value in selection.unusable:
                 self.message_user(request, f"Not an origin, so no rule: {value}", messages.WARNING)
             return None
         context = {
@@ -91,8 +98,12 @@ class RefusedConnectAdmin(ReadOnlyAdmin):
             "title": _("Allow these origins"),
             "opts": self.model._meta,
             "queryset": queryset,
-            "origins": [(origin, sorted(names)) for origin, names in origins],
-            "unusable": unusable,
+            "origins": [
+                (origin, sorted(names), sorted(selection.odd_namespaces.get(origin, ())))
+                for origin, names in selection.origins
+            ],
+            "unusable": selection.unusable,
+            "no_rule": [f"{origin}: {why}" for origin, why in selection.no_rule],
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         }
         return TemplateResponse(request, "admin/whitelist/allow_origins.html", context)
@@ -102,24 +113,80 @@ class RefusedConnectAdmin(ReadOnlyAdmin):
         return request.user.has_perm("whitelist.add_allowedorigin")
 
 
-def allowable_origins(
-    rows: QuerySet[RefusedConnect],
-) -> tuple[list[tuple[str, frozenset[str]]], list[str]]:
-    """The origins of ``rows`` a rule can name, each with the namespaces it was refused on;
-    and the values that are no origin (``null``, malformed, none, the overflow row)."""
+@dataclass
+class Selection:
+    """What the selected rows of the refusal log can become."""
+
+    origins: list[tuple[str, frozenset[str]]]
+    """Origins a rule may name, each with the namespaces a rule may name it was refused on."""
+    odd_namespaces: dict[str, set[str]]
+    """Per origin, the namespaces it was refused on that no rule may name (``/a b``)."""
+    no_rule: list[tuple[str, str]]
+    """Origins no rule may name (``http://0.0.0.0``), and why."""
+    unusable: list[str]
+    """Values that are no origin: ``null``, malformed, none, the overflow row."""
+
+    def rules(self, *, scoped: bool) -> tuple[list[tuple[str, frozenset[str]]], list[str]]:
+        """The rules to create, as (origin, namespaces); and why the other origins get none."""
+        skipped = [f"No rule for {origin}: {why}" for origin, why in self.no_rule]
+        if not scoped:
+            return [(origin, frozenset()) for origin, _names in self.origins], skipped
+        planned = []
+        for origin, names in self.origins:
+            for name in sorted(self.odd_namespaces.get(origin, ())):
+                skipped.append(f"No rule for {origin} on {name!r}: not a namespace a rule can name")
+            if len(format_namespaces(names)) > MAX_NAMESPACES_TEXT:
+                skipped.append(f"No rule for {origin}: its namespaces are too many for one rule")
+            elif names:
+                planned.append((origin, names))
+            elif origin not in self.odd_namespaces:  # refused only at the handshake
+                message = f"No rule for {origin}: it was refused only at the handshake, "
+                skipped.append(message + "so there is no namespace to limit its rule to.")
+        return planned, skipped
+
+
+MAX_NAMESPACES_TEXT = AllowedOrigin._meta.get_field("namespaces").max_length
+
+
+def select_origins(rows: QuerySet[RefusedConnect]) -> Selection:
+    """Sort the origins of ``rows`` by what a rule can make of them."""
     namespaces: dict[str, set[str]] = {}
-    unusable: list[str] = []
+    odd: dict[str, set[str]] = {}
+    no_rule: dict[str, str] = {}
+    unusable: set[str] = set()
+    broad_rules = conf.WHITELIST_BROAD_RULES
     for origin, namespace in rows.values_list("origin", "namespace").distinct():
         try:
             canonical = str(parse_origin_header(origin))
         except OriginError:
-            unusable.append(origin or "(none)")
+            unusable.add(origin or "(none)")
+            continue
+        try:
+            parse_scoped_rule(canonical, broad_rules)
+        except OriginError as exc:
+            no_rule[canonical] = str(exc)
             continue
         found = namespaces.setdefault(canonical, set())
-        if namespace.startswith("/"):
+        if not namespace.startswith("/"):  # "" or "(handshake)": refused before any namespace
+            continue
+        if _is_one_namespace(namespace):
             found.add(namespace)
-    origins = [(origin, frozenset(names)) for origin, names in sorted(namespaces.items())]
-    return origins, sorted(set(unusable))
+        else:
+            odd.setdefault(canonical, set()).add(namespace)
+    return Selection(
+        origins=[(origin, frozenset(names)) for origin, names in sorted(namespaces.items())],
+        odd_namespaces=odd,
+        no_rule=sorted(no_rule.items()),
+        unusable=sorted(unusable),
+    )
+
+
+def _is_one_namespace(name: str) -> bool:
+    """Whether a rule can name ``name`` as it is: ``/a b`` would be stored as two, or refused."""
+    try:
+        return parse_namespaces(name) == {name}
+    except NamespaceError:
+        return False
 
 
 @admin.register(RuleChange)
