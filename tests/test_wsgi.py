@@ -99,6 +99,19 @@ def test_jsonp_polling_is_refused(client: Client, inner: Recorder, query: str) -
     assert inner.paths == []
 
 
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_jsonp_is_refused_with_an_upgrade_header_too(
+    client: Client, inner: Recorder, transport: str
+) -> None:
+    response = client.get(
+        f"/socket.io/?EIO=4&transport={transport}&j=0",
+        headers={"Origin": REFUSED, "Upgrade": "websocket", "Connection": "Upgrade"},
+    )
+    assert response.status_code == 400
+    assert json.loads(response.data) == {"error": "JSONP is not supported"}
+    assert inner.paths == []
+
+
 def test_websocket_upgrade_is_left_to_the_namespace_guard(client: Client, inner: Recorder) -> None:
     response = client.get(
         "/socket.io/?EIO=4&transport=websocket",

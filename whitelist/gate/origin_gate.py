@@ -111,15 +111,16 @@ class OriginGate:
             wait = limiter.take(address)
             if wait:
                 return _too_many_attempts(start_response, address, wait)
-        if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
-            conf.WHITELIST_REFUSE_AT_HANDSHAKE
-        ):
-            # Browsers apply no CORS to WebSockets, and JSONP is a polling matter:
-            # the namespace connect decides.
-            return self.app(environ, start_response)
+        # Before the WebSocket branch: python-engineio picks the transport from the
+        # query, so a polling request may carry an Upgrade header and still get JSONP.
         if "j" in query:
             body = {"error": "JSONP is not supported"}
             return respond_json(start_response, "400 Bad Request", body)
+        if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
+            conf.WHITELIST_REFUSE_AT_HANDSHAKE
+        ):
+            # Browsers apply no CORS to WebSockets: the namespace connect decides.
+            return self.app(environ, start_response)
         decision = decide(environ)
         # Never credentials for an origin the rules do not list, report-only or not.
         cors = _cors_headers(environ, decision)
