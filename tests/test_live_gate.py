@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
 import requests
+import socketio
+import websocket
 
-from harness.live import LiveServer
+from harness.live import LiveServer, wait_until
+from tests.clients import polling_handshake
 
 ALLOWED = "http://allowed.test"
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade"}
@@ -26,3 +30,33 @@ def test_jsonp_with_an_upgrade_header_opens_no_session(server: LiveServer, trans
         timeout=10,
     )
     assert (response.status_code, response.json()) == (400, {"error": "JSONP is not supported"})
+
+
+def test_an_upgrade_of_an_open_session_naming_no_origin_is_refused(server: LiveServer) -> None:
+    sid = polling_handshake(server.url, ALLOWED)
+    endpoint = server.url.replace("http", "ws", 1)
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(
+            f"{endpoint}/socket.io/?EIO=4&transport=websocket&sid={sid}",
+            suppress_origin=True,
+            timeout=10,
+        )
+    assert refused.value.status_code == 403
+
+
+def test_python_socketio_upgrades_an_admitted_session(server: LiveServer) -> None:
+    """Its polls carry no Origin, its upgrade does: both still work."""
+    session = requests.Session()
+    client = socketio.Client(
+        reconnection=False, http_session=session, websocket_extra_options={"suppress_origin": True}
+    )
+    welcomed = threading.Event()
+    client.on("permission.message", lambda *args: welcomed.set())
+    try:
+        client.connect(server.url, headers={"Origin": ALLOWED}, wait_timeout=10)
+        assert welcomed.wait(10)
+        assert wait_until(lambda: client.transport() == "websocket")
+        assert client.call("whoami", timeout=10)["transport"] == "websocket"
+    finally:
+        client.disconnect()
+        session.close()

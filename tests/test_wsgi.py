@@ -197,3 +197,56 @@ def test_requests_of_an_open_session_and_other_addresses_are_not_limited(
 @override_settings(WHITELIST_CONNECT_RATE=None)
 def test_no_rate_means_no_limit(client: Client) -> None:
     assert all(client.get(POLLING).status_code == 200 for _ in range(300))
+
+
+SESSION = "/socket.io/?EIO=4&transport=websocket&sid=abc"
+
+
+def test_an_upgrade_of_an_open_session_naming_no_origin_is_refused(
+    client: Client, inner: Recorder
+) -> None:
+    """Every browser sends Origin on a WebSocket, and python-socketio's client its headers."""
+    response = client.get(SESSION, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    assert response.status_code == 403
+    assert json.loads(response.data)["data"] == {"reason": "missing-origin", "origin": None}
+    assert inner.paths == []
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Origin": ALLOWED}, {"Referer": f"{ALLOWED}/chat"}, {"Origin": REFUSED}]
+)
+def test_an_upgrade_of_an_open_session_naming_an_origin_is_left_to_the_session(
+    client: Client, inner: Recorder, headers: dict[str, str]
+) -> None:
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", **headers}
+    assert client.get(SESSION, headers=upgrade).status_code == 200
+    assert inner.paths == ["/socket.io/"]
+
+
+@override_settings(WHITELIST_ALLOW_MISSING_ORIGIN=True)
+def test_an_upgrade_naming_no_origin_passes_where_missing_origins_are_allowed(
+    client: Client, inner: Recorder
+) -> None:
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    assert client.get(SESSION, headers=upgrade).status_code == 200
+    assert inner.paths == ["/socket.io/"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_polling_of_an_open_session_naming_no_origin_is_served_without_cors(
+    client: Client, inner: Recorder, method: str
+) -> None:
+    """python-socketio's client sends its headers on the handshake only (see the README)."""
+    response = client.open(POLLING + "&sid=abc", method=method)
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert inner.paths == ["/socket.io/"]
+
+
+@override_settings(WHITELIST_REPORT_ONLY=True)
+def test_an_upgrade_naming_no_origin_passes_in_report_only_mode(
+    client: Client, inner: Recorder
+) -> None:
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    assert client.get(SESSION, headers=upgrade).status_code == 200
+    assert inner.paths == ["/socket.io/"]

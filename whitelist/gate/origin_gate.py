@@ -116,11 +116,14 @@ class OriginGate:
         if "j" in query:
             body = {"error": "JSONP is not supported"}
             return respond_json(start_response, "400 Bad Request", body)
-        if environ.get("HTTP_UPGRADE", "").lower() == "websocket" and not (
-            conf.WHITELIST_REFUSE_AT_HANDSHAKE
-        ):
-            # Browsers apply no CORS to WebSockets: the namespace connect decides.
-            return self.app(environ, start_response)
+        if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
+            if any(query.get("sid", ())) and _names_no_origin(environ):
+                refusal = _headerless_upgrade(start_response, decide(environ))
+                if refusal is not None:
+                    return refusal
+            if not conf.WHITELIST_REFUSE_AT_HANDSHAKE:
+                # Browsers apply no CORS to WebSockets: the namespace connect decides.
+                return self.app(environ, start_response)
         decision = decide(environ)
         # Never credentials for an origin the rules do not list, report-only or not.
         cors = _cors_headers(environ, decision)
@@ -152,6 +155,27 @@ def header_bytes(environ: dict[str, Any]) -> int:
         for name, value in environ.items()
         if name.startswith("HTTP_") and isinstance(value, str)
     )
+
+
+def _names_no_origin(environ: dict[str, Any]) -> bool:
+    """Does the request carry neither ``Origin`` nor ``Referer``?"""
+    return "HTTP_ORIGIN" not in environ and "HTTP_REFERER" not in environ
+
+
+def _headerless_upgrade(start_response: Callable[..., Any], decision: Decision) -> Any:
+    """HTTP 403 for a WebSocket naming no origin that would take over an open session.
+
+    The session's origin was judged at its handshake, but anyone holding its sid
+    may upgrade it. Every browser sends ``Origin`` on a WebSocket, and
+    python-socketio's client sends its connect headers; so one with neither
+    header is no page of an allowed site. (Polling requests naming no origin are
+    served: python-socketio's client sends its headers on the handshake only.)
+    None where missing origins are allowed, by setting or report-only.
+    """
+    if decision.allowed or admitted_by_report_only(decision, None):
+        return None
+    body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
+    return respond_json(start_response, "403 Forbidden", body)
 
 
 def _too_many_attempts(start_response: Callable[..., Any], address: str, wait: float) -> Any:
