@@ -11,7 +11,7 @@ import socketio
 import websocket
 
 from harness.live import LiveServer, wait_until
-from tests.clients import polling_handshake
+from tests.clients import polling_handshake, try_connect
 
 ALLOWED = "http://allowed.test"
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade"}
@@ -60,3 +60,14 @@ def test_python_socketio_upgrades_an_admitted_session(server: LiveServer) -> Non
     finally:
         client.disconnect()
         session.close()
+
+
+def test_refusal_at_handshake_welcomes_python_socketio_over_polling(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """Its polls and POSTs carry no Origin: they were refused with 403, and it never connected."""
+    strict = start_server(ALLOWED, WHITELIST_REFUSE_AT_HANDSHAKE="1")
+    outcome, _client = try_connect(strict.url, origin=ALLOWED, transport="polling")
+    assert outcome.welcome is not None, outcome
+    refused, _client = try_connect(strict.url, origin="https://evil.test", transport="polling")
+    assert not refused.connected

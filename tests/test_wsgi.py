@@ -250,3 +250,21 @@ def test_an_upgrade_naming_no_origin_passes_in_report_only_mode(
     upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
     assert client.get(SESSION, headers=upgrade).status_code == 200
     assert inner.paths == ["/socket.io/"]
+
+
+@override_settings(WHITELIST_REFUSE_AT_HANDSHAKE=True)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_refusal_at_handshake_still_serves_polling_naming_no_origin(
+    client: Client, inner: Recorder, method: str
+) -> None:
+    """python-socketio's client polls without the headers its handshake sent."""
+    assert client.open(POLLING + "&sid=abc", method=method).status_code == 200
+    assert inner.paths == ["/socket.io/"]
+
+
+@override_settings(WHITELIST_REFUSE_AT_HANDSHAKE=True)
+def test_refusal_at_handshake_refuses_polling_naming_a_refused_origin(
+    client: Client, inner: Recorder
+) -> None:
+    assert client.get(POLLING + "&sid=abc", headers={"Origin": REFUSED}).status_code == 403
+    assert inner.paths == []

@@ -117,7 +117,7 @@ class OriginGate:
             body = {"error": "JSONP is not supported"}
             return respond_json(start_response, "400 Bad Request", body)
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-            if any(query.get("sid", ())) and _names_no_origin(environ):
+            if _headerless_session(query, environ):
                 refusal = _headerless_upgrade(start_response, decide(environ))
                 if refusal is not None:
                     return refusal
@@ -128,7 +128,12 @@ class OriginGate:
         # Never credentials for an origin the rules do not list, report-only or not.
         cors = _cors_headers(environ, decision)
         refused = not decision.allowed and not admitted_by_report_only(decision, None)
-        if refused and conf.WHITELIST_REFUSE_AT_HANDSHAKE:
+        # A poll naming no origin is its session's, judged at its handshake (_headerless_upgrade).
+        if (
+            refused
+            and conf.WHITELIST_REFUSE_AT_HANDSHAKE
+            and not _headerless_session(query, environ)
+        ):
             if self.reporter is not None:
                 self.reporter.refused(decision, HANDSHAKE, environ)
             body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
@@ -157,9 +162,11 @@ def header_bytes(environ: dict[str, Any]) -> int:
     )
 
 
-def _names_no_origin(environ: dict[str, Any]) -> bool:
-    """Does the request carry neither ``Origin`` nor ``Referer``?"""
-    return "HTTP_ORIGIN" not in environ and "HTTP_REFERER" not in environ
+def _headerless_session(query: dict[str, list[str]], environ: dict[str, Any]) -> bool:
+    """Is this a request of an open session (``sid=``) with neither ``Origin`` nor ``Referer``?"""
+    return (
+        any(query.get("sid", ())) and "HTTP_ORIGIN" not in environ and "HTTP_REFERER" not in environ
+    )
 
 
 def _headerless_upgrade(start_response: Callable[..., Any], decision: Decision) -> Any:
