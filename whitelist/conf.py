@@ -266,6 +266,11 @@ class WhitelistSettings:
         return self._count("WHITELIST_MAX_BINARY_BYTES", 10_000_000)
 
     @cached_property
+    def WHITELIST_MAX_PENDING_BINARY_BYTES(self) -> int:  # noqa: N802
+        """Bytes of attachments all sessions of a server may hold for unfinished packets."""
+        return self._count("WHITELIST_MAX_PENDING_BINARY_BYTES", 50_000_000)
+
+    @cached_property
     def WHITELIST_BROAD_RULES(self) -> frozenset[str]:  # noqa: N802
         """Rules staff mean although they are too broad (``whitelist.core.scope``), normalised."""
         from whitelist.core.origins import OriginError, parse_rule

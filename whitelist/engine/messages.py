@@ -11,8 +11,9 @@ the only place where the guard can:
 * welcome a socket right after python-socketio acknowledged its connect, which
   happens inside this call, whatever else the session sends meanwhile;
 * cap binary attachments (``WHITELIST_MAX_ATTACHMENTS``,
-  ``WHITELIST_MAX_BINARY_BYTES``), reading python-socketio's pending binary
-  packet (``whitelist.E104``);
+  ``WHITELIST_MAX_BINARY_BYTES`` per packet, ``WHITELIST_MAX_PENDING_BINARY_BYTES``
+  for all the server's sessions), reading python-socketio's pending binary
+  packets (``whitelist.E104``);
 * close a session whose message python-socketio cannot decode, instead of the
   18-line traceback per message python-engineio logs while keeping the session.
 """
@@ -20,6 +21,7 @@ the only place where the guard can:
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from socketio import packet
@@ -54,6 +56,7 @@ MALFORMED = (ValueError, TypeError, IndexError, RecursionError)
 def hook_messages(server: GuardHost) -> None:
     """Hold events until their socket is welcomed; welcome once python-socketio acknowledged."""
     handle_message = server.eio.handlers["message"]
+    pending = PendingAttachments(server)
 
     def handle_message_guarded(eio_sid: str, data: Any) -> Any:
         state = server.sessions.get(eio_sid)
@@ -63,9 +66,14 @@ def hook_messages(server: GuardHost) -> None:
         # While a binary packet waits for attachments, python-socketio takes every
         # message, text or bytes, as the next attachment: never as a packet.
         attachment = eio_sid in server._binary_packet
+        if not attachment:  # none pending (python-socketio drops it at a namespace's disconnect)
+            pending.forget(state)
         decoded = None if attachment else _decode(server, data)
         excess = _too_much_binary(state, data, decoded, attachment=attachment)
+        if excess is None and attachment:
+            excess = pending.add(state, len(data))
         if excess is not None:
+            pending.forget(state)
             server._binary_packet.pop(eio_sid, None)
             close_malformed(server, eio_sid, ValueError(excess))
             return None
@@ -83,6 +91,8 @@ def hook_messages(server: GuardHost) -> None:
             close_malformed(server, eio_sid, error)
             return None
         finally:
+            if attachment and eio_sid not in server._binary_packet:  # the packet is complete
+                pending.forget(state)
             if connect:
                 server.welcome(eio_sid, decoded.namespace or "/")
                 server.end_refused_session(eio_sid)
@@ -115,14 +125,11 @@ def _drop_stateless(server: GuardHost, eio_sid: str) -> None:
 def _too_much_binary(
     state: EngineSession, data: Any, decoded: Any, *, attachment: bool
 ) -> str | None:
-    """Why a binary packet or one of its attachments exceeds the caps, or None."""
+    """Why a binary packet or one of its attachments exceeds the per-packet caps, or None."""
     if attachment:
-        state.pending_binary_bytes += len(data)
-        if state.pending_binary_bytes > conf.WHITELIST_MAX_BINARY_BYTES:
-            state.pending_binary_bytes = 0
+        if state.pending_binary_bytes + len(data) > conf.WHITELIST_MAX_BINARY_BYTES:
             return f"more than {conf.WHITELIST_MAX_BINARY_BYTES} bytes of attachments"
         return None
-    state.pending_binary_bytes = 0
     if (
         decoded is not None
         and decoded.packet_type in _BINARY_TYPES
@@ -130,6 +137,47 @@ def _too_much_binary(
     ):
         return f"{decoded.attachment_count} binary attachments announced"
     return None
+
+
+class PendingAttachments:
+    """The bytes of attachments one server holds for unfinished binary packets, in all.
+
+    Each session may hold ``WHITELIST_MAX_BINARY_BYTES``; without a sum, twenty
+    sessions just under it grew the server by 185 MiB. Each session's share is
+    its ``EngineSession.pending_binary_bytes``, counted here until its packet is
+    complete or refused. A session closed mid-packet leaves its share counted
+    until the sum reaches the budget; then it is taken afresh from the packets
+    python-socketio still holds, so a closed session never spends the budget.
+    """
+
+    def __init__(self, server: GuardHost) -> None:
+        self.server = server
+        self.held = 0
+        self._lock = threading.Lock()  # sessions' messages run in threads of their own
+
+    def add(self, state: EngineSession, size: int) -> str | None:
+        """Count an attachment of ``size`` bytes; why the server cannot hold it, or None."""
+        budget = conf.WHITELIST_MAX_PENDING_BINARY_BYTES
+        with self._lock:
+            if self.held + size > budget:
+                self.held = self.recount()
+            if self.held + size > budget:
+                return f"the server holds {budget} bytes of attachments already"
+            state.pending_binary_bytes += size
+            self.held += size
+        return None
+
+    def forget(self, state: EngineSession) -> None:
+        """The session's packet is complete, or refused: its attachments are no longer held."""
+        if state.pending_binary_bytes:
+            with self._lock:
+                self.held = max(0, self.held - state.pending_binary_bytes)
+                state.pending_binary_bytes = 0
+
+    def recount(self) -> int:
+        """The shares of the open sessions that python-socketio holds a binary packet for."""
+        shares = (self.server.sessions.get(eio_sid) for eio_sid in list(self.server._binary_packet))
+        return sum(state.pending_binary_bytes for state in shares if state is not None)
 
 
 def close_malformed(server: GuardHost, eio_sid: str, error: Exception) -> None:

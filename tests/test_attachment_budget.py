@@ -1,0 +1,141 @@
+"""The server-wide budget for binary attachments (whitelist.engine.messages.PendingAttachments).
+
+Each session may hold ``WHITELIST_MAX_BINARY_BYTES`` of attachments for an
+unfinished packet; without a sum, twenty sessions just under it grew the
+server by 185 MiB. Real ``GuardedServer`` in both async modes, raw WebSockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import socketio
+import websocket
+from django.test import override_settings
+
+from harness.live import wait_until
+from tests.inprocess import MODES, serving
+from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine import messages
+from whitelist.gate.origin_gate import OriginGate
+from whitelist.models import AllowedOrigin
+from whitelist.rules.cache import allowlist
+from whitelist.server.guarded import GuardedServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALLOWED = "https://shop.example.com"
+ATTACHMENT = b"\x01" * 999_000
+# A binary event announcing five attachments; each session sends fewer (under its own cap).
+FIVE = "455-" + json.dumps(["upload", *({"_placeholder": True, "num": n} for n in range(5))])
+TWO = "452-" + json.dumps(["upload", *({"_placeholder": True, "num": n} for n in range(2))])
+OVER = "the server holds 3000000 bytes of attachments already"
+
+
+@pytest.fixture(params=MODES)
+def server(request: pytest.FixtureRequest) -> GuardedServer:
+    AllowedOrigin.objects.create(pattern=ALLOWED)
+    allowlist.invalidate()
+    server = GuardedServer(async_mode=request.param, ping_interval=1, ping_timeout=2)
+    server.on("upload", lambda sid, *files: None)
+    return server
+
+
+@pytest.fixture
+def url(server: GuardedServer) -> Iterator[str]:
+    with serving(OriginGate(socketio.WSGIApp(server)), server.async_mode, server.shutdown) as url:
+        yield url
+
+
+@pytest.fixture
+def refusals(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> str:
+    """Every refusal logged, not only the first few."""
+    monkeypatch.setattr(messages, "malformed_log", RateLimitedLog(messages.logger))
+    caplog.set_level(logging.WARNING, logger="whitelist")
+    return ""
+
+
+@contextlib.contextmanager
+def welcomed(url: str) -> Iterator[tuple[websocket.WebSocket, str]]:
+    """A raw Engine.IO WebSocket whose socket on "/" was admitted, and its Engine.IO sid."""
+    endpoint = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=10)
+    try:
+        opening = ws.recv()
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        yield ws, json.loads(opening[1:])["sid"]
+    finally:
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            ws.close()
+        ws.shutdown()
+
+
+def held(server: GuardedServer, sid: str) -> int | None:
+    """The attachments ``sid`` holds for its unfinished packet (None: its session is closed)."""
+    state = server.sessions.get(sid)
+    return None if state is None else state.pending_binary_bytes
+
+
+@override_settings(
+    WHITELIST_MAX_BINARY_BYTES=2_000_000, WHITELIST_MAX_PENDING_BINARY_BYTES=3_000_000
+)
+def test_sessions_each_under_their_cap_are_refused_beyond_the_servers_budget(
+    server: GuardedServer, url: str, refusals: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with contextlib.ExitStack() as stack:
+        sessions = [stack.enter_context(welcomed(url)) for _ in range(4)]
+        for ws, sid in sessions[:3]:  # 2,997,000 bytes in all: within the budget
+            ws.send(FIVE)
+            ws.send_binary(ATTACHMENT)
+            assert wait_until(lambda sid=sid: held(server, sid) == len(ATTACHMENT))
+        last, last_sid = sessions[3]
+        last.send(FIVE)
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            last.send_binary(ATTACHMENT)
+        assert wait_until(lambda: held(server, last_sid) is None), caplog.text
+        assert OVER in caplog.text
+        assert [held(server, sid) for _ws, sid in sessions[:3]] == [len(ATTACHMENT)] * 3
+
+
+@override_settings(
+    WHITELIST_MAX_BINARY_BYTES=2_000_000, WHITELIST_MAX_PENDING_BINARY_BYTES=2_500_000
+)
+def test_a_closed_session_leaves_its_share_of_the_budget(
+    server: GuardedServer, url: str, refusals: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with welcomed(url) as (first, first_sid), welcomed(url) as (second, second_sid):
+        for ws, sid in ((first, first_sid), (second, second_sid)):
+            ws.send(FIVE)
+            ws.send_binary(ATTACHMENT)
+            assert wait_until(lambda sid=sid: held(server, sid) == len(ATTACHMENT))
+        first.close()
+        assert wait_until(lambda: held(server, first_sid) is None)
+        with welcomed(url) as (third, third_sid):  # 1,998,000 held by the open sessions
+            third.send(FIVE)
+            third.send_binary(ATTACHMENT)
+            assert wait_until(lambda: held(server, third_sid) == len(ATTACHMENT)), caplog.text
+    assert "bytes of attachments already" not in caplog.text
+
+
+@override_settings(
+    WHITELIST_MAX_BINARY_BYTES=2_000_000, WHITELIST_MAX_PENDING_BINARY_BYTES=3_000_000
+)
+def test_a_complete_packet_leaves_its_share_of_the_budget(
+    server: GuardedServer, url: str, refusals: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    received: list[int] = []
+    server.on("upload", lambda sid, *files: received.append(sum(map(len, files))))
+    with welcomed(url) as (ws, sid):
+        for round_ in range(1, 5):  # 7,992,000 bytes in four packets, 1,998,000 at a time
+            ws.send(TWO)
+            ws.send_binary(ATTACHMENT)
+            ws.send_binary(ATTACHMENT)
+            assert wait_until(lambda round_=round_: len(received) == round_), caplog.text
+        assert held(server, sid) == 0
+    assert received == [2 * len(ATTACHMENT)] * 4
+    assert OVER not in caplog.text
