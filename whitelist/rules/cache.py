@@ -3,7 +3,9 @@
 The connect path never queries the database once a snapshot is loaded. A change
 made in this process drops the snapshot when its transaction commits; a change
 made by any other process is picked up by ``watch``, which compares the
-revision number every ``WHITELIST_REFRESH_INTERVAL`` seconds.
+revision number every ``WHITELIST_REFRESH_INTERVAL`` seconds. Every read runs
+off eventlet's loop (``whitelist.engine.blocking``): a database lock held
+elsewhere stalls only the reader, and the last snapshot stays in force meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from whitelist.core.namespaces import NamespaceError, parse_namespaces
 from whitelist.core.origins import OriginError, Rule
 from whitelist.core.outages import OutageLog
 from whitelist.core.scope import parse_scoped_rule
+from whitelist.engine.blocking import off_the_loop
 from whitelist.rules.changes import refresh_interval, rules_database
 
 logger = logging.getLogger(__name__)
@@ -61,7 +64,7 @@ def load_snapshot() -> Snapshot:
     rules: list[Rule] = []
     scopes: dict[Rule, frozenset[str]] = {}
     skipped: list[str] = []
-    with bounded_statements(alias):
+    with off_the_loop(), bounded_statements(alias):
         revision = read_revision()
         rows = list(
             AllowedOrigin.objects.using(alias).enabled().values_list("pattern", "namespaces")
@@ -84,7 +87,7 @@ def read_revision() -> int:
     from whitelist.models import AllowlistRevision
 
     alias = rules_database()
-    with bounded_statements(alias):
+    with off_the_loop(), bounded_statements(alias):
         return AllowlistRevision.current(using=alias)
 
 

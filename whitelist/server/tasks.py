@@ -10,7 +10,10 @@ server shuts down:
 * the checker of the users on protected namespaces (``whitelist.server.users``).
 
 They run as the server's own background tasks (green threads under eventlet),
-through python-socketio's public ``start_background_task`` and ``sleep``.
+through python-socketio's public ``start_background_task`` and ``sleep``; under
+eventlet their database statements run in native threads
+(``whitelist.engine.blocking``), so that a lock held elsewhere stalls the task,
+never the sockets.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from whitelist.conf import conf
+from whitelist.engine.blocking import off_the_loop
 from whitelist.engine.sessions import SWEEP_SECONDS
 from whitelist.rules import changes
 from whitelist.rules.cache import Snapshot
@@ -126,7 +130,8 @@ class BackgroundTasks:
         open_by_rule = Counter(socket.decision.rule or "" for socket in self.server.open_sockets)
         close_connections()
         try:
-            return self.server.recorder.flush(open_by_rule)
+            with off_the_loop():
+                return self.server.recorder.flush(open_by_rule)
         finally:
             close_connections()
 
@@ -185,6 +190,7 @@ class BackgroundTasks:
                 self._users_changed.clear()
             close_connections()
             try:
-                check_users(self.server)
+                with off_the_loop():
+                    check_users(self.server)
             finally:
                 close_connections()

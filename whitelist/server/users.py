@@ -32,6 +32,7 @@ from django.http.cookie import parse_cookie
 
 from whitelist.conf import conf
 from whitelist.core.outages import OutageLog
+from whitelist.engine.blocking import off_the_loop
 from whitelist.rules.decision import Decision
 from whitelist.server.revocation import revoke
 
@@ -61,11 +62,15 @@ def session_key(environ: Mapping[str, Any]) -> str | None:
 
 
 def user_for_session(key: str | None) -> Any:
-    """The user Django would see on a request carrying session ``key`` (may be anonymous)."""
+    """The user Django would see on a request carrying session ``key`` (may be anonymous).
+
+    Its queries run off eventlet's loop (``whitelist.engine.blocking``), at connect too.
+    """
     request = HttpRequest()
     engine = import_module(settings.SESSION_ENGINE)
     request.session = engine.SessionStore(key)
-    return get_request_user(request)
+    with off_the_loop():
+        return get_request_user(request)
 
 
 @dataclass(slots=True)
@@ -83,8 +88,10 @@ def refusal_reason(user: Any, namespace: str) -> str | None:
         return None
     if not user.is_authenticated:
         return LOGIN_REQUIRED
-    if permissions and not user.has_perms(permissions):
-        return PERMISSION_DENIED
+    if permissions:
+        with off_the_loop():  # the permissions are read once per user object
+            if not user.has_perms(permissions):
+                return PERMISSION_DENIED
     return None
 
 

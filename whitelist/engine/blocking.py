@@ -1,0 +1,75 @@
+"""Keep database waits off eventlet's loop: each SQL statement runs in a native thread.
+
+Under eventlet every socket is a green thread of one OS thread. The sqlite3
+driver waits for another process's write lock in C (its busy handler, up to the
+database's ``timeout``), holding that OS thread: while an admin action, a
+migration or the sqlite3 shell holds the lock, a flush of the refusal log froze
+every socket of the server. Within ``off_the_loop()``, each statement on the
+current green thread's connections runs in eventlet's native thread pool
+(``eventlet.tpool.execute``, public API) while the green thread waits for it
+cooperatively; the wait itself stays bounded by the database's own timeout.
+
+Only the statement crosses over, through Django's public ``execute_wrapper()``:
+Django keeps its connections in a ``threading.local``, which eventlet's
+monkey-patching makes a green local whose one ``__dict__`` two OS threads would
+swap under each other; the DB-API cursor call touches none of that, and the
+green thread waits for it, so no connection is used by two threads at once.
+Django opens and commits on the loop, where neither waits for a lock in WAL
+mode (``BEGIN IMMEDIATE`` is a statement, and is offloaded).
+
+Offloaded: SQLite, and psycopg2 when nothing made it green. psycopg2 with
+eventlet's wait callback (runsocket and gunicorn's eventlet worker install it)
+already waits cooperatively, and runs as before; so does everything in the
+threading mode, where each task has an OS thread of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.db import connections
+
+
+def loop_shares_thread() -> bool:
+    """Has eventlet made this process's threads green (runsocket, gunicorn's eventlet worker)?"""
+    patcher = sys.modules.get("eventlet.patcher")  # never imported: eventlet is not in use
+    return patcher is not None and patcher.is_monkey_patched("thread")
+
+
+def blocks_the_loop(connection: Any) -> bool:
+    """Would a statement on ``connection`` wait for a lock holding the whole OS thread?"""
+    if connection.vendor == "sqlite":
+        return True
+    if getattr(connection.Database, "__name__", "") == "psycopg2":
+        extensions = sys.modules.get("psycopg2.extensions")
+        return extensions is None or extensions.get_wait_callback() is None
+    return False
+
+
+def in_native_thread(
+    execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
+    """A Django execute wrapper: the DB-API call, in eventlet's native thread pool."""
+    from eventlet import tpool
+
+    return tpool.execute(execute, sql, params, many, context)
+
+
+@contextlib.contextmanager
+def off_the_loop() -> Iterator[None]:
+    """Within it, this green thread's statements run off the loop, where they could block it.
+
+    Outside eventlet (or on a cooperative driver) it changes nothing.
+    """
+    if not loop_shares_thread():
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for alias in connections:
+            connection = connections[alias]
+            if blocks_the_loop(connection):
+                stack.enter_context(connection.execute_wrapper(in_native_thread))
+        yield
