@@ -1,7 +1,9 @@
-"""A database lock held elsewhere never stalls the sockets of a live server (issue 18).
+"""The database never stalls the sockets of a live server (issue 18).
 
-The real runsocket on an SQLite file: another process holds the write lock
-while refused connects flow, so the refusal log's flush has to wait for it.
+The real runsocket on an SQLite file (and PostgreSQL): another process holds
+the write lock while refused connects flow, so the refusal log's flush has to
+wait for it; and a flood of refusals from invented origins, which the flush
+must write without holding up anyone.
 """
 
 from __future__ import annotations
@@ -12,12 +14,17 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
-from harness.live import LiveServer, wait_until
+import pytest
+
+from harness.live import LiveServer, manage, wait_until
+from harness.services import PostgresServer
 from harness.stalls import Handshakes, Refusals, RoundTrips, running, sqlite_write_lock
 from tests.conftest import ALLOWED
 
 LOCK_SECONDS = 6.0
-BOUND = 0.5  # seconds: the issue's bound for a handshake or a round trip
+BOUND = 0.5  # seconds: the issue's bound for a handshake or a round trip under a lock
+FLOOD_BOUND = 0.05  # ... and for a round trip under a flood of invented origins
+FLOOD_REFUSALS = 4000  # a few flushes' worth, each past the rows a flush writes
 
 
 def logged_attempts(database: Path, origin: str) -> int:
@@ -54,3 +61,79 @@ def test_a_write_lock_held_elsewhere_stalls_no_socket_and_loses_no_refusal(
     assert wait_until(lambda: logged_attempts(server.database, refused_origin) == sent, 30), (
         f"logged {logged_attempts(server.database, refused_origin)} of {sent} refusals"
     )
+
+
+def flood_round_trips(server: LiveServer) -> tuple[float, int, list[str]]:
+    """Refusals from invented origins: (worst round trip meanwhile, refusals, errors)."""
+    trips = RoundTrips(server.url, ALLOWED)
+    floods = [
+        Refusals(server.url, lambda number, thread=thread: f"https://x{thread}-{number}.flood.test")
+        for thread in range(4)
+    ]
+    with running(trips):
+        began = time.monotonic()
+        with running(*floods):
+            wait_until(lambda: sum(each.refused for each in floods) >= FLOOD_REFUSALS, 60)
+    errors = trips.errors + [error for each in floods for error in each.errors]
+    return trips.worst(began), sum(each.refused for each in floods), errors
+
+
+def test_a_flood_of_invented_origins_stalls_no_socket_on_sqlite(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(ALLOWED, WHITELIST_CONNECT_RATE="off")
+    worst, sent, errors = flood_round_trips(server)
+    assert not errors, errors[:3]
+    assert sent >= FLOOD_REFUSALS
+    assert worst < FLOOD_BOUND, f"a round trip took {worst * 1000:.0f} ms during {sent} refusals"
+
+    def logged() -> tuple[int, int]:
+        with closing(sqlite3.connect(server.database, timeout=30)) as db:
+            return db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM whitelist_refusedconnect"
+            ).fetchone()
+
+    assert wait_until(lambda: logged()[1] == sent, 30), f"logged {logged()} of {sent}"
+    assert logged()[0] < sent / 4  # most in the overflow row
+
+
+@pytest.fixture
+def postgres_database(postgres: PostgresServer, tmp_path: Path) -> dict[str, str]:
+    """A migrated PostgreSQL database of this test alone, with one rule."""
+    name = f"flood{int(time.time() * 1000)}"
+    connection = postgres.connect()
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    env = {"DATABASE_URL": postgres.url.rsplit("/", 1)[0] + f"/{name}"}
+    for command in (("migrate", "--no-input", "-v0"), ("whitelist", "add", ALLOWED)):
+        result = manage(tmp_path / "unused.sqlite3", *command, **env)
+        assert result.returncode == 0, result.stderr
+    return env
+
+
+def test_a_flood_of_invented_origins_stalls_no_socket_on_postgresql(
+    postgres_database: dict[str, str], postgres: PostgresServer, tmp_path: Path
+) -> None:
+    server = LiveServer(
+        tmp_path / "unused.sqlite3",
+        tmp_path / "server.log",
+        WHITELIST_CONNECT_RATE="off",
+        **postgres_database,
+    ).start()
+    try:
+        worst, sent, errors = flood_round_trips(server)
+    finally:
+        server.stop()  # the last counts are written as it stops
+    assert not errors, errors[:3]
+    assert worst < FLOOD_BOUND, f"a round trip took {worst * 1000:.0f} ms during {sent} refusals"
+    name = postgres_database["DATABASE_URL"].rsplit("/", 1)[1]
+    connection = postgres.connect(name)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*), SUM(count) FROM whitelist_refusedconnect")
+            rows, attempts = cursor.fetchone()
+    finally:
+        connection.close()
+    assert (attempts, rows < sent / 4) == (sent, True), server.log()[-3000:]

@@ -7,11 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Sum
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from whitelist.records import RefusedConnect, RuleActivity
-from whitelist.reporting.flushing import ACTIVITY_SECONDS, Recorder, prune_refusals, write_refusals
-from whitelist.reporting.tallies import RefusalKey, Tally
+from whitelist.reporting import flushing
+from whitelist.reporting.flushing import (
+    ACTIVITY_SECONDS,
+    ROWS_PER_FLUSH,
+    Recorder,
+    prune_refusals,
+    write_refusals,
+)
+from whitelist.reporting.tallies import OTHER_ORIGINS, RefusalKey, Tally
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = RefusalKey("https://evil.test", "origin-not-allowed", "/", False)
@@ -117,3 +126,75 @@ def test_pruning_many_rows_beyond_the_limit_is_one_statement() -> None:
         assert prune_refusals((seen + timedelta(days=1)).timestamp()) == 39_990
     kept = RefusedConnect.objects.values_list("origin", flat=True)
     assert sorted(kept) == sorted(f"https://o{number}.test" for number in range(39_990, 40_000))
+
+
+# Statements of one flush of the refusal log, whatever the flood: begin, commit, the row
+# limit's select and delete, and per batch of rows a savepoint, its release and one upsert
+# (on databases without one: a select, an insert, a select and an update).
+FLUSH_STATEMENT_BOUND = 4 + 3 * 3
+GENERIC_FLUSH_STATEMENT_BOUND = 4 + 6 * 3
+
+
+def flood(recorder: Recorder, origins: int, first: int = 0) -> None:
+    for number in range(first, first + origins):
+        recorder.refusals.add(
+            f"https://x{number}.flood.test", "origin-not-allowed", "/", False, "10.0.0.1", "ua"
+        )
+
+
+def logged() -> tuple[int, int]:
+    """(rows, attempts) in the refusal log."""
+    return RefusedConnect.objects.count(), RefusedConnect.objects.aggregate(n=Sum("count"))["n"]
+
+
+@pytest.mark.parametrize("upsert", [True, False], ids=["upsert", "generic"])
+@pytest.mark.parametrize("origins", [150, 1000])
+def test_a_flood_of_invented_origins_costs_a_fixed_number_of_statements(
+    origins: int, upsert: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not upsert:  # as on a database without INSERT ... ON CONFLICT DO UPDATE
+        monkeypatch.setattr(flushing, "UPSERT_VENDORS", ())
+    recorder = Recorder(clock=lambda: 1000.0)
+    flood(recorder, origins)
+    with CaptureQueriesContext(connection) as queries:
+        assert recorder.flush(Counter())
+    bound = FLUSH_STATEMENT_BOUND if upsert else GENERIC_FLUSH_STATEMENT_BOUND
+    assert len(queries) <= bound, f"{len(queries)} statements"
+    assert logged() == (ROWS_PER_FLUSH + 1, origins)  # the rest in one overflow row
+    other = RefusedConnect.objects.get(origin=OTHER_ORIGINS)
+    assert other.count == origins - ROWS_PER_FLUSH
+
+
+def test_an_origin_refused_again_and_again_keeps_its_row_through_a_flood() -> None:
+    recorder = Recorder(clock=lambda: 1000.0)
+    for _ in range(5):
+        recorder.refusals.add(*KEY, "10.0.0.1", "agent")
+    flood(recorder, 999)
+    assert recorder.flush(Counter())
+    assert RefusedConnect.objects.get(origin=KEY.origin).count == 5
+
+
+def test_the_row_limit_holds_at_every_flush() -> None:
+    now = [1000.0]
+    recorder = Recorder(clock=lambda: now[0])
+    with override_settings(WHITELIST_REFUSAL_LOG_MAX_ROWS=50):
+        for round_ in range(3):
+            now[0] += 1  # far within the minute between prunes
+            flood(recorder, 80, first=100 * round_)
+            assert recorder.flush(Counter())
+            assert RefusedConnect.objects.count() <= 50, f"after flush {round_ + 1}"
+    newest = RefusedConnect.objects.order_by("-last_seen").first()
+    assert newest is not None and newest.last_seen.timestamp() == now[0]
+
+
+@pytest.mark.parametrize("upsert", [True, False], ids=["upsert", "generic"])
+def test_a_row_another_server_inserted_first_gets_the_count_added(
+    upsert: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not upsert:
+        monkeypatch.setattr(flushing, "UPSERT_VENDORS", ())
+    seen = datetime.fromtimestamp(500.0, tz=UTC)
+    RefusedConnect.objects.create(**KEY._asdict(), count=2, first_seen=seen, last_seen=seen)
+    write_refusals({KEY: tally(3, 1000.0)})
+    row = RefusedConnect.objects.get()
+    assert (row.count, row.first_seen, row.last_address) == (5, seen, "10.0.0.1")

@@ -8,6 +8,8 @@ from whitelist.reporting.tallies import (
     AdmissionCounters,
     RefusalKey,
     RefusalTallies,
+    Tally,
+    busiest,
 )
 
 
@@ -96,3 +98,28 @@ def test_admissions_are_counted_per_rule_for_the_last_hour() -> None:
     assert counters.recent() == {"https://a.test": 2, "https://b.test": 1}
     now[0] = 61 * 60  # the first minute is over an hour ago
     assert counters.recent() == {"https://a.test": 1, "https://b.test": 1}
+
+
+def test_a_flush_keeps_the_busiest_origins_and_merges_the_rest_by_reason() -> None:
+    tallies = {
+        RefusalKey(f"https://o{n}.test", reason, "/", False): Tally(n, n, n + 1, f"a{n}", "u")
+        for n in range(1, 7)
+        for reason in ("origin-not-allowed", "null-origin")
+    }
+    kept = busiest(tallies, 4)
+    assert sorted((key.origin, key.reason) for key in kept) == [
+        (OTHER_ORIGINS, "null-origin"),
+        (OTHER_ORIGINS, "origin-not-allowed"),
+        ("https://o5.test", "null-origin"),
+        ("https://o5.test", "origin-not-allowed"),
+        ("https://o6.test", "null-origin"),
+        ("https://o6.test", "origin-not-allowed"),
+    ]
+    other = kept[RefusalKey(OTHER_ORIGINS, "null-origin", OTHER_NAMESPACES, False)]
+    assert (other.count, other.first_seen, other.last_seen, other.address) == (10, 1, 5, "a4")
+    assert sum(tally.count for tally in kept.values()) == 2 * sum(range(1, 7))
+
+
+def test_a_flush_within_the_bound_is_left_as_it_is() -> None:
+    tallies = {RefusalKey("https://o.test", "r", "/", False): Tally(1, 1, 1, "a", "u")}
+    assert busiest(tallies, 1) is tallies

@@ -1,31 +1,45 @@
 """Write the in-memory counts (``reporting.tallies``) to the database, off the connect path.
 
 A background task of the server calls ``Recorder.flush`` every
-``WHITELIST_FLUSH_INTERVAL`` seconds: each refusal row gets at most one write,
-and the rule activity that changed is written at most every ``ACTIVITY_SECONDS``,
-in one statement (with a one-statement heartbeat every ``HEARTBEAT_SECONDS``, so
-admin knows which servers are alive). When the database is away the counts
-stay in memory (bounded) and are written once it is back; the failure is
-logged once per outage.
+``WHITELIST_FLUSH_INTERVAL`` seconds. The refusals cost a fixed number of
+statements however many origins a flood invents: the ``ROWS_PER_FLUSH`` busiest
+keep their own rows, the rest are added to one overflow row per reason, and
+rows are written ``BATCH`` at a time (a select, an insert of the new ones, an
+update adding every count). Each flush that added rows enforces
+``WHITELIST_REFUSAL_LOG_MAX_ROWS`` at once. The rule activity that changed is
+written at most every ``ACTIVITY_SECONDS``, in one statement (with a
+one-statement heartbeat every ``HEARTBEAT_SECONDS``, so admin knows which
+servers are alive). When the database is away the counts stay in memory
+(bounded) and are written once it is back; the failure is logged once per
+outage.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from django.db import DataError, IntegrityError, connection, router, transaction
-from django.db.models import F, Q
+from django.db import DataError, connection, connections, router, transaction
+from django.db.models import Case, F, Field, Q, QuerySet, Value, When
 
 from whitelist.conf import conf
 from whitelist.core.outages import OutageLog
 from whitelist.records import RefusedConnect, RuleActivity
-from whitelist.reporting.tallies import AdmissionCounters, RefusalKey, RefusalTallies, Tally
+from whitelist.reporting.tallies import (
+    AdmissionCounters,
+    RefusalKey,
+    RefusalTallies,
+    Tally,
+    busiest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +54,14 @@ PRUNE_SECONDS = 60.0
 IDLE_PRUNE_SECONDS = 3600.0
 # Activity rows of servers gone this long are deleted.
 FORGET_NODE_SECONDS = 24 * 3600
+# Refusal rows one flush writes, besides one overflow row per reason; and per statement
+# (nine variables a row in the update: well under SQLite's oldest limit of 999).
+ROWS_PER_FLUSH = 100
+BATCH = 50
+# Databases whose upsert adds a count in one statement; others select, insert and update.
+UPSERT_VENDORS = ("sqlite", "postgresql")
+# The columns an upsert writes besides the key (the last three follow the latest attempt).
+_ADDED = ("count", "first_seen", "last_seen", "last_address", "last_user_agent")
 
 
 def node_name() -> str:
@@ -52,52 +74,132 @@ def _at(timestamp: float) -> datetime:
 
 
 def write_refusals(tallies: dict[RefusalKey, Tally]) -> None:
-    """Add each tally to its row (one UPDATE, or one INSERT for a new key), atomically.
+    """Add each tally to its row, ``BATCH`` rows a statement or few, atomically.
 
-    A tally the database refuses as data (which ``whitelist.reporting.tallies`` should
-    have made impossible) is logged and dropped, so it cannot block the others
-    for good; an outage raises, and the caller keeps every count.
+    A batch the database refuses as data (which ``whitelist.reporting.tallies``
+    should have made impossible) is written again row by row, and the rows it
+    still refuses are logged and dropped, so they cannot block the others for
+    good; an outage raises, and the caller keeps every count.
     """
     alias = router.db_for_write(RefusedConnect)
+    write = _upsert if connections[alias].vendor in UPSERT_VENDORS else _write_batch
+    items = list(tallies.items())
     with transaction.atomic(using=alias):
-        for key, tally in tallies.items():
+        for start in range(0, len(items), BATCH):
+            batch = dict(items[start : start + BATCH])
             try:
                 with transaction.atomic(using=alias):
-                    _write_refusal(alias, key, tally)
+                    write(alias, batch)
             except (DataError, ValueError):
-                logger.warning("Dropped an unstorable refusal log entry %r", key, exc_info=True)
+                for key, tally in batch.items():
+                    try:
+                        with transaction.atomic(using=alias):
+                            write(alias, {key: tally})
+                    except (DataError, ValueError):
+                        logger.warning(
+                            "Dropped an unstorable refusal log entry %r", key, exc_info=True
+                        )
 
 
-def _write_refusal(alias: str, key: RefusalKey, tally: Tally) -> None:
-    rows = RefusedConnect.objects.using(alias).filter(**key._asdict())
-    changes = {
-        "count": F("count") + tally.count,
-        "last_seen": _at(tally.last_seen),
-        "last_address": tally.address,
-        "last_user_agent": tally.user_agent,
-    }
-    if rows.update(**changes):
-        return
-    try:
-        with transaction.atomic(using=alias):  # another server may insert it first
-            RefusedConnect.objects.using(alias).create(
-                **key._asdict(),
-                count=tally.count,
-                first_seen=_at(tally.first_seen),
-                last_seen=_at(tally.last_seen),
-                last_address=tally.address,
-                last_user_agent=tally.user_agent,
-            )
-    except IntegrityError:
-        rows.update(**changes)
+def _upsert(alias: str, batch: dict[RefusalKey, Tally]) -> None:
+    """One ``INSERT ... ON CONFLICT DO UPDATE`` adding each count (SQLite and PostgreSQL).
+
+    Exact with several servers: the database adds to whatever row is there,
+    another server's new one included.
+    """
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = RefusedConnect._meta
+    table = quote(meta.db_table)
+    fields = [meta.get_field(name) for name in (*RefusalKey._fields, *_ADDED)]
+    columns = ", ".join(quote(field.column) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params: list[Any] = []
+    for key, tally in batch.items():
+        values = (
+            *key,
+            tally.count,
+            _at(tally.first_seen),
+            _at(tally.last_seen),
+            tally.address,
+            tally.user_agent,
+        )
+        params += [
+            field.get_db_prep_save(value, connection)
+            for field, value in zip(fields, values, strict=True)
+        ]
+    count, target = quote("count"), ", ".join(quote(name) for name in RefusalKey._fields)
+    latest = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in _ADDED[2:])
+    sql = (
+        f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(batch))} "
+        f"ON CONFLICT ({target}) DO UPDATE SET "
+        f"{count} = {table}.{count} + excluded.{count}, {latest}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _rows_of(alias: str, keys: Iterable[RefusalKey]) -> dict[RefusalKey, int]:
+    """The primary key of each of ``keys`` that has a row."""
+    matching = functools.reduce(operator.or_, (Q(**key._asdict()) for key in keys))
+    found = RefusedConnect.objects.using(alias).filter(matching)
+    columns = found.values_list("pk", *RefusalKey._fields)
+    return {RefusalKey(*values[1:]): values[0] for values in columns}
+
+
+def _write_batch(alias: str, batch: dict[RefusalKey, Tally]) -> None:
+    """At most four statements: find the rows, insert the missing ones, find those, add."""
+    rows = _rows_of(alias, batch)
+    missing = [key for key in batch if key not in rows]
+    if missing:
+        RefusedConnect.objects.using(alias).bulk_create(
+            [
+                RefusedConnect(
+                    **key._asdict(),
+                    count=0,  # the update below adds the count, to a row of another server too
+                    first_seen=_at(batch[key].first_seen),
+                    last_seen=_at(batch[key].last_seen),
+                )
+                for key in missing
+            ],
+            ignore_conflicts=True,  # another server may insert one first
+        )
+        rows |= _rows_of(alias, missing)
+    by_pk = {rows[key]: tally for key, tally in batch.items()}
+    _add(RefusedConnect.objects.using(alias).filter(pk__in=by_pk), by_pk)
+
+
+def _add(rows: QuerySet[RefusedConnect], by_pk: dict[int, Tally]) -> None:
+    """One UPDATE: each row's count grows by its tally, and takes its latest client."""
+
+    def per_row(column: str, value: Callable[[Tally], Any]) -> Case:
+        field: Field = RefusedConnect._meta.get_field(column)
+        whens = [When(pk=pk, then=Value(value(tally), field)) for pk, tally in by_pk.items()]
+        return Case(*whens, output_field=field)
+
+    rows.update(
+        count=F("count") + per_row("count", lambda tally: tally.count),
+        last_seen=per_row("last_seen", lambda tally: _at(tally.last_seen)),
+        last_address=per_row("last_address", lambda tally: tally.address),
+        last_user_agent=per_row("last_user_agent", lambda tally: tally.user_agent),
+    )
 
 
 def prune_refusals(now: float) -> int:
     """Delete rows not seen for ``WHITELIST_REFUSAL_LOG_MAX_AGE`` days, then the least recent
     beyond ``WHITELIST_REFUSAL_LOG_MAX_ROWS``. Returns how many went."""
-    rows = RefusedConnect.objects.all()
     cutoff = _at(now) - timedelta(days=conf.WHITELIST_REFUSAL_LOG_MAX_AGE)
-    deleted, _ = rows.filter(last_seen__lt=cutoff).delete()
+    deleted, _ = RefusedConnect.objects.filter(last_seen__lt=cutoff).delete()
+    return deleted + cap_refusals()
+
+
+def cap_refusals() -> int:
+    """Delete the least recently seen rows beyond ``WHITELIST_REFUSAL_LOG_MAX_ROWS``.
+
+    One select on the ``last_seen`` index, and one delete only when there are too many.
+    """
+    rows = RefusedConnect.objects.all()
+    deleted = 0
     keep = conf.WHITELIST_REFUSAL_LOG_MAX_ROWS
     # The first row beyond the limit, newest first; it and every older one go, in one
     # statement however many (a list of their keys could pass SQLite's variable limit).
@@ -158,10 +260,11 @@ class Recorder:
     def flush(self, open_by_rule: Counter[str]) -> bool:
         """Write what was counted; False (and the counts kept) if the database failed."""
         now = self._clock()
-        taken = self.refusals.take()
+        taken = busiest(self.refusals.take(), ROWS_PER_FLUSH)
         try:
             if taken and conf.WHITELIST_REFUSAL_LOG:
                 write_refusals(taken)
+                cap_refusals()  # the row limit holds after every flush
                 self._written_since_prune = True
             taken = {}
             self._flush_activity(open_by_rule, now)

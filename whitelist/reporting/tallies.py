@@ -58,6 +58,38 @@ class Tally:
             self.user_agent = newer.user_agent
 
 
+def overflow_key(key: RefusalKey) -> RefusalKey:
+    """Where an attempt goes once its origin has no room of its own: one per reason."""
+    return RefusalKey(OTHER_ORIGINS, key.reason, OTHER_NAMESPACES, key.report_only)
+
+
+def busiest(tallies: dict[RefusalKey, Tally], keep: int) -> dict[RefusalKey, Tally]:
+    """The ``keep`` keys with the most attempts as they are; the rest merged by reason.
+
+    What a flush writes: a flood of invented origins (one attempt each) ends in
+    the overflow rows, while an origin refused again and again keeps its own
+    row. At most ``keep`` keys plus one overflow key per (reason, report-only).
+    """
+    if len(tallies) <= keep:
+        return tallies
+    ranked = sorted(
+        tallies.items(),
+        key=lambda item: (item[0].origin != OTHER_ORIGINS, item[1].count, item[1].last_seen),
+        reverse=True,
+    )
+    kept = dict(ranked[:keep])
+    for key, tally in ranked[keep:]:
+        other = overflow_key(key)
+        current = kept.get(other)
+        if current is None:
+            kept[other] = Tally(
+                tally.count, tally.first_seen, tally.last_seen, tally.address, tally.user_agent
+            )
+        else:
+            current.merge(tally)
+    return kept
+
+
 class RefusalTallies:
     """Refused connects aggregated by (origin, reason, namespace, report-only)."""
 
@@ -83,7 +115,7 @@ class RefusalTallies:
         with self._lock:
             tally = self._tallies.get(key)
             if tally is None and len(self._tallies) >= self.max_keys:
-                key = RefusalKey(OTHER_ORIGINS, reason, OTHER_NAMESPACES, report_only)
+                key = overflow_key(key)
                 tally = self._tallies.get(key)
             if tally is None:
                 self._tallies[key] = Tally(1, now, now, address, user_agent)
@@ -104,7 +136,7 @@ class RefusalTallies:
         with self._lock:
             for key, tally in tallies.items():
                 if key not in self._tallies and len(self._tallies) >= self.max_keys:
-                    key = RefusalKey(OTHER_ORIGINS, key.reason, OTHER_NAMESPACES, key.report_only)
+                    key = overflow_key(key)
                 current = self._tallies.get(key)
                 if current is None:
                     self._tallies[key] = tally
