@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -198,3 +202,39 @@ def test_a_row_another_server_inserted_first_gets_the_count_added(
     write_refusals({KEY: tally(3, 1000.0)})
     row = RefusedConnect.objects.get()
     assert (row.count, row.first_seen, row.last_address) == (5, seen, "10.0.0.1")
+
+
+def test_a_flush_waits_for_the_flush_in_flight() -> None:
+    """The last flush, as a server stops, must not return while another still writes.
+
+    The process ends after it: the counts of a flush in flight (waiting here for
+    a write lock another process holds) would be lost.
+    """
+    recorder = Recorder()
+    for _ in range(3):
+        recorder.refusals.add(*KEY, "10.0.0.1", "agent")
+    holder = sqlite3.connect(
+        connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False
+    )
+    holder.execute("BEGIN IMMEDIATE")
+    in_flight = threading.Thread(target=recorder.flush, args=(Counter(),))
+    in_flight.start()
+    release = threading.Timer(0.5, holder.execute, args=("COMMIT",))
+    release.start()
+    try:
+        assert wait_for(lambda: len(recorder.refusals) == 0)  # taken by the flush in flight
+        assert recorder.flush(Counter())
+        assert RefusedConnect.objects.get().count == 3
+    finally:
+        release.join()
+        in_flight.join()
+        holder.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -21,6 +21,7 @@ import logging
 import operator
 import os
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -251,6 +252,7 @@ class Recorder:
         self._last_activity = 0.0
         self._last_prune = clock()
         self._written_since_prune = False
+        self._flushing = threading.Lock()
         self._outage = OutageLog(
             logger,
             "Could not write the refusal log; counts kept in memory",
@@ -258,7 +260,16 @@ class Recorder:
         )
 
     def flush(self, open_by_rule: Counter[str]) -> bool:
-        """Write what was counted; False (and the counts kept) if the database failed."""
+        """Write what was counted; False (and the counts kept) if the database failed.
+
+        One flush at a time: the last one, as the server stops, waits for the
+        flusher's flush in flight (writing off the loop, it may take a while),
+        which the process would otherwise end with its counts unwritten.
+        """
+        with self._flushing:
+            return self._flush(open_by_rule)
+
+    def _flush(self, open_by_rule: Counter[str]) -> bool:
         now = self._clock()
         taken = busiest(self.refusals.take(), ROWS_PER_FLUSH)
         try:
