@@ -1,4 +1,5 @@
-"""Writing the in-memory counts to the database (whitelist.reporting.flushing), outages included."""
+"""Writing the in-memory counts to the database (whitelist.reporting.flushing and
+refusal_rows), outages included."""
 
 from __future__ import annotations
 
@@ -16,14 +17,9 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from whitelist.records import RefusedConnect, RuleActivity
-from whitelist.reporting import flushing
-from whitelist.reporting.flushing import (
-    ACTIVITY_SECONDS,
-    ROWS_PER_FLUSH,
-    Recorder,
-    prune_refusals,
-    write_refusals,
-)
+from whitelist.reporting import refusal_rows
+from whitelist.reporting.flushing import ACTIVITY_SECONDS, ROWS_PER_FLUSH, Recorder
+from whitelist.reporting.refusal_rows import prune_refusals, write_refusals
 from whitelist.reporting.tallies import OTHER_ORIGINS, RefusalKey, Tally
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,7 +153,7 @@ def test_a_flood_of_invented_origins_costs_a_fixed_number_of_statements(
     origins: int, upsert: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not upsert:  # as on a database without INSERT ... ON CONFLICT DO UPDATE
-        monkeypatch.setattr(flushing, "UPSERT_VENDORS", ())
+        monkeypatch.setattr(refusal_rows, "UPSERT_VENDORS", ())
     recorder = Recorder(clock=lambda: 1000.0)
     flood(recorder, origins)
     with CaptureQueriesContext(connection) as queries:
@@ -196,7 +192,7 @@ def test_a_row_another_server_inserted_first_gets_the_count_added(
     upsert: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not upsert:
-        monkeypatch.setattr(flushing, "UPSERT_VENDORS", ())
+        monkeypatch.setattr(refusal_rows, "UPSERT_VENDORS", ())
     seen = datetime.fromtimestamp(500.0, tz=UTC)
     RefusedConnect.objects.create(**KEY._asdict(), count=2, first_seen=seen, last_seen=seen)
     write_refusals({KEY: tally(3, 1000.0)})
