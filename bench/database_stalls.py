@@ -4,7 +4,8 @@
   connects flow; the worst new handshake and the worst round trip of an open
   socket during it, and whether the refusal log adds up to the refusals sent.
 * ``flood``: refused connects from invented origins (no per-address limit); the
-  worst round trip of an open socket, per 5 s window, and the refusal log's rows.
+  worst round trip of an open socket, per 5 s window, and the refusal log's rows;
+  on SQLite, or with ``--postgres`` on a PostgreSQL cluster of its own.
 
 Standalone: ``.venv/bin/python bench/database_stalls.py [lock|flood] ...`` (about a
 minute each). Results are printed as JSON.
@@ -25,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from harness.live import LiveServer, manage  # noqa: E402
+from harness.services import PostgresServer  # noqa: E402
 from harness.stalls import (  # noqa: E402
     Handshakes,
     Refusals,
@@ -36,29 +38,35 @@ from harness.stalls import (  # noqa: E402
 ALLOWED = "http://allowed.test:8080"
 
 
-def refusal_log(database: Path) -> tuple[int, int]:
+COUNT_SQL = "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM whitelist_refusedconnect"
+
+
+def refusal_log(server: LiveServer, postgres: PostgresServer | None = None) -> tuple[int, int]:
     """(rows, attempts) in the refusal log."""
-    with closing(sqlite3.connect(database, timeout=30)) as db:
-        rows, attempts = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM whitelist_refusedconnect"
-        ).fetchone()
-    return rows, attempts
+    if postgres is not None:
+        rows, attempts = postgres.query(COUNT_SQL)[0]
+    else:
+        with closing(sqlite3.connect(server.database, timeout=30)) as db:
+            rows, attempts = db.execute(COUNT_SQL).fetchone()
+    return int(rows), int(attempts)
 
 
-def logged_once_flushed(database: Path, expected: int, timeout: float = 30) -> tuple[int, int]:
+def logged_once_flushed(
+    server: LiveServer, expected: int, postgres: PostgresServer | None = None, timeout: float = 30
+) -> tuple[int, int]:
     """The refusal log once it counts ``expected`` attempts, or after ``timeout``."""
     deadline = time.monotonic() + timeout
-    rows, attempts = refusal_log(database)
+    rows, attempts = refusal_log(server, postgres)
     while attempts < expected and time.monotonic() < deadline:
         time.sleep(0.2)
-        rows, attempts = refusal_log(database)
+        rows, attempts = refusal_log(server, postgres)
     return rows, attempts
 
 
 def start(work: Path, name: str, **env: str) -> LiveServer:
     database = work / f"{name}.sqlite3"
     for command in (("migrate", "--no-input", "-v0"), ("whitelist", "add", ALLOWED)):
-        result = manage(database, *command)
+        result = manage(database, *command, **env)
         assert result.returncode == 0, result.stderr
     env.setdefault("GUARDSITE_LOG_LEVEL", "WARNING")
     return LiveServer(database, work / f"{name}.log", **env).start()
@@ -80,7 +88,7 @@ def lock(work: Path, held: float = 6.0) -> dict[str, Any]:
             with sqlite_write_lock(server.database, held):
                 time.sleep(held)
             time.sleep(3)
-        rows, attempts = logged_once_flushed(server.database, refusals.refused)
+        rows, attempts = logged_once_flushed(server, refusals.refused)
         return {
             "lock_seconds": held,
             "worst_handshake_ms": ms(handshakes.worst(locked_at)),
@@ -96,8 +104,11 @@ def lock(work: Path, held: float = 6.0) -> dict[str, Any]:
         server.stop()
 
 
-def flood(work: Path, seconds: float = 15.0, threads: int = 4) -> dict[str, Any]:
-    server = start(work, "flood", WHITELIST_CONNECT_RATE="off")
+def flood(
+    work: Path, seconds: float = 15.0, threads: int = 4, postgres: PostgresServer | None = None
+) -> dict[str, Any]:
+    database = {"DATABASE_URL": postgres.url} if postgres else {}
+    server = start(work, "flood", WHITELIST_CONNECT_RATE="off", **database)
     try:
         trips = RoundTrips(server.url, ALLOWED)
         floods = [
@@ -121,8 +132,9 @@ def flood(work: Path, seconds: float = 15.0, threads: int = 4) -> dict[str, Any]
             )
             for w in range(0, int(ended - began), 5)
         ]
-        rows, attempts = logged_once_flushed(server.database, sent)
+        rows, attempts = logged_once_flushed(server, sent, postgres)
         return {
+            "database": "postgresql" if postgres else "sqlite",
             "flood_seconds": seconds,
             "refusals_sent": sent,
             "refusals_a_second": round(sent / (ended - began)),
@@ -142,13 +154,25 @@ def main() -> None:
     parser.add_argument("--lock-seconds", type=float, default=6.0)
     parser.add_argument("--flood-seconds", type=float, default=15.0)
     parser.add_argument("--flood-threads", type=int, default=4)
+    parser.add_argument("--postgres", action="store_true", help="flood on PostgreSQL")
     options = parser.parse_args()
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="guardsite-stalls-") as folder:
+        work = Path(folder)
         if options.scenario in ("lock", "both"):
-            results["lock"] = lock(Path(folder), options.lock_seconds)
+            results["lock"] = lock(work, options.lock_seconds)
         if options.scenario in ("flood", "both"):
-            results["flood"] = flood(Path(folder), options.flood_seconds, options.flood_threads)
+            postgres = None
+            if options.postgres:
+                (work / "postgres").mkdir()
+                postgres = PostgresServer(work / "postgres").start()
+            try:
+                results["flood"] = flood(
+                    work, options.flood_seconds, options.flood_threads, postgres
+                )
+            finally:
+                if postgres is not None:
+                    postgres.remove()
     print(json.dumps(results, indent=2))
 
 
