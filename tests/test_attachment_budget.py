@@ -21,6 +21,7 @@ from harness.live import wait_until
 from tests.inprocess import MODES, serving
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import messages
+from whitelist.engine.sessions import EngineSession
 from whitelist.gate.origin_gate import OriginGate
 from whitelist.models import AllowedOrigin
 from whitelist.rules.cache import allowlist
@@ -139,3 +140,28 @@ def test_a_complete_packet_leaves_its_share_of_the_budget(
         assert held(server, sid) == 0
     assert received == [2 * len(ATTACHMENT)] * 4
     assert OVER not in caplog.text
+
+
+class Assembling:
+    """A stand-in server: the sessions python-socketio holds an unfinished packet for."""
+
+    def __init__(self) -> None:
+        self._binary_packet: dict[str, object] = {}
+
+
+@override_settings(WHITELIST_MAX_PENDING_BINARY_BYTES=50)
+def test_a_share_dropped_by_a_recount_is_not_released_twice() -> None:
+    """The recount left out a session python-socketio had let go; its release then subtracted
+    its share a second time, and the budget let through more than it holds."""
+    host = Assembling()
+    budget = messages.PendingAttachments(host)  # type: ignore[arg-type]
+    states = {sid: EngineSession(origin=ALLOWED) for sid in "abcd"}
+    for sid in "abcd":
+        host._binary_packet[sid] = object()
+    assert budget.add("a", states["a"], 10) is None
+    assert budget.add("b", states["b"], 40) is None
+    del host._binary_packet["a"]  # complete, or disconnected, before its release
+    assert budget.add("c", states["c"], 5) is None  # over the budget: recounted, 45 held
+    budget.forget("a", states["a"])  # the release that follows
+    assert budget.add("d", states["d"], 10) is not None  # 55 would be over 50
+    assert budget.held == 45

@@ -67,13 +67,13 @@ def hook_messages(server: GuardHost) -> None:
         # message, text or bytes, as the next attachment: never as a packet.
         attachment = eio_sid in server._binary_packet
         if not attachment:  # none pending (python-socketio drops it at a namespace's disconnect)
-            pending.forget(state)
+            pending.forget(eio_sid, state)
         decoded = None if attachment else _decode(server, data)
         excess = _too_much_binary(state, data, decoded, attachment=attachment)
         if excess is None and attachment:
-            excess = pending.add(state, len(data))
+            excess = pending.add(eio_sid, state, len(data))
         if excess is not None:
-            pending.forget(state)
+            pending.forget(eio_sid, state)
             server._binary_packet.pop(eio_sid, None)
             close_malformed(server, eio_sid, ValueError(excess))
             return None
@@ -92,7 +92,7 @@ def hook_messages(server: GuardHost) -> None:
             return None
         finally:
             if attachment and eio_sid not in server._binary_packet:  # the packet is complete
-                pending.forget(state)
+                pending.forget(eio_sid, state)
             if connect:
                 server.welcome(eio_sid, decoded.namespace or "/")
                 server.end_refused_session(eio_sid)
@@ -144,40 +144,45 @@ class PendingAttachments:
 
     Each session may hold ``WHITELIST_MAX_BINARY_BYTES``; without a sum, twenty
     sessions just under it grew the server by 185 MiB. Each session's share is
-    its ``EngineSession.pending_binary_bytes``, counted here until its packet is
-    complete or refused. A session closed mid-packet leaves its share counted
-    until the sum reaches the budget; then it is taken afresh from the packets
-    python-socketio still holds, so a closed session never spends the budget.
+    kept here by session id (and mirrored in its
+    ``EngineSession.pending_binary_bytes`` for the per-session cap) until its
+    packet is complete or refused: releasing a share pops it, so no share is
+    subtracted twice. When the sum reaches the budget, the shares of sessions
+    python-socketio no longer holds a packet for (closed, disconnected, or
+    complete a moment ago) are dropped first.
     """
 
     def __init__(self, server: GuardHost) -> None:
         self.server = server
         self.held = 0
+        self._shares: dict[str, int] = {}
         self._lock = threading.Lock()  # sessions' messages run in threads of their own
 
-    def add(self, state: EngineSession, size: int) -> str | None:
+    def add(self, eio_sid: str, state: EngineSession, size: int) -> str | None:
         """Count an attachment of ``size`` bytes; why the server cannot hold it, or None."""
         budget = conf.WHITELIST_MAX_PENDING_BINARY_BYTES
         with self._lock:
             if self.held + size > budget:
-                self.held = self.recount()
+                self._recount()
             if self.held + size > budget:
                 return f"the server holds {budget} bytes of attachments already"
-            state.pending_binary_bytes += size
+            self._shares[eio_sid] = self._shares.get(eio_sid, 0) + size
+            state.pending_binary_bytes = self._shares[eio_sid]
             self.held += size
         return None
 
-    def forget(self, state: EngineSession) -> None:
+    def forget(self, eio_sid: str, state: EngineSession) -> None:
         """The session's packet is complete, or refused: its attachments are no longer held."""
-        if state.pending_binary_bytes:
-            with self._lock:
-                self.held = max(0, self.held - state.pending_binary_bytes)
-                state.pending_binary_bytes = 0
+        with self._lock:
+            self.held -= self._shares.pop(eio_sid, 0)
+            state.pending_binary_bytes = 0
 
-    def recount(self) -> int:
-        """The shares of the open sessions that python-socketio holds a binary packet for."""
-        shares = (self.server.sessions.get(eio_sid) for eio_sid in list(self.server._binary_packet))
-        return sum(state.pending_binary_bytes for state in shares if state is not None)
+    def _recount(self) -> None:
+        """Drop the shares of sessions python-socketio holds no packet for (under the lock)."""
+        assembling = self.server._binary_packet
+        for eio_sid in [sid for sid in self._shares if sid not in assembling]:
+            del self._shares[eio_sid]
+        self.held = sum(self._shares.values())
 
 
 def close_malformed(server: GuardHost, eio_sid: str, error: Exception) -> None:
