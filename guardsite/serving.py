@@ -359,6 +359,9 @@ def serve_until_stopped(
             # Through logging, whose formatters escape what clients wrote: written
             # to stderr, the request line and X-Forwarded-For went out raw.
             log=ACCESS_LOGGER,
+            # eventlet would write any peer's X-Forwarded-For as the client's address;
+            # the header is read only from trusted proxies (whitelist.core.proxies).
+            log_x_forwarded_for=False,
             debug=False,  # never send tracebacks to clients
             # A connection that sends nothing (no TLS ClientHello, half a request
             # line, nothing between requests) is closed after socket_timeout: it
