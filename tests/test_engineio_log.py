@@ -56,6 +56,23 @@ def test_a_clean_record_keeps_its_template_and_arguments(
     assert (caplog.records[-1].msg, caplog.records[-1].args) == ("Invalid session %s", ("abc",))
 
 
+def test_a_record_whose_template_does_not_fit_raises_nowhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The filter formatted it unguarded: the error reached python-engineio's own code."""
+    reported = []
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    monkeypatch.setattr(logging.Handler, "handleError", lambda self, record: reported.append(1))
+    server = GuardedServer(async_mode="threading")
+    handler = logging.StreamHandler(io.StringIO())
+    server.eio.logger.addHandler(handler)
+    try:
+        server.eio.logger.error("%d sessions", "x")  # logging reports it, the caller goes on
+    finally:
+        server.eio.logger.removeHandler(handler)
+    assert reported
+
+
 @pytest.mark.parametrize(
     ("written", "shown"),
     [

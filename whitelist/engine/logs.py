@@ -52,7 +52,10 @@ class EscapedRecords(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a template that does not fit its arguments: logging reports it
+            return True
         if not message.isprintable():
             record.msg, record.args = escaped(message), ()
         return True
