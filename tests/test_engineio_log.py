@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -91,3 +92,16 @@ def test_wsgi_errors_writes_are_escaped_and_only_their_first_line_at_the_margin(
     stream = io.StringIO()
     ErrorsStream(stream).write(written)
     assert stream.getvalue() == shown
+
+
+def test_a_logger_that_cannot_be_filtered_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    """A project's own logger object (not a logging.Logger) silently went unescaped."""
+
+    class Printer:
+        """What a structured logger might offer instead: info, error, ... and no filters."""
+
+        def __getattr__(self, level: str) -> Callable[..., None]:
+            return lambda *args, **kwargs: None
+
+    GuardedServer(async_mode="threading", engineio_logger=Printer())
+    assert any("is not escaped" in record.getMessage() for record in caplog.records)

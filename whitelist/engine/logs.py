@@ -72,7 +72,14 @@ def escape_client_text(server: Any) -> None:
     """
     for holder in (server, server.eio):
         upstream = logger_of(holder)
-        if isinstance(upstream, logging.Logger) and ESCAPED_RECORDS not in upstream.filters:
+        if not isinstance(upstream, logging.Logger):
+            logger.warning(
+                "%s logs through %s, not a logging.Logger: what it logs of clients' "
+                "text is not escaped; pass a logging.Logger (or True) as its logger",
+                type(holder).__name__,
+                type(upstream).__name__,
+            )
+        elif ESCAPED_RECORDS not in upstream.filters:
             upstream.addFilter(ESCAPED_RECORDS)
 
 
