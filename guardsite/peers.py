@@ -39,7 +39,7 @@ class PeerCounter:
         """
         if self._is_exempt(address):
             return EXEMPT
-        key = address_key(address)
+        key = address_key(address) or "unknown"  # never EXEMPT, so always released
         count = self._open.get(key, 0)
         if count >= self.limit:
             return None

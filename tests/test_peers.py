@@ -37,3 +37,14 @@ def test_memory_holds_only_addresses_with_a_connection_open() -> None:
         assert key is not None
         peers.leave(key)
     assert len(peers) == 0
+
+
+def test_a_peer_without_an_address_is_released_like_any_other() -> None:
+    """Its key was the exempt marker: counted on entry, never released, then refused for good."""
+    peers = PeerCounter(2)
+    for _ in range(3):
+        keys = [peers.enter(""), peers.enter("")]
+        assert None not in keys
+        for key in keys:
+            peers.leave(key)  # type: ignore[arg-type]
+    assert len(peers) == 0
