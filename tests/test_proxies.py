@@ -101,3 +101,12 @@ def test_a_count_with_trusted_proxies_passes() -> None:
 def test_manage_py_check_fails_on_an_unusable_entry() -> None:
     with pytest.raises(SystemCheckError, match="whitelist.E009"):
         call_command("check")
+
+
+@pytest.mark.parametrize("entry", ["::ffff:10.0.0.0/104", "::ffff:10.1.2.3"])
+def test_an_ipv4_mapped_network_trusts_its_ipv4_peers(entry: str) -> None:
+    """Peers are compared as IPv4: written mapped, the network never matched one."""
+    trusted = TrustedProxies([parse_network(entry)])
+    assert "10.1.2.3" in trusted
+    assert "::ffff:10.1.2.3" in trusted
+    assert "192.0.2.1" not in trusted

@@ -22,10 +22,18 @@ MAX_ADDRESS_LENGTH = 64
 
 
 def parse_network(entry: object) -> Network:
-    """``"10.0.0.0/8"``, ``"127.0.0.1"`` or ``"::1"`` as a network; ValueError otherwise."""
+    """``"10.0.0.0/8"``, ``"127.0.0.1"`` or ``"::1"`` as a network; ValueError otherwise.
+
+    An IPv4-mapped network (``::ffff:10.0.0.0/104``) is its IPv4 network, as
+    peers' IPv4-mapped addresses are compared as IPv4.
+    """
     if not isinstance(entry, str):
         raise ValueError(f"{entry!r} is not a string")
-    return ipaddress.ip_network(entry.strip(), strict=False)
+    network = ipaddress.ip_network(entry.strip(), strict=False)
+    mapped = network.network_address.ipv4_mapped if network.version == 6 else None
+    if mapped is not None and network.prefixlen >= 96:  # peers are compared as IPv4
+        return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+    return network
 
 
 class TrustedProxies:
