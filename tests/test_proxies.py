@@ -110,3 +110,10 @@ def test_an_ipv4_mapped_network_trusts_its_ipv4_peers(entry: str) -> None:
     assert "10.1.2.3" in trusted
     assert "::ffff:10.1.2.3" in trusted
     assert "192.0.2.1" not in trusted
+
+
+@pytest.mark.parametrize("everyone", ["0.0.0.0/0", "::/0"])
+def test_trusting_every_peer_is_a_warning(everyone: str) -> None:
+    """Every client could then write its own address and escape the per-address limits."""
+    with override_settings(WHITELIST_PROXY_COUNT=1, WHITELIST_TRUSTED_PROXIES=[everyone]):
+        assert [message.id for message in check_forwarded_for()] == ["whitelist.W012"]

@@ -251,4 +251,19 @@ def check_forwarded_for(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 id="whitelist.W011",
             )
         )
+    everyone = [
+        str(network)
+        for network in conf.WHITELIST_TRUSTED_PROXIES.networks
+        if network.prefixlen == 0
+    ]
+    if everyone:
+        messages.append(
+            Warning(
+                f"WHITELIST_TRUSTED_PROXIES has {', '.join(everyone)}: every peer is a "
+                "trusted proxy, so any client writes its own address in X-Forwarded-For "
+                "and escapes the per-address limits.",
+                hint="List only the proxies' own addresses or networks.",
+                id="whitelist.W012",
+            )
+        )
     return messages
