@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 import socketio
+import websocket
 
 from harness.live import ROOT, LiveServer, manage, migrated_copy, wait_until
 from harness.services import Nginx
@@ -18,6 +19,8 @@ from tests.clients import try_connect
 from tests.conftest import ALLOWED
 
 TRANSPORTS = ["polling", "websocket"]
+# Each node's per-address connection cap, small: nginx, a trusted proxy, must not meet it.
+NODE_CAP = 5
 
 
 def start_nodes(
@@ -28,7 +31,15 @@ def start_nodes(
     assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
     nodes = []
     for number in range(2):
-        node = LiveServer(database, folder / f"node{number}.log", GUARDSITE_MESSAGE_QUEUE=queue)
+        node = LiveServer(
+            database,
+            folder / f"node{number}.log",
+            GUARDSITE_MESSAGE_QUEUE=queue,
+            # As the README's deployment (and make cluster) sets them: nginx is trusted.
+            WHITELIST_TRUSTED_PROXIES="127.0.0.1,::1",
+            WHITELIST_PROXY_COUNT="1",
+            GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS=str(NODE_CAP),
+        )
         stack.callback(node.stop)
         nodes.append(node.start())
     return nodes
@@ -165,3 +176,18 @@ def test_clients_of_a_killed_node_reconnect_through_nginx_to_the_other(
             assert client.call("pid", namespace="/late", timeout=10) == left.process.pid
         refused, _ = try_connect(nginx.url, origin="https://evil.test")
         assert refused.refusal_reason == "origin-not-allowed"
+
+
+def test_nginx_as_a_trusted_proxy_is_not_held_to_the_per_address_cap(proxy: str) -> None:
+    """Every client behind nginx comes from nginx's address: capped, the site would hold
+    NODE_CAP sockets in all."""
+    url = proxy.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    opened: list[websocket.WebSocket] = []
+    try:
+        for _ in range(NODE_CAP * 2 + 2):
+            connection = websocket.create_connection(url, timeout=10, origin=ALLOWED)
+            opened.append(connection)
+            assert connection.recv().startswith("0{"), "no Engine.IO open packet"
+    finally:
+        for connection in opened:
+            connection.close()
