@@ -147,6 +147,7 @@ class Assembling:
 
     def __init__(self) -> None:
         self._binary_packet: dict[str, object] = {}
+        self.sessions: dict[str, EngineSession] = {}
 
 
 @override_settings(WHITELIST_MAX_PENDING_BINARY_BYTES=50)
@@ -158,6 +159,7 @@ def test_a_share_dropped_by_a_recount_is_not_released_twice() -> None:
     states = {sid: EngineSession(origin=ALLOWED) for sid in "abcd"}
     for sid in "abcd":
         host._binary_packet[sid] = object()
+        host.sessions[sid] = states[sid]
     assert budget.add("a", states["a"], 10) is None
     assert budget.add("b", states["b"], 40) is None
     del host._binary_packet["a"]  # complete, or disconnected, before its release

@@ -147,9 +147,9 @@ class PendingAttachments:
     kept here by session id (and mirrored in its
     ``EngineSession.pending_binary_bytes`` for the per-session cap) until its
     packet is complete or refused: releasing a share pops it, so no share is
-    subtracted twice. When the sum reaches the budget, the shares of sessions
-    python-socketio no longer holds a packet for (closed, disconnected, or
-    complete a moment ago) are dropped first.
+    subtracted twice. When the sum reaches the budget, the shares of closed
+    sessions, and of those python-socketio no longer holds a packet for
+    (disconnected, or complete a moment ago), are dropped first.
     """
 
     def __init__(self, server: GuardHost) -> None:
@@ -178,9 +178,12 @@ class PendingAttachments:
             state.pending_binary_bytes = 0
 
     def _recount(self) -> None:
-        """Drop the shares of sessions python-socketio holds no packet for (under the lock)."""
-        assembling = self.server._binary_packet
+        """Drop the shares of closed sessions and of those python-socketio holds no packet
+        for (under the lock); python-socketio 5.14 keeps a closed session's packet."""
+        assembling, sessions = self.server._binary_packet, self.server.sessions
         for eio_sid in [sid for sid in self._shares if sid not in assembling]:
+            del self._shares[eio_sid]
+        for eio_sid in [sid for sid in self._shares if sessions.get(sid) is None]:
             del self._shares[eio_sid]
         self.held = sum(self._shares.values())
 
