@@ -13,7 +13,8 @@ GUNICORN_CURRENT := $(VENV)/gunicorn-current
 GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py tests/test_checks.py \
 	tests/test_messaging.py tests/test_engineio_log.py tests/test_sessions.py tests/test_websocket.py \
 	tests/test_polling.py tests/test_report_only.py tests/test_socket_users.py tests/test_operations.py \
-	tests/test_engine_contracts.py tests/test_instrument.py
+	tests/test_engine_contracts.py tests/test_instrument.py tests/test_attachment_budget.py \
+	tests/test_blocking.py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
