@@ -115,9 +115,17 @@ def try_connect(
         outcome.connected = True
         welcomed.wait(timeout)
         greeted.wait(timeout)
+    disconnect = client.disconnect
+
+    def disconnect_and_hang_up() -> None:
+        """Also close the HTTP session: its keep-alive connections lingered until collected,
+        each counted against the server's cap of connections per address."""
+        disconnect()
+        session.close()
+
+    client.disconnect = disconnect_and_hang_up  # type: ignore[method-assign]
     if not keep:
         client.disconnect()
-        session.close()  # else its keep-alive connections linger until collected
     return outcome, client
 
 
