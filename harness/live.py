@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -19,10 +20,39 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "Quit with CONTROL-C."
 
 
+# Ports for servers are handed out from below Linux's ephemeral range (32768 and up), so
+# no client socket of the run takes one, in a block per pytest-xdist worker, so no two
+# workers hand out the same, and never twice in one process.
+PORTS_FIRST, PORTS_END = 20000, 32000
+_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
+
+
 def free_port() -> int:
+    """A loopback port free now that no other server of this test run was given.
+
+    Probing port 0 and closing it raced: the kernel could give the same port
+    to the next caller, another worker or a client, before the server bound it.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    size = (PORTS_END - PORTS_FIRST) // max(workers, 1)
+    first = PORTS_FIRST + int(worker or 0) * size
+    with _ports_lock:
+        for port in range(first, first + size):
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
+    raise RuntimeError(f"no free port left in {first}-{first + size - 1}")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def server_env(database: Path, **extra: str) -> dict[str, str]:
