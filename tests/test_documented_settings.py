@@ -46,6 +46,35 @@ def test_every_environment_variable_is_documented() -> None:
     assert sorted(read - NOT_SETTINGS - documented) == []
 
 
+# Read by Django itself: createsuperuser --no-input takes the password from it.
+READ_BY_DJANGO = {"DJANGO_SUPERUSER_PASSWORD"}
+SETTINGS_ENV = re.compile(r"(WHITELIST|GUARDSITE|DJANGO)_[A-Z0-9_]+")
+
+
+def variables_passed(path: Path) -> set[str]:
+    """Environment variables passed as keyword arguments (not to override_settings)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and "override_settings" not in ast.unparse(node.func):
+            names |= {k.arg for k in node.keywords if k.arg and SETTINGS_ENV.fullmatch(k.arg)}
+    return names
+
+
+def test_every_variable_a_test_passes_to_a_server_is_read() -> None:
+    """tests/test_sessions.py set WHITELIST_CONNECT_TIMEOUT=1 for its server, which
+    settings.py never read: it tested the 10 s default while claiming one second."""
+    read = set(READ_BY_DJANGO)
+    readers = ("guardsite/settings.py", "tests/live_settings.py", "gunicorn.conf.py")
+    for reader in (*readers, "bench/query_settings.py"):
+        read |= variables_read(ROOT / reader)
+    passed = {}
+    for folder in ("tests", "harness", "bench", "deploy"):
+        for path in (ROOT / folder).rglob("*.py"):
+            passed |= dict.fromkeys(variables_passed(path), path.name)
+    assert "WHITELIST_PROXY_COUNT" in passed  # the parser works
+    assert {name: path for name, path in passed.items() if name not in read} == {}
+
+
 def deploy_check(database: Path, **env: str) -> str:
     secret = "x" * 20 + "-a-long-secret-key-that-only-this-test-uses-0123456789"
     result = manage(
