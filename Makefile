@@ -15,11 +15,13 @@ GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py 
 	tests/test_polling.py tests/test_report_only.py tests/test_socket_users.py tests/test_operations.py \
 	tests/test_engine_contracts.py tests/test_instrument.py tests/test_attachment_budget.py \
 	tests/test_blocking.py
+# pytest-xdist workers: the tests mostly wait on sockets and servers, so more than the cores.
+WORKERS ?= 4
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run test test-newest bench cluster lint format admin setup chromium redis nginx postgresql clean
+.PHONY: run check test test-newest bench cluster lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -34,6 +36,13 @@ run: $(VENV)/.runtime node_modules/.installed
 	@echo "       or run '$(PY) manage.py whitelist add http://localhost:5001'."
 	@echo
 	$(PY) manage.py runsocket $(DEMO_ADDRS)
+
+# The quick tier: lint and every test that starts no process (under a minute). make test
+# runs these too, with the live tests against real servers, services and a browser.
+check: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q -p no:cacheprovider -m "not live" -n $(WORKERS)
 
 test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed \
 		chromium redis nginx postgresql

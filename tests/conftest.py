@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +127,33 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
         yield server.start()
     finally:
         server.remove()
+
+
+# Fixtures that start real processes: a test using one belongs to the live tier, which
+# make check leaves out (make test runs both). Modules whose tests start processes
+# themselves say so with ``pytestmark = pytest.mark.live``.
+LIVE_FIXTURES = {"migrated_template", "start_server", "redis_url", "postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+
+
+@pytest.fixture(autouse=True)
+def no_process_in_the_quick_tier(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test not marked live that starts a process fails, in either tier, naming the mark:
+    make check must stay in-process."""
+    if request.node.get_closest_marker("live") is not None:
+        yield
+        return
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *more: Any, **options: Any) -> None:
+        raise AssertionError(
+            f"{request.node.nodeid} starts a process ({args!r}): mark it pytest.mark.live"
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        yield

@@ -318,6 +318,7 @@ def test_check_command_reports_a_broad_rule() -> None:
     assert "whitelist.W006" in check_output()
 
 
+@pytest.mark.live
 def test_broad_rule_check_is_quiet_before_migrate(tmp_path: Path) -> None:
     database = tmp_path / "empty.sqlite3"
     database.touch()

@@ -15,6 +15,8 @@ from harness.live import ROOT, wait_until
 from harness.services import BINARIES, answers
 from tests.clients import try_connect
 
+pytestmark = pytest.mark.live  # starts processes of its own
+
 BANNER_END = "Ctrl-C stops everything."
 
 

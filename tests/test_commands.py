@@ -83,6 +83,7 @@ def test_check_uses_the_server_decision_for_origins_and_urls() -> None:
     assert "judged as the referer header" in run("check", "https://a.example.com/page?q=1")
 
 
+@pytest.mark.live
 def test_check_exit_status_in_a_real_process(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
     assert manage(database, "migrate", "--no-input", "-v0").returncode == 0
@@ -131,6 +132,7 @@ def test_check_accepts_an_international_name_as_typed_and_judges_what_browsers_s
     ]
 
 
+@pytest.mark.live
 def test_remove_exits_1_when_a_rule_was_not_there(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
     assert manage(database, "migrate", "--no-input", "-v0").returncode == 0

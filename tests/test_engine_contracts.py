@@ -128,6 +128,7 @@ socketio.Server.get_environ = get_environ
 """
 
 
+@pytest.mark.live
 @pytest.mark.timeout(60)
 def test_runsocket_refuses_to_start_on_a_changed_upstream(tmp_path: Path) -> None:
     """A start-up shim makes get_environ return a copy: the server names it and stops."""

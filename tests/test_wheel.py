@@ -22,6 +22,8 @@ import requests
 from harness.live import ROOT, free_port
 from tests.clients import try_connect
 
+pytestmark = pytest.mark.live  # starts processes of its own
+
 ALLOWED = "http://allowed.test:8080"
 EVIL = "https://evil.test"
 WELCOME = "Okay, you're cool."
