@@ -52,11 +52,12 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	node --test --test-concurrency=1 tests/js/
 	@echo "The guard's tests on the lowest tested releases:"
 	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(python-socketio|python-engineio|eventlet) '
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(GUARD_TESTS)
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -n $(WORKERS) $(GUARD_TESTS)
 	@echo "The whole suite on the newest releases:"
 	@$(PY) -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
 	rm -f .coverage .coverage.*
-	$(VENV)/bin/coverage run -m pytest
+	$(VENV)/bin/coverage run -m pytest -n $(WORKERS) -m "not alone"
+	$(VENV)/bin/coverage run -m pytest -m alone
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85
 
