@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import random
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -20,30 +23,42 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "Quit with CONTROL-C."
 
 
-# Ports for servers are handed out from below Linux's ephemeral range (32768 and up), so
-# no client socket of the run takes one, in a block per pytest-xdist worker, so no two
-# workers hand out the same, and never twice in one process.
+# Ports for servers come from below Linux's ephemeral range (32768 and up), so no client
+# socket takes one. Each is claimed with a lock file held until the claiming process ends:
+# no other worker, and no other test run on the machine, gets it meanwhile.
 PORTS_FIRST, PORTS_END = 20000, 32000
-_handed_out: set[int] = set()
+PORT_LOCKS = Path(tempfile.gettempdir()) / f"guardsite-ports-{os.getuid()}"
+_claimed: dict[int, int] = {}  # port: the descriptor holding its lock
 _ports_lock = threading.Lock()
 
 
 def free_port() -> int:
-    """A loopback port free now that no other server of this test run was given.
+    """A loopback port free now that no other process of any test run was given.
 
     Probing port 0 and closing it raced: the kernel could give the same port
     to the next caller, another worker or a client, before the server bound it.
     """
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    size = (PORTS_END - PORTS_FIRST) // max(workers, 1)
-    first = PORTS_FIRST + int(worker or 0) * size
+    PORT_LOCKS.mkdir(exist_ok=True)
+    size = PORTS_END - PORTS_FIRST
+    offset = random.randrange(size)  # concurrent runs rarely try the same ports first
     with _ports_lock:
-        for port in range(first, first + size):
-            if port not in _handed_out and _bindable(port):
-                _handed_out.add(port)
+        for step in range(size):
+            port = PORTS_FIRST + (offset + step) % size
+            if port not in _claimed and _claim(port) and _bindable(port):
                 return port
-    raise RuntimeError(f"no free port left in {first}-{first + size - 1}")
+    raise RuntimeError(f"no free port left in {PORTS_FIRST}-{PORTS_END - 1}")
+
+
+def _claim(port: int) -> bool:
+    """Lock the port's file for this process (released when it ends, however it ends)."""
+    descriptor = os.open(PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        return False
+    _claimed[port] = descriptor
+    return True
 
 
 def _bindable(port: int) -> bool:
