@@ -135,8 +135,15 @@ class LiveServer:
         plain = [f"127.0.0.1:{port}" for port in self.ports]
         return plain + [f"https://127.0.0.1:{port}" for port in self.tls_ports]
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def log(self, since: int = 0) -> str:
+        """Its output, from byte ``since`` on (a ``log_size()`` taken earlier)."""
+        with self.log_path.open("rb") as log:
+            log.seek(since)
+            return log.read().decode(errors="replace")
+
+    def log_size(self) -> int:
+        """Where its output ends now: for reading only what comes after."""
+        return self.log_path.stat().st_size
 
     def start(self, timeout: float = 30) -> LiveServer:
         command = ["runsocket", *self.addresses(), *self.options]

@@ -87,6 +87,14 @@ def socket_server(start_server: Callable[..., LiveServer]) -> LiveServer:
     return start_server(ALLOWED, WILDCARD, TLS_ALLOWED, tls_ports=1)
 
 
+@pytest.fixture
+def shared_log(socket_server: LiveServer) -> Callable[[], str]:
+    """The shared server's output since this test began: an earlier test's errors are not
+    blamed on this one."""
+    start = socket_server.log_size()
+    return lambda: socket_server.log(since=start)
+
+
 @pytest.fixture(scope="session")
 def dev_ca(socket_server: LiveServer, tls_state: Path) -> Path:
     """The development certificate the shared server made, as a client's trust anchor."""
