@@ -20,6 +20,7 @@ from harness.live import LiveServer, manage, wait_until
 from harness.services import PostgresServer
 from harness.stalls import Handshakes, Refusals, RoundTrips, running, sqlite_write_lock
 from tests.conftest import ALLOWED
+from whitelist.reporting.flushing import ROWS_PER_FLUSH
 
 LOCK_SECONDS = 6.0
 BOUND = 0.5  # seconds: the issue's bound for a handshake or a round trip under a lock
@@ -69,23 +70,31 @@ def test_a_write_lock_held_elsewhere_stalls_no_socket_and_loses_no_refusal(
 
 def flood_round_trips(server: LiveServer) -> tuple[float, int, list[str]]:
     """Refusals from invented origins: (worst round trip meanwhile, refusals, errors)."""
+    began = time.monotonic()
     trips = RoundTrips(server.url, ALLOWED)
     floods = [
         Refusals(server.url, lambda number, thread=thread: f"https://x{thread}-{number}.flood.test")
         for thread in range(4)
     ]
-    with running(trips):
-        began = time.monotonic()
-        with running(*floods):
-            wait_until(lambda: sum(each.refused for each in floods) >= FLOOD_REFUSALS, 60)
+    with running(trips), running(*floods):
+        wait_until(lambda: sum(each.refused for each in floods) >= FLOOD_REFUSALS, 60)
     errors = trips.errors + [error for each in floods for error in each.errors]
     return trips.worst(began), sum(each.refused for each in floods), errors
+
+
+def most_rows(since: float) -> int:
+    """What flushes since ``since`` may write: ROWS_PER_FLUSH origins each (one flush a
+    second, one more as the server stops), the rest added to a few overflow rows. A rate
+    does not hold: beside a CPU hog the same flood spans more flushes."""
+    flushes = int(time.monotonic() - since) + 2
+    return flushes * ROWS_PER_FLUSH + 10
 
 
 def test_a_flood_of_invented_origins_stalls_no_socket_on_sqlite(
     start_server: Callable[..., LiveServer],
 ) -> None:
     server = start_server(ALLOWED, WHITELIST_CONNECT_RATE="off")
+    began = time.monotonic()
     worst, sent, errors = flood_round_trips(server)
     assert not errors, errors[:3]
     assert sent >= FLOOD_REFUSALS
@@ -98,7 +107,7 @@ def test_a_flood_of_invented_origins_stalls_no_socket_on_sqlite(
             ).fetchone()
 
     assert wait_until(lambda: logged()[1] == sent, 30), f"logged {logged()} of {sent}"
-    assert logged()[0] < sent / 4  # most in the overflow row
+    assert logged()[0] <= most_rows(began)  # the rest in the overflow row
 
 
 @pytest.fixture
@@ -126,6 +135,7 @@ def test_a_flood_of_invented_origins_stalls_no_socket_on_postgresql(
         WHITELIST_CONNECT_RATE="off",
         **postgres_database,
     ).start()
+    began = time.monotonic()
     try:
         worst, sent, errors = flood_round_trips(server)
     finally:
@@ -141,4 +151,4 @@ def test_a_flood_of_invented_origins_stalls_no_socket_on_postgresql(
             rows, attempts = cursor.fetchone()
     finally:
         connection.close()
-    assert (attempts, rows < sent / 4) == (sent, True), server.log()[-3000:]
+    assert (attempts, rows <= most_rows(began)) == (sent, True), server.log()[-3000:]
