@@ -35,11 +35,11 @@ def refusals(server: LiveServer, origin: str) -> list[tuple[Any, ...]]:
     )
 
 
-def logged_in(server: LiveServer, username: str, password: str) -> Any:
+def logged_in(server: LiveServer, username: str, password: str, timeout: float = 10) -> Any:
     """A requests session logged in to Django admin through its login form."""
     session = requests.Session()
     session.trust_env = False
-    page = session.get(f"{server.url}/admin/login/", timeout=10)
+    page = session.get(f"{server.url}/admin/login/", timeout=timeout)
     assert page.status_code == 200
     answer = session.post(
         f"{server.url}/admin/login/?next=/admin/",
@@ -49,7 +49,7 @@ def logged_in(server: LiveServer, username: str, password: str) -> Any:
             "csrfmiddlewaretoken": session.cookies["csrftoken"],
             "next": "/admin/",
         },
-        timeout=10,
+        timeout=timeout,
     )
     assert answer.url.endswith("/admin/"), "the login failed"
     return session

@@ -19,6 +19,7 @@ import pytest
 from harness.live import LiveServer, manage, wait_until
 from harness.services import PostgresServer
 from harness.stalls import Handshakes, Refusals, RoundTrips, running, sqlite_write_lock
+from tests.admin_session import add_superuser, logged_in
 from tests.conftest import ALLOWED
 from whitelist.reporting.flushing import ROWS_PER_FLUSH
 
@@ -152,3 +153,23 @@ def test_a_flood_of_invented_origins_stalls_no_socket_on_postgresql(
     finally:
         connection.close()
     assert (attempts, rows <= most_rows(began)) == (sent, True), server.log()[-3000:]
+
+
+def test_a_page_writing_under_a_lock_held_elsewhere_stalls_no_socket(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    """A login's writes ran on the loop: waiting for the lock there froze every socket (and,
+    beside the server's own flush between two statements, deadlocked until the timeout)."""
+    server = start_server(ALLOWED)
+    add_superuser(server, "ann", "anns-long-password")
+    trips = RoundTrips(server.url, ALLOWED)
+    with running(trips):
+        assert wait_until(lambda: len(trips.latencies) >= 20)
+        locked_at = time.monotonic()
+        with sqlite_write_lock(server.database, LOCK_SECONDS):
+            session = logged_in(server, "ann", "anns-long-password", timeout=30)
+        session.close()
+        time.sleep(1.0)
+    assert not trips.errors, trips.errors[:3]
+    worst = trips.worst(locked_at)
+    assert worst < BOUND, f"a round trip took {worst * 1000:.0f} ms while a login waited"
