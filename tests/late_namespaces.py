@@ -72,11 +72,19 @@ def register(server: socketio.Server) -> None:
     def open_sockets(sid: str) -> int:
         return len(server.open_sockets)  # type: ignore[attr-defined]
 
+    slow_connects: list[str] = []
+
     @server.on("connect", namespace="/slow")
     def slow_connect(sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         """A connect handler that does I/O for a while (a session lookup, say)."""
+        slow_connects.append(sid)
         server.sleep(1.5)
         return True
+
+    @server.on("slow_connects", namespace="/late")
+    def slow_connects_begun(sid: str) -> int:
+        """How many slow connect handlers have begun: a test acts while one runs."""
+        return len(slow_connects)
 
     @server.on("server_stats", namespace="/late")
     def server_stats(sid: str) -> dict[str, int]:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from harness.commands import command_on
 from harness.live import LiveServer, wait_until
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
@@ -196,8 +196,9 @@ def test_a_rule_removed_by_another_process_during_a_slow_connect_is_enforced(
     connecting = threading.Thread(target=connect)
     try:
         connecting.start()
-        time.sleep(0.3)  # inside the 1.5 s connect handler
-        assert server.manage("whitelist", "remove", origin).returncode == 0
+        # Inside the 1.5 s connect handler.
+        assert wait_until(lambda: observer.call("slow_connects", namespace="/late") == 1)
+        command_on(server.database, "whitelist", "remove", origin)
         connecting.join(30)
         # Judged against the rules it started with, then checked again: not kept.
         assert wait_until(lambda: observer.call("open_sockets", namespace="/late") == 1, timeout=15)
