@@ -8,16 +8,29 @@ from typing import Any
 
 import requests
 
+from harness.commands import on_server_database
 from harness.live import LiveServer
 
 
 def add_superuser(server: LiveServer, username: str, password: str) -> None:
-    """A superuser in the server's database, through Django's own command."""
-    result = server.manage(
-        "createsuperuser", "--no-input", "--username", username,
-        "--email", f"{username}@example.test", DJANGO_SUPERUSER_PASSWORD=password,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    """A superuser in the server's database, written from this process."""
+    add_user(server, username, password, is_superuser=True)
+
+
+def add_user(server: LiveServer, username: str, password: str, **flags: bool) -> None:
+    """A staff user (``is_superuser=True`` for all permissions) in the server's database.
+
+    The password is hashed with the live servers' hasher (``tests.live_settings``).
+    """
+    from django.contrib.auth.hashers import MD5PasswordHasher, make_password
+    from django.contrib.auth.models import User
+
+    def create() -> None:
+        user = User(username=username, email=f"{username}@example.test", is_staff=True, **flags)
+        user.password = make_password(password, hasher=MD5PasswordHasher())
+        user.save()
+
+    on_server_database(server.database, create)
 
 
 def rows(server: LiveServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:

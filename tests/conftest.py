@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from harness import commands
+from harness.commands import command_on
 from harness.live import LiveServer, manage, migrated_copy
 from harness.services import BINARIES, PostgresServer, RedisServer
 
@@ -33,11 +35,24 @@ def tls_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("state")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def server_databases(django_db_blocker: Any) -> None:
+    """``harness.commands`` may open live servers' SQLite files; the test database stays
+    blocked outside tests marked for it."""
+    commands.database_access = django_db_blocker.unblock
+
+
 @pytest.fixture(scope="session")
 def start_server(
-    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, tls_state: Path
+    migrated_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    tls_state: Path,
 ) -> Iterator[Callable[..., LiveServer]]:
-    """Start a runsocket with its own database; every server is stopped at the end."""
+    """Start a runsocket with its own database; every server is stopped at the end.
+
+    Its rules are added in this process (``harness.commands``): the server is
+    another process all the same, and reads them as it starts.
+    """
     servers: list[LiveServer] = []
 
     def start(
@@ -69,10 +84,7 @@ def start_server(
             names |= {
                 f"tls{i}": f"https://localhost:{port}" for i, port in enumerate(server.tls_ports)
             }
-            result = manage(
-                database, "whitelist", "add", *(rule.format(**names) for rule in rules), **env
-            )
-            assert result.returncode == 0, result.stderr
+            command_on(database, "whitelist", "add", *(rule.format(**names) for rule in rules))
         servers.append(server)
         return server.start()
 

@@ -18,7 +18,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
+from harness.commands import command_on
 from harness.live import ROOT, LiveServer, wait_until
+from tests.admin_session import add_superuser
+from tests.clients import welcomed
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
@@ -61,11 +64,7 @@ def staff_password() -> str:
 def demo(start_server: Callable[..., LiveServer], staff_password: str) -> LiveServer:
     """The seed demo: two plain ports (the first allowed) and one TLS port (allowed)."""
     server = start_server("{url0}", "{tls0}", ports=2, tls_ports=1)
-    created = server.manage(
-        "createsuperuser", "--no-input", "--username", "staff", "--email", "staff@example.test",
-        DJANGO_SUPERUSER_PASSWORD=staff_password,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
+    add_superuser(server, "staff", staff_password)
     return server
 
 
@@ -189,10 +188,11 @@ def test_revoking_the_rule_updates_the_open_page(
     demo: LiveServer, browser: Browser, page: Page
 ) -> None:
     pattern = f"http://localhost:{demo.ports[1]}"
-    assert demo.manage("whitelist", "add", pattern).returncode == 0
+    command_on(demo.database, "whitelist", "add", pattern)
+    assert wait_until(lambda: welcomed(demo.url, pattern))  # the page connects just once
     page.goto(page_url(demo, 1))
     expect(page.locator("h1")).to_have_text(WELCOME, timeout=15_000)
-    assert demo.manage("whitelist", "remove", pattern).returncode == 0
+    command_on(demo.database, "whitelist", "remove", pattern)
     expect(page.locator("h1")).to_have_text(REFUSAL, timeout=15_000)
     expect(page.locator("#reason")).to_contain_text("permission revoked")
     shot(page, "6-revoked-live")

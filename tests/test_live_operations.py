@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.commands import command_on
 from harness.live import LiveServer, wait_until
 from tests.clients import merged, try_connect
 from tests.conftest import ALLOWED
@@ -34,9 +35,9 @@ def wait_for_reason(url: str, origin: str, reason: str, bound: float = 10) -> st
 def test_rule_added_by_another_process_takes_effect_live(socket_server: LiveServer) -> None:
     origin = "http://added-later.test:5001"
     assert try_connect(socket_server.url, origin=origin)[0].refusal_reason == "origin-not-allowed"
-    assert socket_server.manage("whitelist", "add", origin).returncode == 0
+    command_on(socket_server.database, "whitelist", "add", origin)
     assert wait_for_reason(socket_server.url, origin, None) is None
-    assert socket_server.manage("whitelist", "remove", origin).returncode == 0
+    command_on(socket_server.database, "whitelist", "remove", origin)
     assert wait_for_reason(socket_server.url, origin, "origin-not-allowed") == "origin-not-allowed"
 
 
@@ -164,7 +165,7 @@ def test_removing_a_rule_disconnects_its_open_sockets(
     client.on("permission.revoked", lambda *args: revoked.append(merged(*args)))
     try:
         assert outcome.welcome is not None and kept.welcome is not None
-        assert server.manage("whitelist", "remove", ALLOWED).returncode == 0
+        command_on(server.database, "whitelist", "remove", ALLOWED)
         deadline = time.monotonic() + 10
         while client.connected and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -196,7 +197,7 @@ def test_client_events_named_like_server_events_cannot_dodge_revocation(
     try:
         assert outcome.welcome is not None
         client.emit(forged[0], forged[1])
-        assert server.manage("whitelist", "remove", ALLOWED).returncode == 0
+        command_on(server.database, "whitelist", "remove", ALLOWED)
         deadline = time.monotonic() + 10
         while client.connected and time.monotonic() < deadline:
             time.sleep(0.05)

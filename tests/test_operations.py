@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from harness.commands import command_on
 from harness.live import LiveServer, wait_until
 from tests.admin_session import add_superuser, logged_in, refusals, rows
 from tests.clients import try_connect, welcomed
@@ -112,8 +113,7 @@ def test_the_admin_action_can_create_rules_disabled(server: LiveServer, staff: A
 
 def test_a_scoped_rule_admits_only_to_its_namespaces(server: LiveServer) -> None:
     origin = "https://chat-only.test"
-    added = server.manage("whitelist", "add", origin, "--namespaces", "/late")
-    assert added.returncode == 0, added.stderr
+    command_on(server.database, "whitelist", "add", origin, "--namespaces", "/late")
     assert wait_until(lambda: try_connect(server.url, origin=origin, namespace="/late")[0].welcome)
     refused, _client = try_connect(server.url, origin=origin, namespace="/")
     assert refused.refusal_reason == "origin-not-allowed"
@@ -121,18 +121,20 @@ def test_a_scoped_rule_admits_only_to_its_namespaces(server: LiveServer) -> None
     on_root = server.manage("whitelist", "check", origin, "--namespace", "/")
     assert (on_chat.returncode, on_root.returncode) == (0, 1)
     assert "no rule matches on /" in on_root.stdout
-    assert f"{origin}  on /late" in server.manage("whitelist", "list").stdout
+    assert f"{origin}  on /late" in command_on(server.database, "whitelist", "list")
 
 
 def test_narrowing_a_rule_revokes_sockets_on_the_other_namespaces(server: LiveServer) -> None:
     origin = "https://narrowed.test"
-    assert server.manage("whitelist", "add", origin).returncode == 0
+    command_on(server.database, "whitelist", "add", origin)
     assert wait_until(lambda: welcomed(server.url, origin))
     outcome, client = try_connect(server.url, origin=origin, namespace="/late", keep=True)
     try:
         assert outcome.welcome is not None
-        narrowed = server.manage("whitelist", "add", origin, "--namespaces", "/orders")
-        assert narrowed.stdout.strip() == f"updated {origin}"
+        narrowed = command_on(
+            server.database, "whitelist", "add", origin, "--namespaces", "/orders"
+        )
+        assert narrowed.strip() == f"updated {origin}"
         assert wait_until(lambda: not client.connected, timeout=15)
         expected = {"reason": "origin-not-allowed", "origin": origin}
         assert wait_until(
@@ -162,7 +164,7 @@ def test_the_rule_list_shows_activity_and_who_changed_it(server: LiveServer, sta
     def visit() -> bool:
         return try_connect(server.url, origin=origin, transport="websocket")[0].welcome is not None
 
-    assert server.manage("whitelist", "add", origin).returncode == 0
+    command_on(server.database, "whitelist", "add", origin)
     assert wait_until(visit)
     for _ in range(2):
         assert visit()
@@ -184,7 +186,7 @@ def test_the_rule_list_shows_activity_and_who_changed_it(server: LiveServer, sta
 
 def test_every_rule_change_names_who_made_it(server: LiveServer, staff: Any) -> None:
     origin = "https://audited.test"
-    assert server.manage("whitelist", "add", origin).returncode == 0
+    command_on(server.database, "whitelist", "add", origin)
     (pk,) = rows(server, "SELECT id FROM whitelist_allowedorigin WHERE pattern = ?", origin)[0]
     staff.post(
         f"{server.url}/admin/whitelist/allowedorigin/",
@@ -195,7 +197,7 @@ def test_every_rule_change_names_who_made_it(server: LiveServer, staff: Any) -> 
         },
         timeout=10,
     )
-    assert server.manage("whitelist", "remove", origin).returncode == 0
+    command_on(server.database, "whitelist", "remove", origin)
     changes = rows(
         server,
         "SELECT actor, action, detail FROM whitelist_rulechange WHERE pattern = ? ORDER BY id",

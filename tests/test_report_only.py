@@ -9,6 +9,7 @@ import requests
 from django.test import override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.commands import command_on
 from harness.live import LiveServer, wait_until
 from tests.admin_session import add_superuser, logged_in, refusals
 from tests.clients import try_connect
@@ -48,18 +49,23 @@ def test_it_is_recorded_as_report_only(server: LiveServer) -> None:
     assert f"Would refuse {origin} on / from 127.0.0.1: no rule matches on /" in server.log()
 
 
-def connects(server: LiveServer, outcome: str) -> float:
-    """The server's count of connects to / with ``outcome`` for reason origin-not-allowed."""
+def metric(server: LiveServer, name: str, **labels: str) -> float:
+    """The server's samples of ``name`` with exactly ``labels``, summed."""
     metrics = requests.get(
         f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
     ).text
-    labels = {"namespace": "/", "outcome": outcome, "reason": "origin-not-allowed"}
     return sum(
         sample.value
         for family in text_string_to_metric_families(metrics)
         for sample in family.samples
-        if sample.name == "whitelist_connects_total" and sample.labels == labels
+        if sample.name == name and sample.labels == labels
     )
+
+
+def connects(server: LiveServer, outcome: str) -> float:
+    """The server's count of connects to / with ``outcome`` for reason origin-not-allowed."""
+    labels = {"namespace": "/", "outcome": outcome, "reason": "origin-not-allowed"}
+    return metric(server, "whitelist_connects_total", **labels)
 
 
 def test_the_metrics_count_it_apart(server: LiveServer) -> None:
@@ -71,11 +77,14 @@ def test_the_metrics_count_it_apart(server: LiveServer) -> None:
 
 def test_removing_a_rule_revokes_nobody(server: LiveServer) -> None:
     origin = "https://kept.test"
-    assert server.manage("whitelist", "add", origin).returncode == 0
+    rules = metric(server, "whitelist_rules")
+    command_on(server.database, "whitelist", "add", origin)
+    # Every origin is welcomed in report-only mode: wait until this one is by its rule.
+    assert wait_until(lambda: metric(server, "whitelist_rules") == rules + 1)
     outcome, client = try_connect(server.url, origin=origin, keep=True)
     try:
         assert outcome.welcome is not None
-        assert server.manage("whitelist", "remove", origin).returncode == 0
+        command_on(server.database, "whitelist", "remove", origin)
         assert wait_until(lambda: "Would revoke https://kept.test on /" in server.log())
         assert not wait_until(lambda: not client.connected, timeout=2)  # nor just after
     finally:

@@ -11,10 +11,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.test import override_settings
 
+from harness.commands import on_server_database
 from harness.live import LiveServer, wait_until
-from tests.admin_session import add_superuser, logged_in
+from tests.admin_session import add_superuser, add_user, logged_in
 from tests.clients import try_connect
 from whitelist.rules.decision import Decision
 from whitelist.server.open_sockets import OpenSocket, OpenSockets
@@ -116,11 +118,7 @@ def test_a_session_ended_by_another_process_disconnects_within_seconds(
     outcome, client = connect_account(server, session_cookie(browser), keep=True)
     try:
         assert outcome.welcome is not None
-        ended = server.manage(
-            "shell", "-c", "from django.contrib.sessions.models import Session; "
-            "Session.objects.all().delete()",
-        )  # fmt: skip
-        assert ended.returncode == 0, ended.stderr
+        on_server_database(server.database, Session.objects.all().delete)
         assert wait_until(lambda: not client.connected, timeout=15)
         assert wait_until(lambda: revoked_reasons(outcome) == ["logged-out"]), outcome.events
     finally:
@@ -129,11 +127,7 @@ def test_a_session_ended_by_another_process_disconnects_within_seconds(
 
 
 def test_a_namespace_needing_a_permission_refuses_users_without_it(server: LiveServer) -> None:
-    made = server.manage(
-        "shell", "-c", "from django.contrib.auth.models import User; "
-        "User.objects.create_user('carol', password='carols-long-password', is_staff=True)",
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    add_user(server, "carol", "carols-long-password")
     carol = logged_in(server, "carol", "carols-long-password")
     bob = logged_in(server, USER, PASSWORD)
     try:
