@@ -23,10 +23,10 @@ from tests.admin_session import add_superuser, logged_in
 from tests.conftest import ALLOWED
 from whitelist.reporting.flushing import ROWS_PER_FLUSH
 
-LOCK_SECONDS = 6.0
+LOCK_SECONDS = 3.0  # six times the bound: a stall for the lock shows
 BOUND = 0.5  # seconds: the issue's bound for a handshake or a round trip under a lock
 FLOOD_BOUND = 0.05  # ... and for a round trip under a flood of invented origins
-FLOOD_REFUSALS = 4000  # a few flushes' worth, each past the rows a flush writes
+FLOOD_REFUSALS = 2000  # a few flushes' worth, each past the rows a flush writes
 
 # The bounds are the issue's, for a server with the machine to itself: not beside other
 # test files' servers (make test runs these after the parallel tests).
