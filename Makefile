@@ -16,7 +16,9 @@ GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py 
 	tests/test_engine_contracts.py tests/test_instrument.py tests/test_attachment_budget.py \
 	tests/test_blocking.py
 # pytest-xdist workers: the tests mostly wait on sockets and servers, so more than the cores.
+# Whole files per worker: a module's servers start once (tests/conftest.py orders the files).
 WORKERS ?= 4
+XDIST = -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
@@ -52,11 +54,11 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	node --test --test-concurrency=1 tests/js/
 	@echo "The guard's tests on the lowest tested releases:"
 	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(python-socketio|python-engineio|eventlet) '
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -n $(WORKERS) $(GUARD_TESTS)
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) $(GUARD_TESTS)
 	@echo "The whole suite on the newest releases:"
 	@$(PY) -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
 	rm -f .coverage .coverage.*
-	$(VENV)/bin/coverage run -m pytest -n $(WORKERS) -m "not alone"
+	$(VENV)/bin/coverage run -m pytest $(XDIST) -m "not alone"
 	$(VENV)/bin/coverage run -m pytest -m alone
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85

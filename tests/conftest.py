@@ -155,10 +155,35 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 LIVE_FIXTURES = {"migrated_template", "start_server", "redis_url", "postgres"}
 
 
+# The files that take longest under make test, longest first. make test hands whole files
+# to its workers (--dist loadfile, so each module's servers start once) in collection
+# order: these start at once instead of holding up the end of the run. Only a scheduling
+# hint: a file missing here costs time, never a result.
+LONGEST_FIRST = [
+    "test_tls.py",
+    "test_sessions.py",
+    "test_fuzz.py",
+    "test_socketio.py",
+    "test_serving.py",
+    "test_postgres.py",
+    "test_wheel.py",
+    "test_operations.py",
+    "test_live_operations.py",
+    "test_gunicorn.py",
+    "test_origin_properties.py",
+    "test_live_guard.py",
+    "test_message_queue.py",
+    "test_log_injection.py",
+    "test_browser.py",
+]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
 
 
 @pytest.fixture(autouse=True)
