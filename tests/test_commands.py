@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from harness.live import manage
+from harness.commands import command_on
+from harness.live import manage, migrated_copy
 from whitelist.models import AllowedOrigin
 
 pytestmark = pytest.mark.django_db
@@ -83,11 +84,9 @@ def test_check_uses_the_server_decision_for_origins_and_urls() -> None:
     assert "judged as the referer header" in run("check", "https://a.example.com/page?q=1")
 
 
-@pytest.mark.live
-def test_check_exit_status_in_a_real_process(tmp_path: Path) -> None:
-    database = tmp_path / "db.sqlite3"
-    assert manage(database, "migrate", "--no-input", "-v0").returncode == 0
-    assert manage(database, "whitelist", "add", "https://shop.example.com").returncode == 0
+def test_check_exit_status_in_a_real_process(tmp_path: Path, migrated_template: Path) -> None:
+    database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
+    command_on(database, "whitelist", "add", "https://shop.example.com")
     allowed = manage(database, "whitelist", "check", "https://shop.example.com")
     denied = manage(database, "whitelist", "check", "https://shop.example.com.evil.com")
     malformed = manage(database, "whitelist", "check", "https://shop.example.com@evil.com")
@@ -132,19 +131,17 @@ def test_check_accepts_an_international_name_as_typed_and_judges_what_browsers_s
     ]
 
 
-@pytest.mark.live
-def test_remove_exits_1_when_a_rule_was_not_there(tmp_path: Path) -> None:
-    database = tmp_path / "db.sqlite3"
-    assert manage(database, "migrate", "--no-input", "-v0").returncode == 0
-    assert manage(database, "whitelist", "add", "https://a.example").returncode == 0
+def test_remove_exits_1_when_a_rule_was_not_there(tmp_path: Path, migrated_template: Path) -> None:
+    database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
+    command_on(database, "whitelist", "add", "https://a.example")
     partly = manage(database, "whitelist", "remove", "https://a.example", "https://b.example")
     assert partly.returncode == 1
     assert partly.stdout.splitlines() == [
         "removed https://a.example",
         "not found https://b.example",
     ]
-    again = manage(database, "whitelist", "add", "https://a.example")
-    assert manage(database, "whitelist", "remove", "https://a.example").returncode == 0, again
+    command_on(database, "whitelist", "add", "https://a.example")
+    assert manage(database, "whitelist", "remove", "https://a.example").returncode == 0
 
 
 def test_check_percent_encodes_a_non_ascii_path_as_browsers_do() -> None:
