@@ -74,6 +74,11 @@ def try_connect(
     outcome = Outcome()
     welcomed = threading.Event()
     greeted = threading.Event()
+    settled = threading.Event()  # welcomed and greeted, or disconnected (a revocation)
+
+    def settle_if_greeted_and_welcomed() -> None:
+        if welcomed.is_set() and greeted.is_set():
+            settled.set()
 
     @client.on("connect", namespace=namespace)
     def on_connect() -> None:
@@ -85,12 +90,18 @@ def try_connect(
         outcome.welcome_args = args
         outcome.welcome = merged(*args)
         welcomed.set()
+        settle_if_greeted_and_welcomed()
 
     @client.on("hello.client", namespace=namespace)
     def on_hello(payload: dict[str, Any]) -> None:
         outcome.order.append("hello.client")
         outcome.hello = payload
         greeted.set()
+        settle_if_greeted_and_welcomed()
+
+    @client.on("disconnect", namespace=namespace)
+    def on_disconnect(*reason: Any) -> None:
+        settled.set()
 
     @client.on("connect_error", namespace=namespace)
     def on_error(data: Any) -> None:
@@ -113,8 +124,7 @@ def try_connect(
         outcome.connected = False
     else:
         outcome.connected = True
-        welcomed.wait(timeout)
-        greeted.wait(timeout)
+        settled.wait(timeout)
     disconnect = client.disconnect
 
     def disconnect_and_hang_up() -> None:
