@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from harness.commands import command_on
 from harness.live import ROOT, manage
 
 READERS = {"get", "getenv", "setdefault", "env_bool", "env_list"}
@@ -88,7 +89,7 @@ def test_production_over_tls_passes_check_deploy_with_the_environment_alone(
 ) -> None:
     database = shutil.copyfile(migrated_template, tmp_path / "db.sqlite3")
     assert "whitelist.W005" in deploy_check(database)  # no rule enabled yet
-    assert manage(database, "whitelist", "add", "https://www.example.com").returncode == 0
+    command_on(database, "whitelist", "add", "https://www.example.com")
     behind_tls = deploy_check(
         database,
         DJANGO_TRUST_X_FORWARDED_PROTO="1",
