@@ -7,13 +7,17 @@ fail in make check's seconds when the check itself breaks.
 from __future__ import annotations
 
 import io
+import logging
+import sys
 from typing import Any
 
 import pytest
 
+from tests.engine_server import open_polling_session
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import polling
 from whitelist.engine.polling import undecodable_post
+from whitelist.server.guarded import GuardedServer
 
 LIMIT = 10_000
 
@@ -95,3 +99,45 @@ def test_a_refusal_is_logged_without_what_the_client_sent(
     assert record.levelname == "WARNING"
     assert "not an Engine.IO payload (Error)" in record.getMessage()
     assert "secret" not in record.getMessage()
+
+
+def post(app: Any, sid: str, payload: bytes) -> str:
+    """POST ``payload`` to the session through ``app``'s WSGI entry point; the status."""
+    environ = {
+        **post_environ(payload),
+        "QUERY_STRING": f"EIO=4&transport=polling&sid={sid}",
+        "PATH_INFO": "/socket.io/",
+    }
+    statuses: list[str] = []
+    app.handle_request(environ, lambda status, *rest: statuses.append(status))
+    return statuses[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.xfail(
+    sys.version_info < (3, 12),
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "Defect: undecodable_post decodes a few frames shallower than python-engineio, and "
+        "JSON's nesting limit on Python 3.11 counts the frames below it: a payload nested "
+        "just deep enough passes the check and reaches python-engineio's traceback log."
+    ),
+)
+def test_no_nesting_gets_past_the_check_to_python_engineios_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A PONG (harmless to the session) nested ever deeper, up to the recursion limit."""
+    server = GuardedServer(async_mode="threading")
+    try:
+        sid = open_polling_session(server)
+        caplog.set_level(logging.ERROR, logger=server.eio.logger.name)
+        reached: dict[int, str] = {}
+        for depth in range(1, sys.getrecursionlimit() + 1):
+            status = post(server, sid, b"3" + b"[" * depth)
+            if "post request handler error" in caplog.text:
+                reached[depth] = status
+                break
+        assert reached == {}, f"nested {list(reached)} deep: {list(reached.values())}"
+    finally:
+        server.shutdown()
