@@ -41,7 +41,8 @@ run: $(VENV)/.runtime node_modules/.installed
 
 # The quick tier: lint and every test that starts no process (under a minute). make test
 # runs these too, with the live tests against real servers, services and a browser.
-check: $(VENV)/.dev
+check: $(VENV)/.dev node_modules/.installed
+	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q -p no:cacheprovider -m "not live" -n $(WORKERS)
