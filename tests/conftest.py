@@ -161,7 +161,6 @@ LIVE_FIXTURES = {"migrated_template", "start_server", "redis_url", "postgres"}
 # hint: a file missing here costs time, never a result.
 LONGEST_FIRST = [
     "test_tls.py",
-    "test_sessions.py",
     "test_fuzz.py",
     "test_socketio.py",
     "test_serving.py",
@@ -175,6 +174,8 @@ LONGEST_FIRST = [
     "test_message_queue.py",
     "test_log_injection.py",
     "test_browser.py",
+    "test_session_cleanup.py",
+    "test_sessions.py",
 ]
 
 
