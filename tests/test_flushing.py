@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +14,7 @@ from django.db.models import Sum
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from harness.live import wait_until
 from whitelist.records import RefusedConnect, RuleActivity
 from whitelist.reporting import refusal_rows
 from whitelist.reporting.flushing import ACTIVITY_SECONDS, ROWS_PER_FLUSH, Recorder
@@ -218,19 +217,10 @@ def test_a_flush_waits_for_the_flush_in_flight() -> None:
     release = threading.Timer(0.5, holder.execute, args=("COMMIT",))
     release.start()
     try:
-        assert wait_for(lambda: len(recorder.refusals) == 0)  # taken by the flush in flight
+        assert wait_until(lambda: len(recorder.refusals) == 0)  # taken by the flush in flight
         assert recorder.flush(Counter())
         assert RefusedConnect.objects.get().count == 3
     finally:
         release.join()
         in_flight.join()
         holder.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
