@@ -6,13 +6,19 @@ packet, bad base64 or JSON nested past Python's recursion limit wrote 20 lines
 to the log per request, at the rate anyone cared to send them. Here such a
 payload gets HTTP 400 and a bounded log line, and python-engineio reads the
 same bytes from a fresh stream when it decodes.
+
+JSON's nesting counts against the same recursion limit as Python's frames, and
+python-engineio decodes a few frames deeper than this check: the check decodes
+with ``HEADROOM_FRAMES`` fewer to spare, so no payload nested just deep enough
+passes here and raises ``RecursionError`` there.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from engineio import payload
 
@@ -20,6 +26,18 @@ from whitelist.core.ratelimited_log import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 malformed_log = RateLimitedLog(logger)
+
+T = TypeVar("T")
+
+# Far more than the frames between this check and python-engineio's decode (about ten).
+HEADROOM_FRAMES = 64
+
+
+def with_frames_to_spare(frames: int, work: Callable[[], T]) -> T:
+    """``work()``, called ``frames`` Python frames deeper than this call."""
+    if frames <= 0:
+        return work()
+    return with_frames_to_spare(frames - 1, work)
 
 
 def undecodable_post(environ: dict[str, Any], max_bytes: int) -> str | None:
@@ -36,7 +54,8 @@ def undecodable_post(environ: dict[str, Any], max_bytes: int) -> str | None:
     body = environ["wsgi.input"].read(length)
     environ["wsgi.input"] = io.BytesIO(body)
     try:
-        payload.Payload(encoded_payload=body.decode("utf-8"))
+        text = body.decode("utf-8")
+        with_frames_to_spare(HEADROOM_FRAMES, lambda: payload.Payload(encoded_payload=text))
     except Exception as error:  # what python-engineio would raise inside its handler
         malformed_log.log(
             "malformed polling payloads",
