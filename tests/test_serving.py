@@ -72,7 +72,9 @@ def test_banner_names_the_rules_and_the_addresses(start_server: Callable[..., Li
     assert "Capacity: 10000 connections" in log
 
 
-def test_favicon_requests_find_an_icon(socket_server: LiveServer) -> None:
+def test_favicon_requests_find_an_icon(
+    socket_server: LiveServer, shared_log: Callable[[], str]
+) -> None:
     """Browsers ask every site for /favicon.ico; a 404 there was noise in the log."""
     session = requests.Session()
     session.trust_env = False
@@ -80,13 +82,14 @@ def test_favicon_requests_find_an_icon(socket_server: LiveServer) -> None:
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("image/svg+xml")
     assert answer.history and answer.history[0].status_code == 302
-    assert "Not Found: /favicon.ico" not in socket_server.log()
+    assert "Not Found: /favicon.ico" not in shared_log()
 
 
-def test_a_failed_tls_handshake_is_one_line(socket_server: LiveServer) -> None:
+def test_a_failed_tls_handshake_is_one_line(
+    socket_server: LiveServer, shared_log: Callable[[], str]
+) -> None:
     """A client that does not trust the development certificate, and plain HTTP to TLS."""
     port = socket_server.tls_ports[0]
-    start = len(socket_server.log())  # what the shared server logged before is other tests'
     distrusting = ssl.create_default_context()
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
@@ -97,8 +100,8 @@ def test_a_failed_tls_handshake_is_one_line(socket_server: LiveServer) -> None:
         raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         raw.recv(1024)
     plain_http = "HTTP_REQUEST (plain HTTP sent to an HTTPS address)"
-    assert wait_until(lambda: plain_http in socket_server.log()[start:])
-    log = socket_server.log()[start:]
+    assert wait_until(lambda: plain_http in shared_log())
+    log = shared_log()
     assert "failed: TLSV1_ALERT_UNKNOWN_CA (the client does not trust this certificate)" in log
     assert "Traceback" not in log and "Removing descriptor" not in log
 
