@@ -29,7 +29,7 @@ malformed_log = RateLimitedLog(logger)
 
 T = TypeVar("T")
 
-# Far more than the frames between this check and python-engineio's decode (about ten).
+# Far more than the few frames between this check and python-engineio's decode.
 HEADROOM_FRAMES = 64
 # A payload with fewer brackets cannot nest deep enough to near the recursion limit: it
 # is decoded without the extra frames, which cost 4 microseconds a POST.
