@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from harness.commands import command_on
 from harness.live import (
     ROOT,
     LiveServer,
     free_port,
-    manage,
     migrated_copy,
     server_env,
     start_gunicorn,
@@ -98,7 +98,7 @@ def gthread(
     """
     folder = tmp_path_factory.mktemp("gthread")
     database = migrated_copy(migrated_template, folder / "db.sqlite3")
-    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    command_on(database, "whitelist", "add", ALLOWED)
     with gthread_server(
         database,
         folder,
@@ -150,7 +150,7 @@ def test_gthread_worker_guards_namespaces_added_by_handler_modules(gthread: str)
 def test_the_eventlet_worker_serves_without_noise(migrated_template: Path, tmp_path: Path) -> None:
     """The pinned eventlet worker: no deprecation notices, no run-on shutdown errors."""
     database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
-    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    command_on(database, "whitelist", "add", ALLOWED)
     port = free_port()
     env = server_env(
         database,

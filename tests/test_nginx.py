@@ -13,7 +13,8 @@ import requests
 import socketio
 import websocket
 
-from harness.live import ROOT, LiveServer, manage, migrated_copy, wait_until
+from harness.commands import command_on
+from harness.live import ROOT, LiveServer, migrated_copy, wait_until
 from harness.services import Nginx
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
@@ -28,7 +29,7 @@ def start_nodes(
 ) -> list[LiveServer]:
     """Two started nodes sharing a database and the message queue, stopped with ``stack``."""
     database = migrated_copy(template, folder / "db.sqlite3")
-    assert manage(database, "whitelist", "add", ALLOWED).returncode == 0
+    command_on(database, "whitelist", "add", ALLOWED)
     nodes = []
     for number in range(2):
         node = LiveServer(

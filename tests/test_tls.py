@@ -28,6 +28,7 @@ from guardsite.tls import (
     is_constrained,
     server_context,
 )
+from harness.commands import command_on
 from harness.live import (
     LiveServer,
     free_port,
@@ -332,8 +333,7 @@ def gunicorn(
         GUARDSITE_STATE_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="guardsite.settings",
     )
-    result = manage(database, "whitelist", "add", f"https://localhost:{port}")
-    assert result.returncode == 0
+    command_on(database, "whitelist", "add", f"https://localhost:{port}")
     log = tmp_path / "gunicorn.log"
     process = start_gunicorn(env, log)
     url, ca = f"https://localhost:{port}", tmp_path / "tls" / "dev-cert.pem"
