@@ -11,10 +11,10 @@ NEWEST := .venv-newest
 # The newest gunicorn, beside the pinned one, for the gthread tests (tests/test_gunicorn.py).
 GUNICORN_CURRENT := $(VENV)/gunicorn-current
 GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py tests/test_checks.py \
-	tests/test_messaging.py tests/test_engineio_log.py tests/test_sessions.py tests/test_websocket.py \
+	tests/test_messaging.py tests/test_engineio_log.py tests/sessions/ tests/test_websocket.py \
 	tests/test_polling.py tests/test_report_only.py tests/test_socket_users.py tests/test_operations.py \
 	tests/test_instrument.py tests/test_attachment_budget.py \
-	tests/test_blocking.py tests/test_session_cleanup.py tests/test_engine_*.py
+	tests/test_blocking.py tests/test_engine_*.py
 # pytest-xdist workers: the tests mostly wait on sockets and servers, so more than the cores.
 # Whole files per worker: a module's servers start once (tests/conftest.py orders the files).
 WORKERS ?= 4

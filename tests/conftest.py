@@ -174,8 +174,8 @@ LONGEST_FIRST = [
     "test_message_queue.py",
     "test_log_injection.py",
     "test_browser.py",
-    "test_session_cleanup.py",
-    "test_sessions.py",
+    "test_cleanup.py",
+    "test_deadlines.py",
 ]
 
 

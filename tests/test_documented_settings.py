@@ -62,7 +62,7 @@ def variables_passed(path: Path) -> set[str]:
 
 
 def test_every_variable_a_test_passes_to_a_server_is_read() -> None:
-    """tests/test_sessions.py set WHITELIST_CONNECT_TIMEOUT=1 for its server, which
+    """The session tests set WHITELIST_CONNECT_TIMEOUT=1 for their server, which
     settings.py never read: it tested the 10 s default while claiming one second."""
     read = set(READ_BY_DJANGO)
     readers = ("guardsite/settings.py", "tests/live_settings.py", "gunicorn.conf.py")

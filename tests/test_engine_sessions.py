@@ -1,6 +1,6 @@
 """Session deadlines in-process (whitelist.engine.sessions), on a made-up clock.
 
-The live tests in tests/test_sessions.py prove the same end to end; these fail
+The live tests in tests/sessions/ prove the same end to end; these fail
 in make check's seconds when the bookkeeping breaks.
 """
 

@@ -4,35 +4,20 @@ descriptor, no sleeping ping timer (engine.sessions)."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import requests
 import websocket
 
 from harness.live import LiveServer, wait_until
-from tests.session_server import (
+from tests.sessions.server import (
     ALLOWED,
     REFUSED,
-    Stats,
     handshake,
-    observing,
     raw_request,
     settles_to,
-    start_session_server,
 )
-
-
-@pytest.fixture(scope="module")
-def server(start_server: Callable[..., LiveServer]) -> LiveServer:
-    return start_session_server(start_server)
-
-
-@pytest.fixture
-def observer(server: LiveServer) -> Iterator[Stats]:
-    with observing(server) as stats:
-        yield stats
-
 
 ATTEMPTS = 60
 

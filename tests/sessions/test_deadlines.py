@@ -4,33 +4,19 @@ stubborn client can stretch or shorten (engine.sessions)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import requests
 
 from harness.live import LiveServer, wait_until
 from tests.clients import polling_post, try_connect
-from tests.session_server import (
+from tests.sessions.server import (
     ALLOWED,
     REFUSED,
-    Stats,
     handshake,
-    observing,
     settles_to,
-    start_session_server,
 )
-
-
-@pytest.fixture(scope="module")
-def server(start_server: Callable[..., LiveServer]) -> LiveServer:
-    return start_session_server(start_server)
-
-
-@pytest.fixture
-def observer(server: LiveServer) -> Iterator[Stats]:
-    with observing(server) as stats:
-        yield stats
 
 
 def test_a_handshake_that_never_connects_expires(

@@ -1,37 +1,18 @@
-"""The live server of the session tests, and how they observe it (engine.sessions)."""
+"""What the session tests share: their origins and how they talk to and read the server."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from harness.live import LiveServer, wait_until
-from tests.clients import polling_handshake, try_connect
+from tests.clients import polling_handshake
 
 ALLOWED = "http://localhost:5000"
 REFUSED = "http://evil.example"
 
 
 Stats = Callable[[], dict[str, int]]
-
-
-def start_session_server(start_server: Callable[..., LiveServer]) -> LiveServer:
-    """A server whose sessions must welcome a socket within one second."""
-    return start_server(ALLOWED, WHITELIST_CONNECT_TIMEOUT="1")
-
-
-@contextmanager
-def observing(server: LiveServer) -> Iterator[Stats]:
-    """Reads the server's resource usage through an allowed socket of its own (one connection)."""
-    outcome, client = try_connect(
-        server.url, origin=ALLOWED, namespace="/late", transport="websocket", keep=True
-    )
-    assert outcome.welcome is not None, outcome
-    try:
-        yield lambda: client.call("server_stats", namespace="/late", timeout=10)
-    finally:
-        client.disconnect()
 
 
 def raw_request(server: LiveServer, request: bytes, *, read: bool = True) -> bytes:
