@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import engineio
+
+# Generous: what a test waits for happens at once, or never.
+DEADLINE = 10
 
 
 def engine_server(async_mode: str = "threading", **options: Any) -> engineio.Server:
@@ -50,3 +55,11 @@ def open_polling_session(app: Any, origin: str | None = None) -> str:
     )
     assert statuses == ["200 OK"], (statuses, body)
     return str(json.loads(body[0].decode()[1:])["sid"])
+
+
+def returns_in_time(call: Callable[[], object]) -> bool:
+    """Does ``call()`` return within ``DEADLINE``? (Run in a thread of its own.)"""
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(DEADLINE)
+    return not thread.is_alive()

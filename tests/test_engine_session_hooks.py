@@ -10,7 +10,6 @@ eventlet's green threads run on this thread's hub, which only these tests drive.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -21,7 +20,13 @@ import eventlet.event
 import pytest
 import socketio
 
-from tests.engine_server import engine_server, handshake_environ, open_polling_session
+from tests.engine_server import (
+    DEADLINE,
+    engine_server,
+    handshake_environ,
+    open_polling_session,
+    returns_in_time,
+)
 from whitelist.engine import session_hooks, sessions
 from whitelist.engine.session_hooks import (
     hook_sessions,
@@ -32,7 +37,6 @@ from whitelist.engine.sessions import EngineSession, EngineSessions
 from whitelist.engine.sockets import close_engineio_session
 
 ORIGIN = "https://shop.example.com"
-DEADLINE = 10
 
 
 class Host:
@@ -80,13 +84,6 @@ def state_of(host: Host, sid: str) -> EngineSession:
     state = host.sessions.get(sid)
     assert state is not None, f"no state for {sid}"
     return state
-
-
-def returns_in_time(call: Any) -> bool:
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    thread.join(DEADLINE)
-    return not thread.is_alive()
 
 
 # -- hook_sessions --------------------------------------------------------------------
@@ -185,7 +182,7 @@ def green_host() -> Iterator[Host]:
 def running(task: Any) -> bool:
     """Let the hub run until ``task``'s green thread has started (it then sleeps)."""
     limit = time.monotonic() + DEADLINE
-    while not task.g and not task.g.dead and time.monotonic() < limit:
+    while not (task.g or task.g.dead) and time.monotonic() < limit:
         eventlet.sleep(0)
     return bool(task.g)
 

@@ -9,32 +9,22 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 from typing import Any
 
 import engineio
 import pytest
 from engineio.socket import Socket
 
-from tests.engine_server import engine_server, open_polling_session
+from tests.engine_server import engine_server, open_polling_session, returns_in_time
 from whitelist.engine import sockets
 from whitelist.engine.sockets import close_engineio_session, forget_if_closed, owning_socket
 
 # Generous: the close returns at once; the deadline only keeps a broken close from hanging.
-DEADLINE = 10
 
 
 @pytest.fixture
 def eio() -> engineio.Server:
     return engine_server("threading")
-
-
-def returns_in_time(call: Any) -> bool:
-    """Does ``call()`` return within the deadline? (Run in a thread of its own.)"""
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    thread.join(DEADLINE)
-    return not thread.is_alive()
 
 
 @pytest.mark.parametrize("abort", [False, True])
