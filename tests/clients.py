@@ -72,12 +72,10 @@ def try_connect(
         websocket_extra_options={"suppress_origin": suppress_origin},
     )
     outcome = Outcome()
-    welcomed = threading.Event()
-    greeted = threading.Event()
     settled = threading.Event()  # welcomed and greeted, or disconnected (a revocation)
 
     def settle_if_greeted_and_welcomed() -> None:
-        if welcomed.is_set() and greeted.is_set():
+        if {"permission.message", "hello.client"} <= set(outcome.order):
             settled.set()
 
     @client.on("connect", namespace=namespace)
@@ -89,14 +87,12 @@ def try_connect(
         outcome.order.append("permission.message")
         outcome.welcome_args = args
         outcome.welcome = merged(*args)
-        welcomed.set()
         settle_if_greeted_and_welcomed()
 
     @client.on("hello.client", namespace=namespace)
     def on_hello(payload: dict[str, Any]) -> None:
         outcome.order.append("hello.client")
         outcome.hello = payload
-        greeted.set()
         settle_if_greeted_and_welcomed()
 
     @client.on("disconnect", namespace=namespace)
