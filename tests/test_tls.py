@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import socket
 import ssl
 import subprocess
@@ -18,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from guardsite.tls import (
     CERT_NAME,
@@ -108,25 +111,6 @@ def test_certificate_not_covering_a_host_is_replaced(tmp_path: Path) -> None:
 def test_validity_is_bounded(days: int) -> None:
     with pytest.raises(TLSError, match="from 1 to 397"):
         generate(["localhost"], days=days)
-
-
-def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(TLSError, match=r"certificate file .*nope.pem does not exist"):
-        server_context(tmp_path / "nope.pem", tmp_path / "key.pem")
-
-
-def test_mismatched_key_is_one_clear_error(tmp_path: Path) -> None:
-    one = ensure_dev_certificate(tmp_path / "one")
-    two = ensure_dev_certificate(tmp_path / "two")
-    with pytest.raises(TLSError, match="does not belong to the certificate"):
-        server_context(one.cert_path, two.key_path)
-
-
-def test_non_pem_certificate_is_one_clear_error(tmp_path: Path) -> None:
-    garbage = tmp_path / "cert.pem"
-    garbage.write_text("not a certificate")
-    with pytest.raises(TLSError, match="is not a PEM certificate"):
-        server_context(garbage, garbage)
 
 
 def test_context_refuses_below_tls_1_2(tmp_path: Path) -> None:
@@ -220,7 +204,14 @@ def test_rules_stay_scheme_exact_over_tls(socket_server: LiveServer, dev_ca: Pat
 
 @pytest.fixture(scope="module")
 def secure_only(start_server: Callable[..., LiveServer]) -> LiveServer:
-    return start_server(ALLOWED, TLS_ALLOWED, tls_ports=1, WHITELIST_REQUIRE_SECURE="1")
+    """Insecure connections refused; X-Forwarded-Proto trusted (this server's proxy)."""
+    return start_server(
+        ALLOWED,
+        TLS_ALLOWED,
+        tls_ports=1,
+        WHITELIST_REQUIRE_SECURE="1",
+        DJANGO_TRUST_X_FORWARDED_PROTO="1",
+    )
 
 
 def test_insecure_connections_can_be_refused(secure_only: LiveServer) -> None:
@@ -243,11 +234,10 @@ def test_secure_connections_pass_when_insecure_are_refused(
     assert outcome.hello["protocol"] == "wss://"
 
 
-def test_trusted_proxy_header_counts_as_secure(start_server: Callable[..., LiveServer]) -> None:
-    server = start_server(ALLOWED, DJANGO_TRUST_X_FORWARDED_PROTO="1", WHITELIST_REQUIRE_SECURE="1")
-    plain, _ = try_connect(server.url, origin=ALLOWED)
+def test_trusted_proxy_header_counts_as_secure(secure_only: LiveServer) -> None:
+    plain, _ = try_connect(secure_only.url, origin=ALLOWED)
     proxied, _ = try_connect(
-        server.url, origin=ALLOWED, extra_headers={"X-Forwarded-Proto": "https"}
+        secure_only.url, origin=ALLOWED, extra_headers={"X-Forwarded-Proto": "https"}
     )
     assert plain.refusal_reason == "insecure-transport"
     assert proxied.hello is not None
@@ -271,6 +261,19 @@ def runsocket(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return manage(database, "runsocket", f"https://127.0.0.1:{free_port()}", *args)
 
 
+@pytest.fixture
+def certificate_files(tmp_path: Path) -> Path:
+    """A folder of good, mismatched, missing and garbage certificate files."""
+    mine = ensure_dev_certificate(tmp_path / "mine")
+    other = ensure_dev_certificate(tmp_path / "other")
+    (tmp_path / "cert.pem").write_bytes(mine.cert_path.read_bytes())
+    (tmp_path / "key.pem").write_bytes(mine.key_path.read_bytes())
+    (tmp_path / "other-key.pem").write_bytes(other.key_path.read_bytes())
+    (tmp_path / "garbage.pem").write_text("hello")
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [
@@ -281,22 +284,24 @@ def runsocket(database: Path, *args: str) -> subprocess.CompletedProcess[str]:
         (("folder", "key.pem"), "certificate path {dir}/folder is not a file"),
     ],
 )
-def test_bad_certificate_files_fail_with_one_line(
-    migrated_template: Path, tmp_path: Path, files: tuple[str, str], message: str
+def test_bad_certificate_files_are_named(
+    certificate_files: Path, files: tuple[str, str], message: str
 ) -> None:
-    mine = ensure_dev_certificate(tmp_path / "mine")
-    other = ensure_dev_certificate(tmp_path / "other")
-    (tmp_path / "cert.pem").write_bytes(mine.cert_path.read_bytes())
-    (tmp_path / "key.pem").write_bytes(mine.key_path.read_bytes())
-    (tmp_path / "other-key.pem").write_bytes(other.key_path.read_bytes())
-    (tmp_path / "garbage.pem").write_text("hello")
-    (tmp_path / "folder").mkdir()
-    cert, key = (str(tmp_path / name) for name in files)
-    result = runsocket(migrated_template, "--cert", cert, "--key", key)
+    cert, key = (certificate_files / name for name in files)
+    with pytest.raises(TLSError) as refused:
+        server_context(cert, key)
+    assert message.format(dir=certificate_files) in str(refused.value)
+
+
+def test_bad_certificate_files_stop_runsocket_with_one_line(
+    migrated_template: Path, certificate_files: Path
+) -> None:
+    cert, key = certificate_files / "cert.pem", certificate_files / "other-key.pem"
+    result = runsocket(migrated_template, "--cert", str(cert), "--key", str(key))
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("CommandError: ")
-    assert message.format(dir=tmp_path) in line
+    assert "does not belong to the certificate" in line
 
 
 def test_cert_without_key_is_refused(migrated_template: Path, tmp_path: Path) -> None:
@@ -305,17 +310,22 @@ def test_cert_without_key_is_refused(migrated_template: Path, tmp_path: Path) ->
     assert "--cert and --key go together" in result.stderr
 
 
-def test_gencert_makes_and_reuses(tmp_path: Path, migrated_template: Path) -> None:
-    made = manage(migrated_template, "gencert", "--host", "box.test", "--out", str(tmp_path))
-    again = manage(migrated_template, "gencert", "--out", str(tmp_path))
-    too_long = manage(migrated_template, "gencert", "--days", "398", "--out", str(tmp_path))
-    assert made.returncode == 0, made.stderr
-    assert made.stdout.startswith(f"Made {tmp_path}/dev-cert.pem")
-    assert "box.test" in made.stdout
-    assert again.stdout.startswith("Reusing")
-    assert too_long.returncode == 1
-    assert "--days must be from 1 to 397" in too_long.stderr
-    assert "PRIVATE KEY" not in made.stdout + made.stderr
+def gencert(*args: str) -> str:
+    """``manage.py gencert`` in this process: it serves nothing and reads no database."""
+    out = io.StringIO()
+    call_command("gencert", *args, stdout=out, stderr=out)
+    return out.getvalue()
+
+
+def test_gencert_makes_and_reuses(tmp_path: Path) -> None:
+    made = gencert("--host", "box.test", "--out", str(tmp_path))
+    again = gencert("--out", str(tmp_path))
+    with pytest.raises(CommandError, match="--days must be from 1 to 397"):
+        gencert("--days", "398", "--out", str(tmp_path))
+    assert made.startswith(f"Made {tmp_path}/dev-cert.pem")
+    assert "box.test" in made
+    assert again.startswith("Reusing")
+    assert "PRIVATE KEY" not in made
     assert (tmp_path / "dev-key.pem").stat().st_mode & 0o777 == 0o600
 
 
@@ -356,15 +366,14 @@ def test_gunicorn_serves_wss_with_the_eventlet_worker(
     assert outcome.hello["protocol"] == "wss://"
 
 
-def test_gencert_makes_a_reused_key_private_again(tmp_path: Path, migrated_template: Path) -> None:
+def test_gencert_makes_a_reused_key_private_again(tmp_path: Path) -> None:
     """A key copied or restored as 0644 was reported as 'mode 0600' and left readable."""
-    assert manage(migrated_template, "gencert", "--out", str(tmp_path)).returncode == 0
+    gencert("--out", str(tmp_path))
     key = tmp_path / "dev-key.pem"
     key.chmod(0o644)
-    again = manage(migrated_template, "gencert", "--out", str(tmp_path))
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith("Reusing")
-    assert f"Key: {key} (mode 0600)" in again.stdout
+    again = gencert("--out", str(tmp_path))
+    assert again.startswith("Reusing")
+    assert f"Key: {key} (mode 0600)" in again
     assert key.stat().st_mode & 0o777 == 0o600
 
 
