@@ -100,18 +100,14 @@ def test_handshake_refusal_mode_answers_403_without_a_session(
     assert allowed.text.startswith('0{"sid"')
 
 
-def test_two_addresses_are_served_by_one_process(start_server: Callable[..., LiveServer]) -> None:
-    server = start_server("http://localhost:5000", ports=2)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_two_addresses_are_served_by_one_process_until_a_signal_stops_it(
+    start_server: Callable[..., LiveServer], sig: signal.Signals
+) -> None:
+    server = start_server(ports=2)
     first, second = server.urls()
     assert requests.get(first + "/", timeout=10).status_code == 200
     assert requests.get(second + "/", timeout=10).status_code == 200
-
-
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_the_server_cleanly(
-    start_server: Callable[..., LiveServer], sig: signal.Signals
-) -> None:
-    server = start_server()
     assert server.stop(sig=sig) == 0
     assert f"Stopped ({sig.name})." in server.log()
     assert "Traceback" not in server.log()
@@ -151,22 +147,30 @@ def test_handlers_do_not_leak_database_connections(socket_server: LiveServer) ->
     assert open_database_files(socket_server) <= 3
 
 
-def test_removing_a_rule_disconnects_its_open_sockets(
-    start_server: Callable[..., LiveServer],
-) -> None:
-    server = start_server(ALLOWED, "https://kept.test")
+KEPT = "https://kept.test"
+# One origin for each revocation below: each test removes only its own rule.
+REMOVED = "https://removed.test"
+FORGED = {"disconnect": "https://forged-disconnect.test", "connect": "https://forged-connect.test"}
+
+
+@pytest.fixture(scope="module")
+def revocable(start_server: Callable[..., LiveServer]) -> LiveServer:
+    return start_server(KEPT, REMOVED, *FORGED.values())
+
+
+def test_removing_a_rule_disconnects_its_open_sockets(revocable: LiveServer) -> None:
     revoked: list[dict[str, object]] = []
-    outcome, client = try_connect(server.url, origin=ALLOWED, keep=True)
-    kept, kept_client = try_connect(server.url, origin="https://kept.test", keep=True)
+    outcome, client = try_connect(revocable.url, origin=REMOVED, keep=True)
+    kept, kept_client = try_connect(revocable.url, origin=KEPT, keep=True)
     client.on("permission.revoked", lambda *args: revoked.append(merged(*args)))
     try:
         assert outcome.welcome is not None and kept.welcome is not None
-        command_on(server.database, "whitelist", "remove", ALLOWED)
+        command_on(revocable.database, "whitelist", "remove", REMOVED)
         assert wait_until(lambda: not client.connected)
         expected = {
             "message": "Who invited you to this party?",
             "reason": "origin-not-allowed",
-            "origin": ALLOWED,
+            "origin": REMOVED,
         }
         assert wait_until(lambda: revoked == [expected]), revoked
         assert kept_client.connected
@@ -179,18 +183,18 @@ def test_removing_a_rule_disconnects_its_open_sockets(
     "forged",
     [
         ("disconnect", None),
-        ("connect", {"HTTP_ORIGIN": "https://kept.test", "REMOTE_USER": "admin"}),
+        ("connect", {"HTTP_ORIGIN": KEPT, "REMOTE_USER": "admin"}),
     ],
 )
 def test_client_events_named_like_server_events_cannot_dodge_revocation(
-    start_server: Callable[..., LiveServer], forged: tuple[str, object]
+    revocable: LiveServer, forged: tuple[str, object]
 ) -> None:
-    server = start_server(ALLOWED, "https://kept.test")
-    outcome, client = try_connect(server.url, origin=ALLOWED, keep=True)
+    origin = FORGED[forged[0]]
+    outcome, client = try_connect(revocable.url, origin=origin, keep=True)
     try:
         assert outcome.welcome is not None
         client.emit(forged[0], forged[1])
-        command_on(server.database, "whitelist", "remove", ALLOWED)
+        command_on(revocable.database, "whitelist", "remove", origin)
         assert wait_until(lambda: not client.connected)
     finally:
         client.disconnect()
