@@ -17,8 +17,10 @@ GUARD_TESTS := tests/test_socketio.py tests/test_wsgi.py tests/test_handlers.py 
 	tests/test_blocking.py tests/test_engine_*.py
 # pytest-xdist workers: the tests mostly wait on sockets and servers, so more than the cores.
 # Whole files per worker: a module's servers start once (tests/conftest.py orders the files).
-WORKERS ?= 4
+WORKERS ?= 6
 XDIST = -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+# The lowest-release run goes beside the whole suite (make test), on fewer workers.
+LOWEST_XDIST = -n 2 --dist loadfile --no-loadscope-reorder
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
@@ -53,13 +55,18 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	node --test --test-concurrency=1 tests/js/
-	@echo "The guard's tests on the lowest tested releases:"
-	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(python-socketio|python-engineio|eventlet) '
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(XDIST) $(GUARD_TESTS)
 	@echo "The whole suite on the newest releases:"
 	@$(PY) -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
+	@echo "Beside it, the guard's tests on the lowest tested releases (their output follows):"
+	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(python-socketio|python-engineio|eventlet) '
 	rm -f .coverage .coverage.*
-	$(VENV)/bin/coverage run -m pytest $(XDIST) -m "not alone"
+	@# Side by side: the whole suite leaves a core idle while its tests wait on servers.
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_XDIST) $(GUARD_TESTS) \
+		> $(LOWEST)/last-run.log 2>&1 & lowest=$$!; \
+	$(VENV)/bin/coverage run -m pytest $(XDIST) -m "not alone"; suite=$$?; \
+	wait $$lowest; low=$$?; \
+	echo "The guard's tests on the lowest tested releases:"; cat $(LOWEST)/last-run.log; \
+	[ $$suite = 0 ] && [ $$low = 0 ]
 	$(VENV)/bin/coverage run -m pytest -m alone
 	$(VENV)/bin/coverage combine -q
 	$(VENV)/bin/coverage report --skip-covered --fail-under=85
