@@ -25,7 +25,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run check test test-newest bench cluster lint format admin setup chromium redis nginx postgresql clean
+.PHONY: run check test test-newest bench bench-quick cluster lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -90,6 +90,11 @@ test-newest: node_modules/.installed
 # Benchmarks (about 9 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
 bench: $(VENV)/.dev node_modules/.installed redis nginx postgresql
 	$(PY) bench/run.py
+
+# Before and after a change on the connect or message path (under 2 minutes): Guardsite
+# against plain python-socketio, connects on both transports and echoed messages.
+bench-quick: $(VENV)/.dev node_modules/.installed
+	$(PY) bench/quick.py
 
 # Two nodes, Redis, PostgreSQL and nginx on loopback ports, until Ctrl-C (deploy/cluster.py).
 cluster: $(VENV)/.runtime node_modules/.installed redis nginx postgresql

@@ -10,10 +10,16 @@
 //   node bench/loadgen.mjs mixed URL ALLOWED,REFUSED CONCURRENCY TOTAL
 //     Exactly TOTAL connects, every other one from the refused origin, each worker
 //     from its own loopback address (127.0.0.2 and up); counts wrong decisions.
+//   node bench/loadgen.mjs echo URL ORIGIN SOCKETS SECONDS
+//     Opens SOCKETS connected sockets; each loops: emit "echo" with PAYLOAD bytes
+//     (default 100) and an ack, wait for the ack. Prints acks a second.
+// TRANSPORT=polling makes connect use HTTP long-polling, as a client that never upgrades:
+// handshake, CONNECT by POST, GET until the answer, then leave.
 // LOCAL_ADDRESS=127.0.0.2 sends from that loopback address; LOCAL_ADDRESS=spread:N
-// gives connect's worker i the address 127.0.N.(1 + i % 250), as many users. A
+// sends connect's k-th connect from 127.0.N.(1 + k % 250), as many users. A
 // handshake answered with HTTP 403 counts as refused, 429 as limited, any other
 // status as an error.
+import http from "node:http";
 import WebSocket from "ws";
 
 const [mode, base, origin, amountText, secondsText] = process.argv.slice(2);
@@ -26,6 +32,8 @@ function addressFor(index) {
 const amount = Number(amountText);
 const seconds = Number(secondsText);
 const endpoint = base.replace(/^http/, "ws") + "/socket.io/?EIO=4&transport=websocket";
+const pollingEndpoint = base + "/socket.io/?EIO=4&transport=polling";
+const polling = process.env.TRANSPORT === "polling";
 
 function openSocket(onAnswer, from = origin, address = localAddress) {
   const ws = new WebSocket(endpoint, { origin: from, perMessageDeflate: false, localAddress: address });
@@ -63,15 +71,17 @@ async function connectMode() {
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = started + seconds * 1000;
-  const worker = async (index) => {
+  let startedConnects = 0;
+  const worker = async () => {
     while (performance.now() < deadline) {
       const t0 = performance.now();
-      const outcome = await connectOnce(origin, addressFor(index));
+      const connect = polling ? pollingConnectOnce : connectOnce;
+      const outcome = await connect(origin, addressFor(startedConnects++));
       counts[outcome] += 1;
       if (outcome !== "error") latencies.push(performance.now() - t0);
     }
   };
-  await Promise.all(Array.from({ length: amount }, (_, i) => worker(i)));
+  await Promise.all(Array.from({ length: amount }, worker));
   const elapsed = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
   latencies.sort((a, b) => a - b);
@@ -134,6 +144,90 @@ function connectOnce(from, address) {
   });
 }
 
+function send(method, url, body, agent, from) {
+  return new Promise((done, fail) => {
+    const headers = { origin: from };
+    if (body !== null) headers["content-type"] = "text/plain;charset=UTF-8";
+    const request = http.request(url, { method, agent, headers }, (response) => {
+      const chunks = [];
+      response.on("data", (chunk) => chunks.push(chunk));
+      response.on("end", () =>
+        done({ status: response.statusCode, text: Buffer.concat(chunks).toString() }),
+      );
+    });
+    request.on("error", fail);
+    request.end(body ?? undefined);
+  });
+}
+
+// One connect over long-polling, on one keep-alive connection as a browser tab would.
+async function pollingConnectOnce(from, address) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: address });
+  try {
+    const opened = await send("GET", pollingEndpoint, null, agent, from);
+    const early = { 403: "refused", 429: "limited" }[opened.status];
+    if (early) return early;
+    if (opened.status !== 200 || !opened.text.startsWith("0")) {
+      serverErrors.push(opened.status);
+      return "error";
+    }
+    const session = `${pollingEndpoint}&sid=${JSON.parse(opened.text.slice(1)).sid}`;
+    await send("POST", session, "40", agent, from);
+    for (let reads = 0; reads < 5; reads += 1) {
+      const answer = await send("GET", session, null, agent, from);
+      for (const packet of answer.text.split("\x1e")) {
+        if (packet.startsWith("40") || packet.startsWith("44")) {
+          const kind = packet.startsWith("40") ? "connected" : "refused";
+          await send("POST", session, kind === "connected" ? "41\x1e1" : "1", agent, from);
+          return kind;
+        }
+      }
+    }
+    return "error";
+  } catch {
+    return "error";
+  } finally {
+    agent.destroy();
+  }
+}
+
+async function echoMode() {
+  const payload = "x".repeat(Number(process.env.PAYLOAD || 100));
+  const sockets = [];
+  for (let i = 0; i < amount; i += 1) {
+    const socket = await new Promise((done) => {
+      const ws = openSocket((kind, opened) => done(kind === "connected" ? opened : null));
+    });
+    if (socket === null) throw new Error("a socket for the echo run was not welcomed");
+    sockets.push(socket);
+  }
+  let acks = 0;
+  let wrong = 0;
+  const started = performance.now();
+  const deadline = started + seconds * 1000;
+  const loop = (ws) =>
+    new Promise((done) => {
+      let id = 0;
+      const next = () => {
+        if (performance.now() >= deadline) return done();
+        id += 1;
+        ws.send(`42${id}["echo","${payload}"]`);
+      };
+      ws.on("message", (raw) => {
+        const text = raw.toString();
+        if (!text.startsWith(`43${id}[`)) return;
+        if (text.length !== `43${id}["${payload}"]`.length) wrong += 1;
+        acks += 1;
+        next();
+      });
+      next();
+    });
+  await Promise.all(sockets.map(loop));
+  const elapsed = (performance.now() - started) / 1000;
+  for (const ws of sockets) ws.terminate();
+  console.log(JSON.stringify({ acks, wrong, seconds: elapsed, rate: acks / elapsed, bytes: payload.length }));
+}
+
 async function mixedMode() {
   const [allowed, refused] = origin.split(",");
   const total = Number(secondsText);
@@ -156,6 +250,6 @@ async function mixedMode() {
   console.log(JSON.stringify({ ...counts, total, seconds: elapsed, server_errors: serverErrors }));
 }
 
-const modes = { hold: holdMode, mixed: mixedMode, connect: connectMode };
+const modes = { hold: holdMode, mixed: mixedMode, connect: connectMode, echo: echoMode };
 await modes[mode]();
 process.exit(0);

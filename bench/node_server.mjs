@@ -29,6 +29,7 @@ io.use((socket, next) => {
 });
 io.on("connection", (socket) => {
   socket.emit("permission.message", "Okay, you're cool.", { origin: socket.handshake.headers.origin });
+  socket.on("echo", (data, ack) => ack(data));
   socket.emit("hello.client", { message: "This is a message from the server. It was sent using the ws:// protocol" });
 });
 http.listen(Number(portText), "127.0.0.1", () => console.log("READY"));

@@ -33,6 +33,11 @@ def connect(sid: str, environ: dict, auth: object = None) -> None:
     sio.emit("hello.client", {"message": "It was sent using the ws:// protocol"}, to=sid)
 
 
+@sio.on("echo")
+def echo(sid: str, data: object) -> object:
+    return data
+
+
 def not_found(environ: dict, start_response: object) -> list[bytes]:
     start_response("404 Not Found", [("Content-Type", "text/plain")])  # type: ignore[operator]
     return [b"not found"]

@@ -36,15 +36,26 @@ class Target:
     process: subprocess.Popen[bytes]
 
 
-def run_connects(target: Target, origin: str, concurrency: int, seconds: float) -> dict:
-    """One timed run of the load generator against one server, with CPU use of both."""
+def run_connects(
+    target: Target,
+    origin: str,
+    concurrency: int,
+    seconds: float,
+    mode: str = "connect",
+    **loadgen_env: str,
+) -> dict:
+    """One timed run of the load generator against one server, with CPU use of both.
+
+    ``loadgen_env`` sets TRANSPORT, LOCAL_ADDRESS or PAYLOAD (bench/loadgen.mjs).
+    """
     before = cpu_seconds(target.process.pid)
     started = time.monotonic()
     result = subprocess.run(
         pinned(
             CLIENT_CORE,
-            [NODE, LOADGEN, "connect", target.url, origin, str(concurrency), str(seconds)],
+            [NODE, LOADGEN, mode, target.url, origin, str(concurrency), str(seconds)],
         ),
+        env={"PATH": "/usr/bin:/bin", **loadgen_env},
         capture_output=True,
         text=True,
         timeout=seconds + 60,
@@ -53,7 +64,8 @@ def run_connects(target: Target, origin: str, concurrency: int, seconds: float) 
     wall = time.monotonic() - started
     row = json.loads(result.stdout.strip().splitlines()[-1])
     row["server_cpu"] = (cpu_seconds(target.process.pid) - before) / wall
-    row["client_cpu"] = row["client_cpu_seconds"] / row["seconds"]
+    if "client_cpu_seconds" in row:
+        row["client_cpu"] = row["client_cpu_seconds"] / row["seconds"]
     return row
 
 
