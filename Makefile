@@ -25,7 +25,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run check test test-newest bench bench-quick cluster lint format admin setup chromium redis nginx postgresql clean
+.PHONY: run check test test-newest bench bench-quick bench-profile cluster lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -95,6 +95,11 @@ bench: $(VENV)/.dev node_modules/.installed redis nginx postgresql
 # against plain python-socketio, connects on both transports and echoed messages.
 bench-quick: $(VENV)/.dev node_modules/.installed
 	$(PY) bench/quick.py
+
+# Where an admitted connect's server time goes, Guardsite against plain python-socketio
+# (py-spy samples; about a minute): tables on stdout, collapsed stacks in bench/results/.
+bench-profile: $(VENV)/.dev node_modules/.installed
+	$(PY) bench/profile.py
 
 # Two nodes, Redis, PostgreSQL and nginx on loopback ports, until Ctrl-C (deploy/cluster.py).
 cluster: $(VENV)/.runtime node_modules/.installed redis nginx postgresql
