@@ -94,7 +94,8 @@ def sampled(target: Target, transport: str, seconds: float, out: Path) -> dict:
     stacks: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        stacks[stack] += int(count)
+        if count.isdigit():  # blank lines between py-spy's records
+            stacks[stack] += int(count)
     return {"stacks": stacks, "cpu": cpu, "connects": result["connected"], "raw": raw}
 
 

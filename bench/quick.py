@@ -55,6 +55,11 @@ def measure(target: Target, limit_on: bool) -> dict[str, float]:
         if row["connected"] == 0 or row["error"] or row["limited"] or row["refused"]:
             raise RuntimeError(f"{target.label} {transport}: not every connect admitted: {row}")
         rates[f"connect {transport}"] = row["rate"]
+        # Server CPU a connect, inverted so that higher is better here too: steadier
+        # than the rate when the machine's speed wanders during a round.
+        rates[f"connects per server CPU-s, {transport}"] = (
+            row["connected"] / row["server_cpu_seconds"]
+        )
     if not limit_on:
         for name, size in PAYLOADS.items():
             row = run_connects(
@@ -63,6 +68,7 @@ def measure(target: Target, limit_on: bool) -> dict[str, float]:
             if row["wrong"]:
                 raise RuntimeError(f"{target.label}: {row['wrong']} wrong echoes")
             rates[f"echo {name}"] = row["rate"]
+            rates[f"echoes per server CPU-s, {name}"] = row["acks"] / row["server_cpu_seconds"]
     return rates
 
 

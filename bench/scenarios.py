@@ -63,7 +63,8 @@ def run_connects(
     )
     wall = time.monotonic() - started
     row = json.loads(result.stdout.strip().splitlines()[-1])
-    row["server_cpu"] = (cpu_seconds(target.process.pid) - before) / wall
+    row["server_cpu_seconds"] = cpu_seconds(target.process.pid) - before
+    row["server_cpu"] = row["server_cpu_seconds"] / wall
     if "client_cpu_seconds" in row:
         row["client_cpu"] = row["client_cpu_seconds"] / row["seconds"]
     return row
