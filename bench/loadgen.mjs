@@ -72,8 +72,10 @@ async function connectMode() {
   const started = performance.now();
   const deadline = started + seconds * 1000;
   let startedConnects = 0;
+  // COUNT=n: exactly n connects, however long they take (bench/instructions.py).
+  const count = Number(process.env.COUNT || Infinity);
   const worker = async () => {
-    while (performance.now() < deadline) {
+    while (performance.now() < deadline && startedConnects < count) {
       const t0 = performance.now();
       const connect = polling ? pollingConnectOnce : connectOnce;
       const outcome = await connect(origin, addressFor(startedConnects++));

@@ -1,0 +1,106 @@
+"""Instructions a connect, counted by valgrind's callgrind: the same from run to run.
+
+The connect rate moves by ±15 % as this machine's speed wanders, so a change of a
+few per cent cannot be seen in it. callgrind counts the instructions the server
+runs instead: the server starts uninstrumented, counting is switched on for
+exactly ``--connects`` admitted connects from bench/loadgen.mjs, and the count is
+divided by them. Guardsite and plain python-socketio, both transports.
+
+    python bench/instructions.py [--connects N] [--only guardsite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.rules import ALLOWED_EXACT  # noqa: E402
+from bench.run import guardsite_env, prepare_database  # noqa: E402
+from bench.scenarios import Target, run_connects  # noqa: E402
+from bench.servers import PYTHON, SERVER_CORE, spawn, stop, wait_for  # noqa: E402
+from harness.live import free_port  # noqa: E402
+
+CONCURRENCY = 8
+VALGRIND = shutil.which("valgrind") or "valgrind"
+CONTROL = shutil.which("callgrind_control") or "callgrind_control"
+
+
+def start(work: Path, kind: str, env: dict[str, str]) -> tuple[Target, Path]:
+    port = free_port()
+    out = work / f"callgrind-{kind}-{port}.out"
+    if kind == "plain":
+        command, ready = [PYTHON, "bench/plain_server.py", str(port)], "READY"
+    else:
+        command, ready = [PYTHON, "manage.py", "runsocket", f"127.0.0.1:{port}"], "CONTROL-C"
+    valgrind = [
+        VALGRIND,
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out}",
+        "--trace-children=no",
+    ]
+    log = work / f"{kind}-{port}.log"
+    process = spawn([*valgrind, *command], env, log, SERVER_CORE)
+    wait_for(log, ready, process, timeout=600)
+    return Target(kind, f"http://127.0.0.1:{port}", process), out
+
+
+def counted(
+    target: Target, out: Path, transport: str, connects: int, keep: Path | None = None
+) -> float:
+    """Instructions a connect over ``connects`` admitted connects."""
+    pid = str(target.process.pid)
+    run_connects(target, ALLOWED_EXACT, CONCURRENCY, 30, TRANSPORT=transport, COUNT="20")
+    subprocess.run([CONTROL, "-i", "on", pid], check=True, capture_output=True)
+    row = run_connects(
+        target, ALLOWED_EXACT, CONCURRENCY, 3600, TRANSPORT=transport, COUNT=str(connects)
+    )
+    subprocess.run([CONTROL, "-i", "off", pid], check=True, capture_output=True)
+    if row["connected"] != connects:
+        raise RuntimeError(f"{target.label} {transport}: {row}")
+    subprocess.run([CONTROL, "-d", pid], check=True, capture_output=True)
+    time.sleep(1)  # the dump is written by the server's own thread
+    total = 0
+    for dump in out.parent.glob(out.name + "*"):
+        found = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
+        if found:
+            total += int(found[1])
+        if keep is not None:
+            shutil.copyfile(dump, keep / f"callgrind-{target.label}-{transport}.out")
+        dump.unlink()
+    return total / connects
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connects", type=int, default=300)
+    parser.add_argument("--only", choices=["guardsite", "plain"])
+    parser.add_argument("--keep", type=Path, help="Keep the callgrind files in this folder.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="guardsite-instructions-") as folder:
+        print(folder)
+        work = Path(folder)
+        guarded_env, _ = prepare_database(work, "count", DJANGO_SETTINGS_MODULE="bench.settings")
+        envs = {"guardsite": guarded_env, "plain": guardsite_env(work, work / "unused.sqlite3")}
+        kinds = [args.only] if args.only else ["guardsite", "plain"]
+        print("| server | transport | instructions a connect |\n|---|---|---|")
+        for kind in kinds:
+            target, out = start(work, kind, envs[kind])
+            try:
+                for transport in ("websocket", "polling"):
+                    each = counted(target, out, transport, args.connects, args.keep)
+                    print(f"| {kind} | {transport} | {each:,.0f} |", flush=True)
+            finally:
+                stop(target.process)
+
+
+if __name__ == "__main__":
+    main()
