@@ -38,6 +38,9 @@ class EngineIOPacketsOnly:
     def __init__(self, ws: Any, eio_sid: str) -> None:
         self._ws = ws
         self._eio_sid = eio_sid
+        # Bound once: python-engineio sends every packet through here, and each lookup
+        # through __getattr__ cost a Python call.
+        self.send = ws.send
 
     def wait(self) -> Any:
         message = self._ws.wait()
