@@ -49,6 +49,8 @@ class TrustedProxies:
         return f"TrustedProxies({[str(network) for network in self.networks]})"
 
     def __contains__(self, address: object) -> bool:
+        if not self.networks:  # the usual case: no proxy, nothing to parse
+            return False
         parsed = _ip(address)
         return parsed is not None and any(parsed in network for network in self.networks)
 
