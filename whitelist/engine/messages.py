@@ -21,7 +21,6 @@ the only place where the guard can:
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from socketio import packet
@@ -30,6 +29,7 @@ from whitelist.conf import conf
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import sockets
 from whitelist.engine.host import GuardHost
+from whitelist.engine.locks import bookkeeping_lock
 from whitelist.engine.sessions import EngineSession
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class PendingAttachments:
         self.server = server
         self.held = 0
         self._shares: dict[str, int] = {}
-        self._lock = threading.Lock()  # sessions' messages run in threads of their own
+        self._lock = bookkeeping_lock()  # sessions' messages run in threads of their own
 
     def add(self, eio_sid: str, state: EngineSession, size: int) -> str | None:
         """Count an attachment of ``size`` bytes; why the server cannot hold it, or None."""

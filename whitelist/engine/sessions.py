@@ -36,13 +36,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from whitelist.conf import conf
 from whitelist.engine import sockets
+from whitelist.engine.locks import bookkeeping_lock
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class EngineSessions:
     def __init__(self, eio: Any) -> None:
         self.eio = eio
         self._states: dict[str, EngineSession] = {}
-        self._lock = threading.Lock()
+        self._lock = bookkeeping_lock()
         # Sessions without a welcomed socket yet, by the time they must have one.
         self._unjoined = Deadlines()
         # Sessions whose connect the guard refused, closed at this time.

@@ -9,7 +9,6 @@ a client chooses the namespace it names, and must not choose label values.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from whitelist.engine import sockets
+from whitelist.engine.locks import bookkeeping_lock
 from whitelist.rules.cache import AllowlistCache
 
 OTHER_NAMESPACE = "(other)"
@@ -31,7 +31,7 @@ class GuardMetrics(Collector):
         self.server = server
         self.cache = cache
         self._connects: Counter[tuple[str, str, str]] = Counter()
-        self._lock = threading.Lock()
+        self._lock = bookkeeping_lock()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 

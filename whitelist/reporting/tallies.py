@@ -9,12 +9,13 @@ Python, no Django.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from whitelist.engine.locks import bookkeeping_lock
 
 # The namespace of a refusal at the handshake, before any namespace was named.
 HANDSHAKE = ""
@@ -97,7 +98,7 @@ class RefusalTallies:
         self.max_keys = max_keys
         self._clock = clock
         self._tallies: dict[RefusalKey, Tally] = {}
-        self._lock = threading.Lock()
+        self._lock = bookkeeping_lock()
 
     def add(
         self,
@@ -154,7 +155,7 @@ class AdmissionCounters:
         self._clock = clock
         self._buckets: deque[tuple[int, Counter[str]]] = deque(maxlen=minutes)
         self._minutes = minutes
-        self._lock = threading.Lock()
+        self._lock = bookkeeping_lock()
 
     def admitted(self, rule: str | None) -> None:
         minute = int(self._clock() // 60)
