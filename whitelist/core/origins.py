@@ -18,6 +18,7 @@ filled in, never as strings, so ``https://example.com.evil.com`` or
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -243,6 +244,10 @@ def origin_of_referer(value: str) -> Origin:
     return _client_origin(value, bare=False)
 
 
+# A site's visitors send the same few Origin (and Referer) values, and a connect's
+# requests are judged more than once (the gate, the session, the connect): each value
+# is parsed once. Refused values raise and are not kept; kept ones are immutable.
+@functools.lru_cache(maxsize=256)
 def _client_origin(value: str, *, bare: bool) -> Origin:
     match = (_FAST_ORIGIN if bare else _FAST_REFERER).fullmatch(value)
     if match is not None and len(value) <= MAX_HEADER_LENGTH:
