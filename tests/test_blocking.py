@@ -14,7 +14,8 @@ import pytest
 from django.db import connection
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
 
-from whitelist.engine.blocking import blocks_the_loop, loop_shares_thread, off_the_loop
+from whitelist.engine.blocking import blocks_the_loop, off_the_loop
+from whitelist.engine.green import loop_shares_thread
 
 
 @pytest.fixture

@@ -32,11 +32,7 @@ from typing import Any
 
 from django.db import connections
 
-
-def loop_shares_thread() -> bool:
-    """Has eventlet made this process's threads green (runsocket, gunicorn's eventlet worker)?"""
-    patcher = sys.modules.get("eventlet.patcher")  # never imported: eventlet is not in use
-    return patcher is not None and patcher.is_monkey_patched("thread")
+from whitelist.engine.green import loop_shares_thread
 
 
 def blocks_the_loop(connection: Any) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from whitelist.engine.blocking import loop_shares_thread
+from whitelist.engine.green import loop_shares_thread
 
 
 def bookkeeping_lock() -> Any:
