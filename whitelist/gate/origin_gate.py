@@ -101,7 +101,7 @@ class OriginGate:
             body = {"error": f"request headers over {MAX_HEADER_BYTES} bytes"}
             return respond_json(start_response, "431 Request Header Fields Too Large", body)
         # Decoded as Engine.IO decodes it ("%6A=0" is "j=0" too), blank values kept.
-        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        query = query_fields(environ.get("QUERY_STRING", ""))
         limiter = self.limiter
         # A handshake, as python-engineio tells one: no non-empty sid in the query.
         if limiter is not None and not any(query.get("sid", ())):
@@ -151,6 +151,20 @@ class OriginGate:
 # python-engineio keeps the handshake's environ as long as the session lives, so
 # padded headers (eventlet accepts 64 KB) multiplied memory per session.
 MAX_HEADER_BYTES = 16 * 1024
+
+
+def query_fields(query_string: str) -> dict[str, list[str]]:
+    """``parse_qs(query_string, keep_blank_values=True)``, without its per-field decoding
+    where nothing is encoded: every Socket.IO request's query is read here, and
+    python-engineio reads it again."""
+    if "%" in query_string or "+" in query_string:
+        return parse_qs(query_string, keep_blank_values=True)
+    fields: dict[str, list[str]] = {}
+    for field in query_string.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            fields.setdefault(name, []).append(value)
+    return fields
 
 
 def header_bytes(environ: dict[str, Any]) -> int:
