@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.rules import ALLOWED_EXACT  # noqa: E402
 from bench.run import guardsite_env, prepare_database  # noqa: E402
 from bench.scenarios import Target, run_connects  # noqa: E402
-from bench.servers import PYTHON, SERVER_CORE, spawn, stop, wait_for  # noqa: E402
+from bench.servers import SERVER_CORE, server_command, spawn, stop, wait_for  # noqa: E402
 from harness.live import free_port  # noqa: E402
 
 CONCURRENCY = 8
@@ -36,10 +36,7 @@ CONTROL = shutil.which("callgrind_control") or "callgrind_control"
 def start(work: Path, kind: str, env: dict[str, str]) -> tuple[Target, Path]:
     port = free_port()
     out = work / f"callgrind-{kind}-{port}.out"
-    if kind == "plain":
-        command, ready = [PYTHON, "bench/plain_server.py", str(port)], "READY"
-    else:
-        command, ready = [PYTHON, "manage.py", "runsocket", f"127.0.0.1:{port}"], "CONTROL-C"
+    command, ready = server_command(kind, port)
     valgrind = [
         VALGRIND,
         "--tool=callgrind",
@@ -67,16 +64,24 @@ def counted(
     if row["connected"] != connects:
         raise RuntimeError(f"{target.label} {transport}: {row}")
     subprocess.run([CONTROL, "-d", pid], check=True, capture_output=True)
-    time.sleep(1)  # the dump is written by the server's own thread
-    total = 0
-    for dump in out.parent.glob(out.name + "*"):
-        found = re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)
-        if found:
-            total += int(found[1])
-        if keep is not None:
-            shutil.copyfile(dump, keep / f"callgrind-{target.label}-{transport}.out")
-        dump.unlink()
+    dump = written_dump(out)
+    total = int(re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)[1])
+    if keep is not None:
+        shutil.copyfile(dump, keep / f"callgrind-{target.label}-{transport}.out")
+    dump.unlink()
     return total / connects
+
+
+def written_dump(out: Path, timeout: float = 60) -> Path:
+    """The dump callgrind_control asked for, once the server has written it whole
+    (numbered ``out.1``, ``out.2``: each earlier one was read and removed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for dump in out.parent.glob(out.name + ".*"):
+            if "\ntotals: " in dump.read_text():
+                return dump
+        time.sleep(0.1)
+    raise RuntimeError(f"callgrind wrote no dump next to {out} in {timeout} s")
 
 
 def main() -> None:
@@ -86,7 +91,6 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="Keep the callgrind files in this folder.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="guardsite-instructions-") as folder:
-        print(folder)
         work = Path(folder)
         guarded_env, _ = prepare_database(work, "count", DJANGO_SETTINGS_MODULE="bench.settings")
         envs = {"guardsite": guarded_env, "plain": guardsite_env(work, work / "unused.sqlite3")}

@@ -74,10 +74,10 @@ async function connectMode() {
   let startedConnects = 0;
   // COUNT=n: exactly n connects, however long they take (bench/instructions.py).
   const count = Number(process.env.COUNT || Infinity);
+  const connect = polling ? pollingConnectOnce : connectOnce;
   const worker = async () => {
     while (performance.now() < deadline && startedConnects < count) {
       const t0 = performance.now();
-      const connect = polling ? pollingConnectOnce : connectOnce;
       const outcome = await connect(origin, addressFor(startedConnects++));
       counts[outcome] += 1;
       if (outcome !== "error") latencies.push(performance.now() - t0);
@@ -198,7 +198,7 @@ async function echoMode() {
   const sockets = [];
   for (let i = 0; i < amount; i += 1) {
     const socket = await new Promise((done) => {
-      const ws = openSocket((kind, opened) => done(kind === "connected" ? opened : null));
+      openSocket((kind, opened) => done(kind === "connected" ? opened : null));
     });
     if (socket === null) throw new Error("a socket for the echo run was not welcomed");
     sockets.push(socket);

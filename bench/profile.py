@@ -3,8 +3,8 @@
 Each server runs alone on core 0 under load from core 1 (bench/loadgen.mjs, every
 connect admitted) while py-spy samples it. The samples are spread over the connects
 served: microseconds of server CPU a connect, by the layer a function belongs to and
-by function (self time), for WebSocket and long-polling. The flame graphs go to
-bench/results/ (git-ignored).
+by function (self time), for WebSocket and long-polling. The collapsed stacks, for
+a flame graph, go to bench/results/ (git-ignored).
 
     python bench/profile.py [--seconds S]
 """

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.rules import ALLOWED_EXACT  # noqa: E402
 from bench.run import CONCURRENCY, guardsite_env, prepare_database  # noqa: E402
 from bench.scenarios import Target, run_connects  # noqa: E402
-from bench.servers import PYTHON, SERVER_CORE, spawn, stop, wait_for  # noqa: E402
+from bench.servers import SERVER_CORE, server_command, spawn, stop, wait_for  # noqa: E402
 from harness.live import free_port  # noqa: E402
 
 SECONDS = 2.0
@@ -34,10 +34,7 @@ SPREAD = "spread:9"
 
 def start(work: Path, kind: str, env: dict[str, str]) -> Target:
     port = free_port()
-    if kind == "plain":
-        command, ready = [PYTHON, "bench/plain_server.py", str(port)], "READY"
-    else:
-        command, ready = [PYTHON, "manage.py", "runsocket", f"127.0.0.1:{port}"], "CONTROL-C"
+    command, ready = server_command("plain" if kind == "plain" else "guardsite", port)
     log = work / f"{kind}-{port}.log"
     process = spawn(command, env, log, SERVER_CORE)
     wait_for(log, ready, process)

@@ -19,6 +19,14 @@ SERVER_CORE, CLIENT_CORE = "0", "1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def server_command(kind: str, port: int) -> tuple[list[str], str]:
+    """The command for Guardsite's runsocket or the plain server, and the line it prints
+    once it serves."""
+    if kind == "plain":
+        return [PYTHON, "bench/plain_server.py", str(port)], "READY"
+    return [PYTHON, "manage.py", "runsocket", f"127.0.0.1:{port}"], "Quit with CONTROL-C."
+
+
 def pinned(core: str, command: Sequence[str]) -> list[str]:
     """Run ``command`` on one core when taskset exists (client and server apart)."""
     taskset = shutil.which("taskset")
