@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.signals import user_logged_out
 from django.core.signals import setting_changed
 from django.db import transaction
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
@@ -15,6 +16,7 @@ from whitelist.conf import conf
 from whitelist.models import AllowedOrigin, revision_bumped, rules_changed
 from whitelist.rules.cache import allowlist
 from whitelist.rules.changes import notify_in_transaction, publish_change
+from whitelist.server.connections import connection_opened
 from whitelist.server.users import servers
 
 
@@ -81,3 +83,9 @@ def user_logged_out_here(request: Any = None, **kwargs: Any) -> None:
     key = getattr(session, "session_key", None)
     for server in list(servers):
         server.session_ended(key)
+
+
+@receiver(connection_created, dispatch_uid="whitelist.connection_created")
+def remember_connection(**kwargs: Any) -> None:
+    """This thread now holds a connection for the guard to close (whitelist.server.connections)."""
+    connection_opened()

@@ -57,6 +57,7 @@ from whitelist.rules.decision import (
     request_origin,
 )
 from whitelist.server import users
+from whitelist.server.connections import close_connections
 from whitelist.server.events import (
     HELLO_EVENT,
     WELCOME_EVENT,
@@ -67,7 +68,6 @@ from whitelist.server.events import (
 from whitelist.server.handlers import (
     call_connect_handler,
     call_disconnect_handler,
-    close_connections,
     closing_connections,
 )
 from whitelist.server.open_sockets import OpenSocket, OpenSockets

@@ -16,9 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from django.db import close_old_connections
-
 from whitelist.engine.calls import CATCH_ALL, ConnectCall, DisconnectCall
+from whitelist.server.connections import close_connections
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +52,6 @@ def fitting(handler: Callable[..., Any], args: tuple[Any, ...], minimum: int) ->
 def namespace_method(namespace: Any, event: str) -> Callable[..., Any] | None:
     """The ``on_<event>`` method of a class-based namespace, if it has one."""
     return getattr(namespace, f"on_{event}", None)
-
-
-def close_connections() -> None:
-    """Close this thread's stale database connections; never raise over a handler's outcome.
-
-    python-socketio runs each event in a green thread or thread of its own, and
-    Django opens one connection per thread: without this every event would leave
-    one open (Django's request cycle does the same for views).
-    """
-    try:
-        close_old_connections()
-    except Exception:
-        logger.warning("Could not close a database connection", exc_info=True)
 
 
 def closing_connections(handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -29,7 +29,7 @@ from whitelist.engine.blocking import off_the_loop
 from whitelist.engine.sessions import SWEEP_SECONDS
 from whitelist.rules import changes
 from whitelist.rules.cache import Snapshot
-from whitelist.server.handlers import close_connections
+from whitelist.server.connections import close_connections
 from whitelist.server.revocation import revoke_if_refused
 from whitelist.server.users import check_users
 
