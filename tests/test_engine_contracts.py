@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import socketio
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from engineio import packet as eio_packet
 from engineio.socket import Socket
 
 from harness.live import ROOT, free_port, server_env
@@ -57,12 +59,22 @@ def logging_through_a_callable(self: Any, *args: Any, **kwargs: Any) -> None:
     self.logger = print
 
 
+def json_after_any_type(self: Any, encoded_packet: Any) -> None:
+    """A release that reads JSON after a packet's type whatever follows it."""
+    self.binary, self.packet_type = False, int(encoded_packet[0])
+    try:
+        self.data = json.loads(encoded_packet[1:])
+    except ValueError:
+        self.data = encoded_packet[1:]
+
+
 # (contract id, what to replace, with what): each a plausible upstream change.
 BREAKAGES: list[tuple[str, Any, str, Callable[..., Any]]] = [
     ("whitelist.E102", socketio.Server, "get_environ", environ_copy),
     ("whitelist.E104", socketio.Server, "__init__", renamed_binary_packet),
     ("whitelist.E106", socketio.Server, "_trigger_event", trigger_event_with_kwargs),
     ("whitelist.E109", Socket, "schedule_ping", no_ping_through_background_tasks),
+    ("whitelist.E111", eio_packet.Packet, "decode", json_after_any_type),
     ("whitelist.E114", socketio.Server, "__init__", logging_through_a_callable),
 ]
 

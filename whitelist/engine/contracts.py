@@ -289,6 +289,12 @@ def _engineio_decoding(probe: Probe) -> None:
         raise Broken("engineio.packet.Packet does not decode a message")
     if len(eio_payload.Payload(encoded_payload="4a\x1e4b").packets) != 2:
         raise Broken("engineio.payload.Payload does not decode a payload")
+    # whitelist.engine.packets: a digit after the type means the rest is kept as text.
+    plain = eio_packet.Packet(encoded_packet="412")
+    if (plain.packet_type, plain.data) != (eio_packet.MESSAGE, "12"):
+        raise Broken("engineio.packet.Packet reads what follows a digit as JSON")
+    if not isinstance(getattr(eio_payload.Payload, "max_decode_packets", None), int):
+        raise Broken("engineio.payload.Payload has no max_decode_packets")
     try:
         eio_packet.Packet(encoded_packet="")
     except Exception:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from engineio import payload
 
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine.packets import payload_decodes_plainly
 
 logger = logging.getLogger(__name__)
 malformed_log = RateLimitedLog(logger)
@@ -58,6 +59,8 @@ def undecodable_post(environ: dict[str, Any], max_bytes: int) -> str | None:
     environ["wsgi.input"] = io.BytesIO(body)
     try:
         text = body.decode("utf-8")
+        if payload_decodes_plainly(text):
+            return None
         brackets = body.count(b"[") + body.count(b"{")
         frames = 0 if brackets < SHALLOW_BRACKETS else HEADROOM_FRAMES
         with_frames_to_spare(frames, lambda: payload.Payload(encoded_payload=text))

@@ -23,6 +23,7 @@ from engineio import packet as eio_packet
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import sockets
 from whitelist.engine.host import GuardHost
+from whitelist.engine.packets import decodes_plainly
 
 logger = logging.getLogger(__name__)
 malformed_log = RateLimitedLog(logger)
@@ -44,8 +45,8 @@ class EngineIOPacketsOnly:
 
     def wait(self) -> Any:
         message = self._ws.wait()
-        if message is None:
-            return None
+        if message is None or decodes_plainly(message):
+            return message
         try:
             eio_packet.Packet(encoded_packet=message)
         except Exception as error:  # what python-engineio would raise just after
