@@ -41,6 +41,14 @@ def no_ping_through_background_tasks(self: Any) -> None:
     """A release that runs the ping loop some other way: no timer to track."""
 
 
+def ping_loop(self: Any) -> None:
+    """A release whose ping task loops for as long as its session is not closed."""
+    while not self.closed:
+        self.server.sleep(self.server.ping_interval)
+        if not self.closing:
+            self.send(eio_packet.Packet(eio_packet.PING))
+
+
 def renamed_binary_packet(self: Any, *args: Any, **kwargs: Any) -> None:
     original_init(self, *args, **kwargs)
     self._pending_binary = self.__dict__.pop("_binary_packet")
@@ -74,6 +82,7 @@ BREAKAGES: list[tuple[str, Any, str, Callable[..., Any]]] = [
     ("whitelist.E104", socketio.Server, "__init__", renamed_binary_packet),
     ("whitelist.E106", socketio.Server, "_trigger_event", trigger_event_with_kwargs),
     ("whitelist.E109", Socket, "schedule_ping", no_ping_through_background_tasks),
+    ("whitelist.E109", Socket, "_send_ping", ping_loop),
     ("whitelist.E111", eio_packet.Packet, "decode", json_after_any_type),
     ("whitelist.E114", socketio.Server, "__init__", logging_through_a_callable),
 ]

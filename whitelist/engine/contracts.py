@@ -276,6 +276,27 @@ def _ping_timer(probe: Probe) -> None:
         raise Broken("the ping timer starts before the connect handler, which opens the state")
     if "g" not in vars(probe.eio._async["thread"](target=print)):
         raise Broken("python-engineio's eventlet thread has no green thread in .g to kill")
+    _woken_ping_ends(probe, sockets.owning_socket(timers[0]))
+
+
+def _woken_ping_ends(probe: Probe, socket: Any) -> None:
+    """A closing session's ping task, woken from its sleep, returns without a ping."""
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) > 1:
+            raise Broken("a closing session's ping task sleeps again when woken")
+
+    queued = socket.queue.qsize()
+    socket.closing = True
+    probe.eio.sleep = sleep
+    try:
+        socket._send_ping()
+    finally:
+        del probe.eio.sleep
+    if socket.queue.qsize() != queued:
+        raise Broken("a closing session's ping task still pings when woken")
 
 
 def _websocket_driver(probe: Probe) -> None:
