@@ -25,9 +25,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 from whitelist.conf import conf
+from whitelist.core.query import query_fields, session_id
 from whitelist.core.ratelimit import AttemptLimiter, address_key, client_key, retry_after
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.gate.endpoints import (
@@ -104,7 +104,7 @@ class OriginGate:
         query = query_fields(environ.get("QUERY_STRING", ""))
         limiter = self.limiter
         # A handshake, as python-engineio tells one: no non-empty sid in the query.
-        if limiter is not None and not any(query.get("sid", ())):
+        if limiter is not None and session_id(query) is None:
             address = client_key(
                 environ, conf.WHITELIST_TRUSTED_PROXIES, conf.WHITELIST_PROXY_COUNT
             )
@@ -153,20 +153,6 @@ class OriginGate:
 MAX_HEADER_BYTES = 16 * 1024
 
 
-def query_fields(query_string: str) -> dict[str, list[str]]:
-    """``parse_qs(query_string, keep_blank_values=True)``, without its per-field decoding
-    where nothing is encoded: every Socket.IO request's query is read here, and
-    python-engineio reads it again."""
-    if "%" in query_string or "+" in query_string:
-        return parse_qs(query_string, keep_blank_values=True)
-    fields: dict[str, list[str]] = {}
-    for field in query_string.split("&"):
-        if field:
-            name, _, value = field.partition("=")
-            fields.setdefault(name, []).append(value)
-    return fields
-
-
 def header_bytes(environ: dict[str, Any]) -> int:
     """The size of the request's headers, as the server received them."""
     return sum(
@@ -179,7 +165,9 @@ def header_bytes(environ: dict[str, Any]) -> int:
 def _headerless_session(query: dict[str, list[str]], environ: dict[str, Any]) -> bool:
     """Is this a request of an open session (``sid=``) with neither ``Origin`` nor ``Referer``?"""
     return (
-        any(query.get("sid", ())) and "HTTP_ORIGIN" not in environ and "HTTP_REFERER" not in environ
+        session_id(query) is not None
+        and "HTTP_ORIGIN" not in environ
+        and "HTTP_REFERER" not in environ
     )
 
 

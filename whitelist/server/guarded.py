@@ -26,13 +26,13 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs
 
 import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from whitelist.conf import conf
 from whitelist.core.display import escaped
+from whitelist.core.query import query_fields, session_id
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import hooks as engine
 from whitelist.engine import sockets
@@ -165,7 +165,7 @@ class GuardedServer(socketio.Server):
         that learned one could poll and post on it from any origin. A request
         naming another origin than the session's gets HTTP 403.
         """
-        sid = parse_qs(environ.get("QUERY_STRING", "")).get("sid", [None])[0]
+        sid = session_id(query_fields(environ.get("QUERY_STRING", "")))
         state = self.sessions.get(sid)
         if state is not None:
             opened_by = state.origin
