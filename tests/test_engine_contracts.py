@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from engineio.socket import Socket
 
 from harness.live import ROOT, free_port, server_env
 from whitelist import GuardedServer
-from whitelist.engine import contracts, logs
+from whitelist.engine import contracts, logs, ping_timers
 
 MODES = ["threading", "eventlet"]
 
@@ -47,6 +48,15 @@ def ping_loop(self: Any) -> None:
         self.server.sleep(self.server.ping_interval)
         if not self.closing:
             self.send(eio_packet.Packet(eio_packet.PING))
+
+
+def ping_with_a_deadline(self: Any) -> None:
+    """A release whose ping also starts the pong deadline itself."""
+    self.server.sleep(self.server.ping_interval)
+    if not self.closing and not self.closed:
+        self.last_ping = time.time()
+        self.pong_deadline = self.last_ping + self.server.ping_timeout
+        self.send(eio_packet.Packet(eio_packet.PING))
 
 
 def renamed_binary_packet(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -184,3 +194,15 @@ def test_the_ping_timer_contract_guards_eventlet_only(monkeypatch: pytest.Monkey
     assert [breach.contract.check_id for breach in contracts.verify("eventlet")] == [
         "whitelist.E109"
     ]
+
+
+def test_a_ping_that_does_more_than_ping_timers_stops_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A release whose _send_ping does more: ping_timers would silently skip the rest."""
+    monkeypatch.setattr(Socket, "_send_ping", ping_with_a_deadline)
+    monkeypatch.setattr(ping_timers, "UPSTREAM_SEND_PING", ping_with_a_deadline)
+    with pytest.raises(contracts.EngineContractError) as raised:
+        GuardedServer(async_mode="eventlet")
+    assert "whitelist.E109" in str(raised.value)
+    assert "pong_deadline" in str(raised.value)

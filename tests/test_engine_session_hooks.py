@@ -10,6 +10,8 @@ eventlet's green threads run on this thread's hub, which only these tests drive.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -28,6 +30,7 @@ from tests.engine_server import (
     returns_in_time,
 )
 from whitelist.engine import session_hooks, sessions
+from whitelist.engine.ping_timers import PingTimer
 from whitelist.engine.session_hooks import (
     hook_sessions,
     initialize_manager,
@@ -158,10 +161,11 @@ def test_the_servers_disconnect_of_every_session_never_waits_either(host: Host) 
 # -- ping timers (eventlet) -----------------------------------------------------------
 
 
-@pytest.fixture
-def green_host() -> Iterator[Host]:
-    """An eventlet server hooked as ``install()`` hooks it; its green threads end with the test."""
-    eio = engine_server("eventlet")
+@contextlib.contextmanager
+def hooked_green_host(ping_interval: float = 25) -> Iterator[Host]:
+    """An eventlet server hooked as ``install()`` hooks it; its green threads and ping
+    timers end with the block."""
+    eio = engine_server("eventlet", ping_interval=ping_interval)
     started: list[Any] = []
     start_background_task = eio.start_background_task
 
@@ -174,9 +178,21 @@ def green_host() -> Iterator[Host]:
     host = Host(eio)
     hook_sessions(host)
     track_ping_timers(host)
-    yield host
-    for task in started:
-        task.g.kill()
+    try:
+        yield host
+    finally:
+        for task in started:
+            task.g.kill()
+        for sid in list(eio.sockets):
+            state = host.sessions.get(sid)
+            if state is not None and isinstance(state.ping_timer, PingTimer):
+                state.ping_timer.cancel()
+
+
+@pytest.fixture
+def green_host() -> Iterator[Host]:
+    with hooked_green_host() as host:
+        yield host
 
 
 def ended(task: Any) -> bool:
@@ -195,11 +211,26 @@ def running(task: Any) -> bool:
     return bool(task.g)
 
 
-def test_a_sessions_ping_timer_is_noted_in_its_state(green_host: Host) -> None:
+def test_a_sessions_ping_is_a_hub_timer_noted_in_its_state(green_host: Host) -> None:
+    """No green thread per session: a spawn, a switch and a sleep, 3 % of a connect."""
     sid = open_polling_session(green_host.eio, ORIGIN)
     ping_timer = state_of(green_host, sid).ping_timer
-    assert ping_timer is not None
-    assert ping_timer.target == green_host.eio.sockets[sid]._send_ping
+    assert isinstance(ping_timer, PingTimer)
+    assert ping_timer.socket is green_host.eio.sockets[sid]
+    assert not ping_timer.ended
+
+
+def test_the_ping_timer_pings_as_python_engineio_would() -> None:
+    with hooked_green_host(ping_interval=0.05) as host:
+        sid = open_polling_session(host.eio, ORIGIN)
+        socket = host.eio.sockets[sid]
+        queued = socket.queue.qsize()
+        limit = time.monotonic() + DEADLINE
+        while socket.queue.qsize() == queued and time.monotonic() < limit:
+            eventlet.sleep(0.01)
+        assert socket.queue.qsize() == queued + 1
+        assert socket.last_ping is not None
+        assert state_of(host, sid).ping_timer.ended
 
 
 def test_other_background_tasks_are_not_taken_for_ping_timers(green_host: Host) -> None:
@@ -217,24 +248,36 @@ def test_a_ping_timer_of_a_session_without_state_is_left_alone(green_host: Host)
     assert green_host.sessions.get("unknown") is None
 
 
-def test_a_closed_sessions_sleeping_ping_timer_ends_without_a_ping(green_host: Host) -> None:
-    """It slept out its 25 s holding the session: 130 MB per 12,000 connects."""
+def test_a_closed_sessions_ping_timer_is_cancelled(green_host: Host) -> None:
+    """Its green thread slept out its 25 s holding the session: 130 MB per 12,000 connects."""
     sid = open_polling_session(green_host.eio, ORIGIN)
-    socket = green_host.eio.sockets[sid]
     timer = state_of(green_host, sid).ping_timer
-    assert running(timer)
     close_engineio_session(green_host.eio, sid, abort=False)
-    queued = socket.queue.qsize()
-    assert ended(timer)
-    assert socket.queue.qsize() == queued
+    assert timer.ended
 
 
-def test_an_open_sessions_ping_timer_sleeps_on(green_host: Host) -> None:
+def test_an_open_sessions_ping_timer_runs_on(green_host: Host) -> None:
     closed, kept = open_polling_session(green_host.eio), open_polling_session(green_host.eio)
     timers = {sid: state_of(green_host, sid).ping_timer for sid in (closed, kept)}
-    assert all(running(timer) for timer in timers.values())
     close_engineio_session(green_host.eio, closed, abort=False)
-    assert ended(timers[closed]) and not timers[kept].g.dead
+    assert timers[closed].ended and not timers[kept].ended
+
+
+def test_a_ping_task_of_the_admin_ui_keeps_its_green_thread_and_ends_with_the_session(
+    green_host: Host,
+) -> None:
+    """python-socketio's admin UI wraps _send_ping to report each ping: that one is run."""
+    sid = open_polling_session(green_host.eio, ORIGIN)
+    socket = green_host.eio.sockets[sid]
+    state = state_of(green_host, sid)
+    state.ping_timer.cancel()
+    task = green_host.eio.start_background_task(functools.partial(socket._send_ping))
+    assert state.ping_timer is task
+    assert running(task)
+    close_engineio_session(green_host.eio, sid, abort=False)
+    queued = socket.queue.qsize()
+    assert ended(task)
+    assert socket.queue.qsize() == queued
 
 
 # -- _kill ----------------------------------------------------------------------------

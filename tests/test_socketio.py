@@ -108,6 +108,20 @@ def test_refused_origin_gets_a_polite_connect_error_and_no_session(
     assert list(server.manager.get_participants("/", None)) == []
 
 
+def test_an_open_socket_is_pinged_again_after_each_pong(server: GuardedServer, url: str) -> None:
+    """Engine.IO's heartbeat (a hub timer under eventlet, engine.ping_timers): a client
+    whose pings stopped would close after ping_interval + ping_timeout."""
+    pings = 0
+    with welcomed_websocket(url, ALLOWED) as ws:
+        for _ in range(20):  # the two welcome events, then a ping a second
+            if ws.recv() == "2":
+                pings += 1
+                ws.send("3")
+                if pings == 3:
+                    break
+    assert pings == 3
+
+
 def test_namespace_without_any_handler_is_guarded(server: GuardedServer, url: str) -> None:
     server.namespaces = "*"  # python-socketio then accepts every namespace
     assert refused(attempt(url, REFUSED, namespace="/anything"), "origin-not-allowed", REFUSED)

@@ -276,7 +276,30 @@ def _ping_timer(probe: Probe) -> None:
         raise Broken("the ping timer starts before the connect handler, which opens the state")
     if "g" not in vars(probe.eio._async["thread"](target=print)):
         raise Broken("python-engineio's eventlet thread has no green thread in .g to kill")
+    from whitelist.engine import ping_timers
+
+    if not ping_timers.is_upstream_ping(timers[0]):
+        raise Broken("the ping task is not Socket._send_ping, which ping_timers replaces")
+    _ping_as_ping_timers_pings(probe, sockets.owning_socket(timers[0]))
     _woken_ping_ends(probe, sockets.owning_socket(timers[0]))
+
+
+def _ping_as_ping_timers_pings(probe: Probe, socket: Any) -> None:
+    """After its sleep, ``_send_ping`` only sets ``last_ping`` and queues a PING, as
+    ``ping_timers.ping`` does."""
+    before = dict(vars(socket))
+    queued = socket.queue.qsize()
+    probe.eio.sleep = lambda seconds: None
+    try:
+        socket._send_ping()
+    finally:
+        del probe.eio.sleep
+    changed = {name for name, value in vars(socket).items() if before.get(name, ...) is not value}
+    if changed != {"last_ping"} or socket.queue.qsize() != queued + 1:
+        raise Broken(
+            f"_send_ping changes {sorted(changed)} and queues {socket.queue.qsize() - queued} "
+            "packets, where ping_timers.ping sets last_ping and queues a PING"
+        )
 
 
 def _woken_ping_ends(probe: Probe, socket: Any) -> None:

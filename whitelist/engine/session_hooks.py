@@ -5,10 +5,11 @@ python-socketio registers Engine.IO ``connect`` and ``disconnect`` handlers;
 and drop the session's ``EngineSession`` (its origin, its connect deadline),
 and replaces the server's ``disconnect()`` with one that never waits for the
 client. ``track_ping_timers`` knows each session's ping task
-(``Socket._send_ping``, ``whitelist.E109``) and ends it when the session
-closes under eventlet, where it would otherwise sleep out its 25 s holding the
-session's objects: 12,000 connects in 10 s left 12,000 sleeping green threads
-and 130 MB until they woke. python-engineio has no public hook for either.
+(``Socket._send_ping``, ``whitelist.E109``), runs it as a hub timer
+(``ping_timers``) and ends it when the session closes under eventlet, where
+it would otherwise sleep out its 25 s holding the session's objects: 12,000
+connects in 10 s left 12,000 sleeping green threads and 130 MB until they
+woke. python-engineio has no public hook for either.
 """
 
 from __future__ import annotations
@@ -53,29 +54,43 @@ def hook_sessions(server: GuardHost) -> None:
 
 
 def track_ping_timers(server: GuardHost) -> None:
-    """Note each session's ping task in its state, so that its close can end it (eventlet)."""
+    """Note each session's ping task in its state, so that its close can end it (eventlet).
+
+    python-engineio's own ``_send_ping`` becomes a ``PingTimer``; any other ping
+    task (the admin UI's) keeps its green thread.
+    """
+    from whitelist.engine import ping_timers
+
     eio = server.eio
     start_background_task = eio.start_background_task
 
     def start_tracking_ping_timers(target: Any, *args: Any, **kwargs: Any) -> Any:
-        task = start_background_task(target, *args, **kwargs)
         socket = sockets.owning_socket(target)
-        if socket is not None:  # python-engineio starts only its ping timer this way
-            state = server.sessions.get(socket.sid)
-            if state is not None:
-                state.ping_timer = task
+        # python-engineio starts only its ping task this way
+        state = server.sessions.get(socket.sid) if socket is not None else None
+        if state is None:
+            return start_background_task(target, *args, **kwargs)
+        if ping_timers.is_upstream_ping(target) and not args and not kwargs:
+            task = ping_timers.PingTimer(socket, eio.ping_interval)
+        else:
+            task = start_background_task(target, *args, **kwargs)
+        state.ping_timer = task
         return task
 
     eio.start_background_task = start_tracking_ping_timers
 
 
 def _kill(task: Any) -> None:
-    """End a closed session's ping task (python-engineio's eventlet thread keeps it in ``.g``).
+    """End a closed session's ping task: cancel its ``PingTimer``, or wake its green thread.
 
-    A sleeping one is woken instead of killed: it finds its session closing and
-    returns (contract ``whitelist.E109``). Killing it raised ``GreenletExit`` into
-    it, about 4 % of a connect's instructions.
+    python-engineio's eventlet thread keeps its green thread in ``.g``; woken from
+    its sleep, it finds its session closing and returns (contract ``whitelist.E109``).
+    Raising ``GreenletExit`` into it instead cost about 4 % of a connect.
     """
+    cancel = getattr(task, "cancel", None)
+    if cancel is not None:
+        cancel()
+        return
     green = getattr(task, "g", None)
     if green is None or green.dead:
         return
