@@ -6,7 +6,7 @@ runs instead: the server starts uninstrumented, counting is switched on for
 exactly ``--connects`` admitted connects from bench/loadgen.mjs, and the count is
 divided by them. Guardsite and plain python-socketio, both transports.
 
-    python bench/instructions.py [--connects N] [--only guardsite]
+    python bench/instructions.py [--connects N] [--only guardsite] [--refused]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rules import ALLOWED_EXACT  # noqa: E402
+from bench.rules import ALLOWED_EXACT, DENIED  # noqa: E402
 from bench.run import guardsite_env, prepare_database  # noqa: E402
 from bench.scenarios import Target, run_connects  # noqa: E402
 from bench.servers import SERVER_CORE, server_command, spawn, stop, wait_for  # noqa: E402
@@ -51,17 +51,21 @@ def start(work: Path, kind: str, env: dict[str, str]) -> tuple[Target, Path]:
 
 
 def counted(
-    target: Target, out: Path, transport: str, connects: int, keep: Path | None = None
+    target: Target,
+    out: Path,
+    transport: str,
+    connects: int,
+    keep: Path | None = None,
+    refused: bool = False,
 ) -> float:
-    """Instructions a connect over ``connects`` admitted connects."""
+    """Instructions a connect over ``connects`` admitted (or refused) connects."""
     pid = str(target.process.pid)
-    run_connects(target, ALLOWED_EXACT, CONCURRENCY, 30, TRANSPORT=transport, COUNT="20")
+    origin, outcome = (DENIED, "refused") if refused else (ALLOWED_EXACT, "connected")
+    run_connects(target, origin, CONCURRENCY, 30, TRANSPORT=transport, COUNT="20")
     subprocess.run([CONTROL, "-i", "on", pid], check=True, capture_output=True)
-    row = run_connects(
-        target, ALLOWED_EXACT, CONCURRENCY, 3600, TRANSPORT=transport, COUNT=str(connects)
-    )
+    row = run_connects(target, origin, CONCURRENCY, 3600, TRANSPORT=transport, COUNT=str(connects))
     subprocess.run([CONTROL, "-i", "off", pid], check=True, capture_output=True)
-    if row["connected"] != connects:
+    if row[outcome] != connects:
         raise RuntimeError(f"{target.label} {transport}: {row}")
     subprocess.run([CONTROL, "-d", pid], check=True, capture_output=True)
     dump = written_dump(out)
@@ -89,18 +93,26 @@ def main() -> None:
     parser.add_argument("--connects", type=int, default=300)
     parser.add_argument("--only", choices=["guardsite", "plain"])
     parser.add_argument("--keep", type=Path, help="Keep the callgrind files in this folder.")
+    parser.add_argument(
+        "--refused",
+        action="store_true",
+        help="Count Guardsite's refusals (an origin no rule allows) instead of admissions.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="guardsite-instructions-") as folder:
         work = Path(folder)
         guarded_env, _ = prepare_database(work, "count", DJANGO_SETTINGS_MODULE="bench.settings")
         envs = {"guardsite": guarded_env, "plain": guardsite_env(work, work / "unused.sqlite3")}
         kinds = [args.only] if args.only else ["guardsite", "plain"]
-        print("| server | transport | instructions a connect |\n|---|---|---|")
+        if args.refused:
+            kinds = ["guardsite"]  # plain python-socketio refuses nobody
+        outcome = "refused" if args.refused else "admitted"
+        print(f"| server | transport | instructions an {outcome} connect |\n|---|---|---|")
         for kind in kinds:
             target, out = start(work, kind, envs[kind])
             try:
                 for transport in ("websocket", "polling"):
-                    each = counted(target, out, transport, args.connects, args.keep)
+                    each = counted(target, out, transport, args.connects, args.keep, args.refused)
                     print(f"| {kind} | {transport} | {each:,.0f} |", flush=True)
             finally:
                 stop(target.process)
