@@ -22,6 +22,7 @@ import eventlet.event
 import eventlet.wsgi
 
 from guardsite.peers import EXEMPT, PeerCounter
+from guardsite.request_heads import parse_request_head
 from whitelist.core.ratelimited_log import RateLimitedLog
 
 logger = logging.getLogger(__name__)
@@ -262,9 +263,12 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         return line
 
     def parse_request(self) -> bool:
-        """The headers are read here: the head is complete (or refused) when it returns."""
+        """The headers are read here: the head is complete (or refused) when it returns.
+
+        A plain head is read without the email parser (``request_heads``).
+        """
         try:
-            return super().parse_request()
+            return parse_request_head(self, super().parse_request)
         finally:
             self._stop_head_timer()
 

@@ -1,0 +1,101 @@
+"""Read an HTTP request head without the email parser, where it is plain enough to need none.
+
+eventlet's server parses each request head with the standard library's
+``BaseHTTPRequestHandler.parse_request``, which hands the header lines to the
+``email`` package's feed parser: about 16 µs a request, a sixth of a Socket.IO
+WebSocket connect's own work and more of a long-polling one's four requests.
+Every Socket.IO client and browser sends heads that need none of what that
+parser is for (folded lines, malformed names, odd line ends). Such a head is
+read here into the very same ``http.client.HTTPMessage``; any other head, and
+every error, goes to the standard library, which reads the same lines again
+from a copy, so its answers (400, 431, 505, ``Expect: 100-continue``) stay its
+own. ``tests/test_request_heads.py`` compares the two on generated heads.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from typing import Any
+
+# http.client's limits on header lines (_MAXLINE, _MAXHEADERS): reading stops where
+# its reading would fail, and the standard library then fails the same way.
+MAX_LINE = 65536
+MAX_HEADERS = 100
+LINE_ENDS = (b"\r\n", b"\n", b"")
+
+# "GET /path HTTP/1.1": a token, one space, a target with no whitespace or controls,
+# one space, HTTP/1.0 or HTTP/1.1. A target starting "//" is left to the standard
+# library, which rewrites it.
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+REQUEST_LINE = re.compile(rb"(%s) ((?!//)[\x21-\x7e]+) (HTTP/1\.[01])\r?\n" % TOKEN)
+# "Name: value": a token, a colon, and printable ASCII, spaces or tabs, ending in CRLF.
+HEADER_LINE = re.compile(rb"(%s):[ \t]*([\x20-\x7e\t]*?)\r\n" % TOKEN)
+
+
+def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
+    """``BaseHTTPRequestHandler.parse_request`` for ``handler``, quicker on a plain head.
+
+    ``handler.raw_requestline`` is read; its header lines are read here from
+    ``handler.rfile``. ``parse_in_full`` is the standard library's method,
+    called with ``rfile`` reading a copy of those lines when the head is not plain.
+    """
+    raw = handler.raw_requestline
+    request = REQUEST_LINE.fullmatch(raw) if isinstance(raw, bytes) else None
+    if request is None:  # read by the standard library from the start
+        return parse_in_full()
+    lines = _read_header_lines(handler.rfile)
+    headers = _plain_headers(lines)
+    if headers is None:
+        rfile = handler.rfile
+        handler.rfile = io.BytesIO(b"".join(lines))
+        try:
+            return parse_in_full()
+        finally:
+            handler.rfile = rfile
+    method, target, version = (part.decode("ascii") for part in request.groups())
+    handler.command, handler.path, handler.request_version = method, target, version
+    handler.requestline = raw.decode("ascii").rstrip("\r\n")
+    message = handler.MessageClass()
+    for name, value in headers:
+        message.set_raw(name, value)
+    message.set_payload("")  # the feed parser's, for the empty body after the head
+    handler.headers = message
+    persistent = version == "HTTP/1.1" and handler.protocol_version >= "HTTP/1.1"
+    handler.close_connection = not persistent
+    connection = message.get("Connection", "").lower()
+    if connection == "close":
+        handler.close_connection = True
+    elif connection == "keep-alive" and handler.protocol_version >= "HTTP/1.1":
+        handler.close_connection = False
+    return True
+
+
+def _read_header_lines(rfile: Any) -> list[bytes]:
+    """The head's header lines and its end, read as ``http.client`` reads them, up to
+    the first line it would refuse."""
+    lines: list[bytes] = []
+    while True:
+        line = rfile.readline(MAX_LINE + 1)
+        lines.append(line)
+        if len(line) > MAX_LINE or len(lines) > MAX_HEADERS or line in LINE_ENDS:
+            return lines
+
+
+def _plain_headers(lines: list[bytes]) -> list[tuple[str, str]] | None:
+    """Each line's name and value as the email parser stores them, or None if any line
+    is not plain, the head did not end with an empty line, or it has an ``Expect``
+    header (``100-continue`` is the standard library's to answer)."""
+    if lines[-1] != b"\r\n" or len(lines) > MAX_HEADERS:
+        return None
+    headers = []
+    for line in lines[:-1]:
+        match = HEADER_LINE.fullmatch(line)
+        if match is None:
+            return None
+        name, value = match.groups()
+        if name.lower() == b"expect":
+            return None
+        headers.append((name.decode("ascii"), value.decode("ascii")))
+    return headers

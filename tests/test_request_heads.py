@@ -1,0 +1,142 @@
+"""A request head read by guardsite.request_heads is what the standard library reads.
+
+Each head is parsed twice, by ``BaseHTTPRequestHandler.parse_request`` and by
+``parse_request_head``, and every outcome a server acts on is compared: the
+verdict, the request line's parts, keep-alive, every header as the email
+parser stored it, any error answer, and what is left of the stream (the body).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from guardsite.request_heads import parse_request_head
+
+REQUEST_PARTS = {
+    "method": ["GET", "POST", "OPTIONS", "G\x00T", "", "GET /"],
+    "space": [" ", "  ", "\t"],
+    "target": ["/socket.io/?EIO=4&transport=polling", "//evil", "/a b", "/\x7f", "/é", "*"],
+    "version": ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.10", "HTTP/1", "http/1.1", ""],
+    "end": ["\r\n", "\n", "\r\r\n"],
+}
+NAMES = ["Host", "Origin", "connection", "Expect", "X-A", "Bad Name", "", "From ", "Fo:o"]
+COLONS = [":", ": ", ":\t ", " :"]
+VALUES = ["close", "Keep-Alive", "Upgrade", "100-continue", "v  ", "é", "a\x00b", "", "a\rb"]
+ENDS = ["\r\n", "\r\n", "\r\n", "\n"]
+EXTRA = ["", "", " folded\r\n", "\tfolded\r\n", "no colon\r\n"]
+
+
+@st.composite
+def request_heads(draw: Any) -> bytes:
+    """A request head as a client might send it, plain or not, and a body after it."""
+    line = "".join(
+        draw(st.sampled_from(REQUEST_PARTS[part]))
+        for part in ("method", "space", "target", "space", "version", "end")
+    )
+    headers = draw(
+        st.lists(
+            st.tuples(
+                *(st.sampled_from(choices) for choices in (NAMES, COLONS, VALUES, ENDS, EXTRA))
+            ),
+            max_size=8,
+        )
+    )
+    lines = "".join(
+        name + colon + value + end + extra for name, colon, value, end, extra in headers
+    )
+    end = draw(st.sampled_from(["\r\n", "\r\n", "\n", ""]))
+    return (line + lines + end + draw(st.sampled_from(["", "BODY"]))).encode("latin-1")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    """The request handler eventlet's HttpProtocol extends, on an in-memory stream."""
+
+    protocol_version = "HTTP/1.1"
+
+    def __init__(self, head: bytes) -> None:  # no socket, no handle()
+        self.rfile = io.BytesIO(head)
+        self.wfile = io.BytesIO()
+        self.client_address = ("127.0.0.1", 1)
+        self.request_version = self.default_request_version
+        self.raw_requestline = self.rfile.readline(65537)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return "Thu, 03 Dec 2026 00:00:00 GMT"
+
+
+def stored(headers: Any) -> dict[str, Any]:
+    """What the email parser stored, its policy and defects by kind (they have no equality)."""
+    return {
+        **vars(headers),
+        "policy": repr(headers.policy),
+        "defects": [type(defect).__name__ for defect in headers.defects],
+    }
+
+
+def outcome(handler: Handler, verdict: bool) -> dict[str, Any]:
+    """Everything the server goes on to use, or sends."""
+    headers = getattr(handler, "headers", None)
+    return {
+        "verdict": verdict,
+        "command": getattr(handler, "command", None),
+        "path": getattr(handler, "path", None),
+        "version": handler.request_version,
+        "requestline": getattr(handler, "requestline", None),
+        "close": handler.close_connection,
+        "headers": None if headers is None else stored(headers),
+        "answered": handler.wfile.getvalue(),
+        "left": handler.rfile.read(),
+    }
+
+
+def both(head: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The standard library's outcome and parse_request_head's, for the same head."""
+    standard = Handler(head)
+    standard_verdict = standard.parse_request()
+    quick = Handler(head)
+    full = functools.partial(http.server.BaseHTTPRequestHandler.parse_request, quick)
+    return outcome(standard, standard_verdict), outcome(quick, parse_request_head(quick, full))
+
+
+@settings(max_examples=2000, deadline=None, database=None, derandomize=True)
+@given(request_heads())
+def test_every_head_is_read_as_the_standard_library_reads_it(head: bytes) -> None:
+    standard, quick = both(head)
+    assert quick == standard
+
+
+def test_a_socket_io_head_is_read_without_the_email_parser(monkeypatch: Any) -> None:
+    """Else the quick path would never run and the comparison above would prove nothing."""
+    import email.parser
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the email parser was used")
+
+    head = (
+        b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+        b"Origin: https://shop.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    standard, _ = both(head)
+    monkeypatch.setattr(email.parser.Parser, "parsestr", refuse)
+    quick = Handler(head)
+    full = functools.partial(http.server.BaseHTTPRequestHandler.parse_request, quick)
+    assert outcome(quick, parse_request_head(quick, full)) == standard
+
+
+def test_heads_at_http_clients_limits_fail_as_they_do() -> None:
+    many = b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n"
+    long = b"GET / HTTP/1.1\r\nX-A: " + b"b" * 70000 + b"\r\n\r\n"
+    for head in (many, long):
+        standard, quick = both(head)
+        assert quick == standard
+        assert b" 431 " in standard["answered"]
