@@ -6,7 +6,7 @@ runs instead: the server starts uninstrumented, counting is switched on for
 exactly ``--connects`` admitted connects from bench/loadgen.mjs, and the count is
 divided by them. Guardsite and plain python-socketio, both transports.
 
-    python bench/instructions.py [--connects N] [--only guardsite] [--refused]
+    python bench/instructions.py [--connects N] [--only guardsite] [--refused | --echo BYTES]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,6 +30,7 @@ from bench.servers import SERVER_CORE, server_command, spawn, stop, wait_for  # 
 from harness.live import free_port  # noqa: E402
 
 CONCURRENCY = 8
+ECHO_SOCKETS = 10
 VALGRIND = shutil.which("valgrind") or "valgrind"
 CONTROL = shutil.which("callgrind_control") or "callgrind_control"
 
@@ -59,21 +61,50 @@ def counted(
     refused: bool = False,
 ) -> float:
     """Instructions a connect over ``connects`` admitted (or refused) connects."""
-    pid = str(target.process.pid)
     origin, outcome = (DENIED, "refused") if refused else (ALLOWED_EXACT, "connected")
     run_connects(target, origin, CONCURRENCY, 30, TRANSPORT=transport, COUNT="20")
+
+    def run() -> None:
+        row = run_connects(
+            target, origin, CONCURRENCY, 3600, TRANSPORT=transport, COUNT=str(connects)
+        )
+        if row[outcome] != connects:
+            raise RuntimeError(f"{target.label} {transport}: {row}")
+
+    return instructions_during(target, out, run, keep, transport) / connects
+
+
+def counted_echoes(target: Target, out: Path, size: int, echoes: int) -> float:
+    """Instructions an echo (an event with its ack) of ``size`` bytes, over ``echoes``
+    echoes on ``ECHO_SOCKETS`` sockets (their connects counted too: a few per cent)."""
+    payload = str(size)
+    run_connects(target, ALLOWED_EXACT, ECHO_SOCKETS, 30, "echo", PAYLOAD=payload, COUNT="200")
+
+    def run() -> None:
+        row = run_connects(
+            target, ALLOWED_EXACT, ECHO_SOCKETS, 3600, "echo", PAYLOAD=payload, COUNT=str(echoes)
+        )
+        if row["acks"] != echoes or row["wrong"]:
+            raise RuntimeError(f"{target.label} echo {size} B: {row}")
+
+    return instructions_during(target, out, run, None, f"echo-{size}") / echoes
+
+
+def instructions_during(
+    target: Target, out: Path, run: Callable[[], None], keep: Path | None, name: str
+) -> int:
+    """The server's instructions while ``run()`` runs."""
+    pid = str(target.process.pid)
     subprocess.run([CONTROL, "-i", "on", pid], check=True, capture_output=True)
-    row = run_connects(target, origin, CONCURRENCY, 3600, TRANSPORT=transport, COUNT=str(connects))
+    run()
     subprocess.run([CONTROL, "-i", "off", pid], check=True, capture_output=True)
-    if row[outcome] != connects:
-        raise RuntimeError(f"{target.label} {transport}: {row}")
     subprocess.run([CONTROL, "-d", pid], check=True, capture_output=True)
     dump = written_dump(out)
     total = int(re.search(r"^totals: (\d+)", dump.read_text(), re.MULTILINE)[1])
     if keep is not None:
-        shutil.copyfile(dump, keep / f"callgrind-{target.label}-{transport}.out")
+        shutil.copyfile(dump, keep / f"callgrind-{target.label}-{name}.out")
     dump.unlink()
-    return total / connects
+    return total
 
 
 def written_dump(out: Path, timeout: float = 60) -> Path:
@@ -94,6 +125,12 @@ def main() -> None:
     parser.add_argument("--only", choices=["guardsite", "plain"])
     parser.add_argument("--keep", type=Path, help="Keep the callgrind files in this folder.")
     parser.add_argument(
+        "--echo",
+        type=int,
+        metavar="BYTES",
+        help="Count instructions an echo of BYTES (an event and its ack), not a connect.",
+    )
+    parser.add_argument(
         "--refused",
         action="store_true",
         help="Count Guardsite's refusals (an origin no rule allows) instead of admissions.",
@@ -107,10 +144,17 @@ def main() -> None:
         if args.refused:
             kinds = ["guardsite"]  # plain python-socketio refuses nobody
         outcome = "refused" if args.refused else "admitted"
-        print(f"| server | transport | instructions an {outcome} connect |\n|---|---|---|")
+        if args.echo is not None:
+            print(f"| server | instructions an echo of {args.echo} B |\n|---|---|")
+        else:
+            print(f"| server | transport | instructions an {outcome} connect |\n|---|---|---|")
         for kind in kinds:
             target, out = start(work, kind, envs[kind])
             try:
+                if args.echo is not None:
+                    each = counted_echoes(target, out, args.echo, args.connects * 10)
+                    print(f"| {kind} | {each:,.0f} |", flush=True)
+                    continue
                 for transport in ("websocket", "polling"):
                     each = counted(target, out, transport, args.connects, args.keep, args.refused)
                     print(f"| {kind} | {transport} | {each:,.0f} |", flush=True)

@@ -205,13 +205,16 @@ async function echoMode() {
   }
   let acks = 0;
   let wrong = 0;
+  // COUNT=n: exactly n echoes in all, however long they take (bench/instructions.py).
+  let remaining = Number(process.env.COUNT || Infinity);
   const started = performance.now();
   const deadline = started + seconds * 1000;
   const loop = (ws) =>
     new Promise((done) => {
       let id = 0;
       const next = () => {
-        if (performance.now() >= deadline) return done();
+        if (performance.now() >= deadline || remaining <= 0) return done();
+        remaining -= 1;
         id += 1;
         ws.send(`42${id}["echo","${payload}"]`);
       };
