@@ -146,6 +146,26 @@ def test_a_changed_log_text_is_a_warning_not_a_refusal(
     assert "whitelist.W101: engineio.Server._log_error_once" in caplog.text
 
 
+def test_a_release_decoding_some_other_way_is_a_warning_not_a_refusal(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Then each message is decoded twice again: slower, no less guarded."""
+    handle = socketio.Server._handle_eio_message
+
+    def decoding_with_the_base_class(self: Any, eio_sid: str, data: Any) -> Any:
+        packet_class = self.packet_class
+        self.packet_class = socketio.packet.Packet
+        try:
+            return handle(self, eio_sid, data)
+        finally:
+            self.packet_class = packet_class
+
+    monkeypatch.setattr(socketio.Server, "_handle_eio_message", decoding_with_the_base_class)
+    with caplog.at_level(logging.WARNING, logger="whitelist.engine.contracts"):
+        GuardedServer(async_mode="threading")
+    assert "whitelist.W104: socketio.Server._handle_eio_message" in caplog.text
+
+
 SHIM = """\
 import socketio
 

@@ -338,6 +338,29 @@ def test_client_events_named_connect_or_disconnect_never_reach_handlers(
     assert wait_until(lambda: len(server.open_sockets) == 0)
 
 
+def test_each_event_is_decoded_once(
+    server: GuardedServer, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard reads an event before python-socketio does: it hands its decode on."""
+    decoded: list[str] = []
+    decode = socketio.packet.Packet.decode
+
+    def counting(self: Any, encoded_packet: Any) -> Any:
+        if isinstance(encoded_packet, str) and "ping_back" in encoded_packet:
+            decoded.append(encoded_packet)
+        return decode(self, encoded_packet)
+
+    server.on("ping_back", lambda sid: "pong")
+    outcome, client = try_connect(url, origin=ALLOWED, keep=True)
+    try:
+        assert outcome.welcome is not None
+        monkeypatch.setattr(socketio.packet.Packet, "decode", counting)
+        assert client.call("ping_back", timeout=WAIT) == "pong"
+    finally:
+        client.disconnect()
+    assert len(decoded) == 1, decoded
+
+
 def test_handler_wrappers_refuse_forged_calls_on_their_own(server: GuardedServer, url: str) -> None:
     """The second line, for serializers the message hook does not decode (msgpack)."""
     calls: list[Any] = []

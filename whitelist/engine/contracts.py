@@ -396,6 +396,27 @@ def _redis_retry_text(probe: Probe) -> None:
     _says("socketio.redis_manager", logs.REDIS_RETRY_WORD)
 
 
+def _decodes_through_packet_class(probe: Probe) -> None:
+    """python-socketio decodes a message with ``packet_class(encoded_packet=message)``:
+    the guard's decode is handed on there (``decoded_once``), else it is made twice."""
+    probe.connect()
+    seen: list[Any] = []
+
+    class Recording(probe.server.packet_class):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: Any, encoded_packet: Any = None, **kwargs: Any) -> None:
+            seen.append(encoded_packet)
+            super().__init__(*args, encoded_packet=encoded_packet, **kwargs)
+
+    message = '2["whitelist-contract-probe"]'
+    original, probe.server.packet_class = probe.server.packet_class, Recording
+    try:
+        probe.handler("message")(PROBE_SID, message)
+    finally:
+        probe.server.packet_class = original
+    if not any(each is message for each in seen):
+        raise Broken("a message is not decoded by packet_class(encoded_packet=...): twice now")
+
+
 CONTRACTS = (
     Contract("whitelist.E101", "engineio.Server.handlers", ERROR, _handlers_registered),
     Contract("whitelist.E102", "socketio.Server.get_environ", ERROR, _environ_identity),
@@ -418,6 +439,12 @@ CONTRACTS = (
     Contract("whitelist.W101", "engineio.Server._log_error_once", WARNING, _closed_session_log),
     Contract("whitelist.W102", "eventlet.websocket (wsgi.errors)", WARNING, _socket_shutdown_text),
     Contract("whitelist.W103", "socketio.RedisManager (its log)", WARNING, _redis_retry_text),
+    Contract(
+        "whitelist.W104",
+        "socketio.Server._handle_eio_message",
+        WARNING,
+        _decodes_through_packet_class,
+    ),
 )
 
 

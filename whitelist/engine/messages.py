@@ -28,6 +28,7 @@ from socketio import packet
 from whitelist.conf import conf
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import sockets
+from whitelist.engine.decoded_once import DecodedOnce
 from whitelist.engine.host import GuardHost
 from whitelist.engine.locks import bookkeeping_lock
 from whitelist.engine.sessions import EngineSession
@@ -57,6 +58,7 @@ def hook_messages(server: GuardHost) -> None:
     """Hold events until their socket is welcomed; welcome once python-socketio acknowledged."""
     handle_message = server.eio.handlers["message"]
     pending = PendingAttachments(server)
+    once = DecodedOnce(server)
 
     def handle_message_guarded(eio_sid: str, data: Any) -> Any:
         state = server.sessions.get(eio_sid)
@@ -68,7 +70,7 @@ def hook_messages(server: GuardHost) -> None:
         attachment = eio_sid in server._binary_packet
         if not attachment:  # none pending (python-socketio drops it at a namespace's disconnect)
             pending.forget(eio_sid, state)
-        decoded = None if attachment else _decode(server, data)
+        decoded = None if attachment else _decode(once.packet_class, data)
         excess = _too_much_binary(state, data, decoded, attachment=attachment)
         if excess is None and attachment:
             excess = pending.add(eio_sid, state, len(data))
@@ -80,17 +82,21 @@ def hook_messages(server: GuardHost) -> None:
         connect = decoded is not None and decoded.packet_type == packet.CONNECT
         if connect:
             server.sessions.connecting(eio_sid)
-        if decoded is not None and decoded.packet_type in _EVENT_TYPES:
+        event = decoded is not None and decoded.packet_type in _EVENT_TYPES
+        if event:
             namespace = decoded.namespace or "/"
             if not _admissible_event(server, eio_sid, namespace, decoded.data):
                 logger.debug("Dropped an event for %s on %s", eio_sid, namespace)
                 return None
+            once.hand_over(server, data, decoded)
         try:
             return handle_message(eio_sid, data)
         except MALFORMED as error:  # python-socketio could not make a packet of it
             close_malformed(server, eio_sid, error)
             return None
         finally:
+            if event:
+                once.take_back(server)
             if attachment and eio_sid not in server._binary_packet:  # the packet is complete
                 pending.forget(eio_sid, state)
             if connect:
@@ -208,19 +214,17 @@ def close_malformed(server: GuardHost, eio_sid: str, error: Exception) -> None:
         logger.debug("Could not close session %s", eio_sid, exc_info=True)
 
 
-def _decode(server: Any, data: Any) -> Any:
+def _decode(packet_class: type, data: Any) -> Any:
     """The packet as python-socketio will decode it, if it is a connect or an event.
 
     With the default serializer only text messages of those types are decoded
     (binary attachments are not packets); other serializers (msgpack) are
     decoded whole. None when it is not one of those, or does not decode.
     """
-    if server.packet_class is packet.Packet and not (
-        isinstance(data, str) and data[:1] in _TEXT_TYPES
-    ):
+    if packet_class is packet.Packet and not (isinstance(data, str) and data[:1] in _TEXT_TYPES):
         return None
     try:
-        return server.packet_class(encoded_packet=data)
+        return packet_class(encoded_packet=data)
     except Exception:  # python-socketio refuses it the same way right after
         return None
 
