@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.quick import start  # noqa: E402
+from bench.ratios import start  # noqa: E402
 from bench.rules import ALLOWED_EXACT  # noqa: E402
 from bench.run import CONCURRENCY, RESULTS, guardsite_env, prepare_database  # noqa: E402
 from bench.scenarios import Target, run_connects  # noqa: E402
@@ -132,7 +132,7 @@ def main() -> None:
         for transport in ("websocket", "polling"):
             print(f"\n## Admitted connects over {transport}\n")
             for kind in ("guardsite", "plain"):
-                target = start(work, kind, envs[kind])
+                target = start(work, kind, envs[kind], None)
                 try:
                     profile = sampled(target, transport, seconds, work / f"{kind}-{transport}")
                 finally:

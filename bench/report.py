@@ -6,6 +6,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from bench import ratios
 from bench.rules import ORIGINS
 
 
@@ -75,6 +76,20 @@ def connects(runs: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
     return lines
 
 
+def guard_ratios(numbers: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    rounds = ratios.Rounds(rates=numbers["rates"], ratios=numbers["ratios"])
+    return [
+        f"### Guardsite against plain python-socketio ({settings['ratio_rounds']} alternating "
+        f"rounds of {settings['ratio_seconds']:.0f} s a measure, the same handlers)",
+        "",
+        "Connects at concurrency 32 over each transport, with the handshake limit off and "
+        "on but never reached (each connect from the next of 250 addresses); echoes (an "
+        "event and its ack) on 100 sockets, Node socket.io's beside them.",
+        "",
+        *ratios.table(rounds),
+    ]
+
+
 def held(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
     lines = [
         f"### Held connections ({settings['hold_count']:,} websocket Socket.IO sockets "
@@ -102,6 +117,8 @@ def render(results: dict[str, Any]) -> str:
         *decisions(results["decisions"]),
         "",
         *connects(results["connects"], results["settings"]),
+        "",
+        *guard_ratios(results["ratios"], results["settings"]),
         "",
         "### SQL queries per connect (steady state, through the real server)",
         "",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cluster, hostile, refusal_log, report  # noqa: E402
+from bench import cluster, hostile, ratios, refusal_log, report  # noqa: E402
 from bench.rules import ALLOWED_EXACT, DENIED, make_rules  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     Target,
@@ -48,6 +48,9 @@ CONCURRENCY = 32
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # a smoke run of the harness itself
 RUN_SECONDS = 1.0 if QUICK else 4.0
 ROUNDS = 1 if QUICK else 5
+RATIO_ROUNDS = 1 if QUICK else 3
+RATIO_SECONDS = 1.0 if QUICK else 3.0
+ECHO_PAYLOADS = {"100 B": 100, "16 KiB": 16 * 1024, "512 KiB": 512 * 1024}
 HOLD_COUNT = 200 if QUICK else 5_000
 HOLD_SECONDS = 3.0 if QUICK else 30.0  # longer than Engine.IO's 25 s ping interval
 PROPAGATION_TRIALS = 2 if QUICK else 20
@@ -217,6 +220,20 @@ def connect_rounds(work: Path, env: dict[str, str], rules_file: Path) -> list[di
     return runs
 
 
+def guard_ratios(work: Path, rules_file: Path) -> ratios.Rounds:
+    """Guardsite against plain python-socketio with the same handlers (bench/settings.py):
+    connects on both transports, limit off and on, and echoes, next to Node's echoes."""
+    limit_off, _ = prepare_database(work, "ratios", DJANGO_SETTINGS_MODULE="bench.settings")
+    envs = {
+        "guardsite": limit_off,
+        # The bench's environment turns the handshake limit off; without it, the default.
+        "guardsite+limit": {k: v for k, v in limit_off.items() if k != "WHITELIST_CONNECT_RATE"},
+        "plain": guardsite_env(work, work / "unused.sqlite3"),
+        "node": guardsite_env(work, work / "unused.sqlite3"),
+    }
+    return ratios.measure_rounds(work, envs, RATIO_ROUNDS, RATIO_SECONDS, ECHO_PAYLOADS, rules_file)
+
+
 def main() -> None:
     started = dt.datetime.now(dt.UTC)
     results: dict[str, object] = {"started": started.isoformat(), "rules": RULES}
@@ -232,6 +249,7 @@ def main() -> None:
         rules_file.write_text("\n".join(make_rules(RULES)) + "\n")
         env, database = prepare_database(work, "guardsite")
         results["connects"] = connect_rounds(work, env, rules_file)
+        results["ratios"] = guard_ratios(work, rules_file).as_dict()
 
         targets = start_servers(work, env, rules_file)
         try:
@@ -280,6 +298,8 @@ def main() -> None:
         "concurrency": CONCURRENCY,
         "run_seconds": RUN_SECONDS,
         "rounds": ROUNDS,
+        "ratio_rounds": RATIO_ROUNDS,
+        "ratio_seconds": RATIO_SECONDS,
         "hold_count": HOLD_COUNT,
         "hold_seconds": HOLD_SECONDS,
     }
