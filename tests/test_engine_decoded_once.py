@@ -62,3 +62,18 @@ def test_a_packet_class_the_application_set_is_left_alone() -> None:
     assert server.packet_class is Custom
     once.take_back(server)
     assert server.packet_class is Custom
+
+
+def test_the_guard_decodes_with_the_class_the_application_set() -> None:
+    """Else a serializer set after the guard would be read one way and dispatched another."""
+    server, once = installed()
+
+    class Custom(packet.Packet):
+        pass
+
+    assert once.decoder(server) is packet.Packet
+    once.hand_over(server, EVENT, once.packet_class(encoded_packet=EVENT))
+    assert once.decoder(server) is packet.Packet  # the hand-over's class is not the app's
+    once.take_back(server)
+    server.packet_class = Custom
+    assert once.decoder(server) is Custom

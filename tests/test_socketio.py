@@ -410,6 +410,25 @@ def test_msgpack_clients_cannot_send_reserved_events_either(rules: None) -> None
             refused_client.disconnect()
 
 
+def test_a_packet_class_set_after_the_guard_is_the_one_the_guard_reads(rules: None) -> None:
+    """An application that sets its serializer on the server later: the guard must read
+    connects as python-socketio does, or no client is ever welcomed."""
+    pytest.importorskip("msgpack")
+    from socketio.msgpack_packet import MsgPackPacket
+
+    server = GuardedServer(async_mode="threading", ping_interval=1, ping_timeout=2)
+    server.packet_class = MsgPackPacket
+    with serving(OriginGate(socketio.WSGIApp(server)), "threading", server.shutdown) as url:
+        client = socketio.Client(reconnection=False, serializer="msgpack")
+        welcomed = threading.Event()
+        client.on("permission.message", lambda *args: welcomed.set())
+        try:
+            client.connect(url, headers={"Origin": ALLOWED}, wait_timeout=WAIT)
+            assert welcomed.wait(WAIT)
+        finally:
+            client.disconnect()
+
+
 def test_literal_catch_all_namespace_is_refused(rules: None) -> None:
     """python-socketio accepts the namespace "*" once a catch-all handler exists.
 

@@ -41,6 +41,12 @@ class DecodedOnce:
 
         self.reusing_class = ReusingPacket
 
+    def decoder(self, server: Any) -> type:
+        """The class python-socketio decodes this server's messages with now: the
+        application may set its own after the guard was installed."""
+        current = server.packet_class
+        return self.packet_class if current is self.reusing_class else current
+
     def hand_over(self, server: Any, data: Any, decoded: Any) -> None:
         """python-socketio's next decode of ``data`` gets ``decoded``, until ``take_back``.
 

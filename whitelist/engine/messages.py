@@ -70,7 +70,7 @@ def hook_messages(server: GuardHost) -> None:
         attachment = eio_sid in server._binary_packet
         if not attachment:  # none pending (python-socketio drops it at a namespace's disconnect)
             pending.forget(eio_sid, state)
-        decoded = None if attachment else _decode(once.packet_class, data)
+        decoded = None if attachment else _decode(once.decoder(server), data)
         excess = _too_much_binary(state, data, decoded, attachment=attachment)
         if excess is None and attachment:
             excess = pending.add(eio_sid, state, len(data))
