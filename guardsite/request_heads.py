@@ -14,6 +14,7 @@ own. ``tests/test_request_heads.py`` compares the two on generated heads.
 
 from __future__ import annotations
 
+import http.client
 import io
 import re
 from collections.abc import Callable
@@ -57,7 +58,8 @@ def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
     method, target, version = (part.decode("ascii") for part in request.groups())
     handler.command, handler.path, handler.request_version = method, target, version
     handler.requestline = raw.decode("ascii").rstrip("\r\n")
-    message = handler.MessageClass()
+    message_class = handler.MessageClass
+    message = PlainHeaders() if message_class is http.client.HTTPMessage else message_class()
     for name, value in headers:
         message.set_raw(name, value)
     message.set_payload("")  # the feed parser's, for the empty body after the head
@@ -70,6 +72,36 @@ def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
     elif connection == "keep-alive" and handler.protocol_version >= "HTTP/1.1":
         handler.close_connection = False
     return True
+
+
+class PlainHeaders(http.client.HTTPMessage):
+    """A plain head's headers, each looked up through a dict.
+
+    eventlet and the standard library ask for several headers a request, and
+    ``Message.get`` scans every header each time. The dict is built at the first
+    look-up and again whenever the header list is another list or of another
+    length than it was built from, or a header was replaced in place; the value is
+    returned through the policy exactly as ``Message.get`` returns it.
+    """
+
+    _first: dict[str, tuple[str, Any]] | None = None
+    _first_list: list[Any] | None = None
+    _first_length = 0
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        headers = self._headers
+        first = self._first
+        if first is None or self._first_list is not headers or self._first_length != len(headers):
+            first = {}
+            for key, value in headers:
+                first.setdefault(key.lower(), (key, value))
+            self._first, self._first_list, self._first_length = first, headers, len(headers)
+        found = first.get(name.lower())
+        return failobj if found is None else self.policy.header_fetch_parse(*found)
+
+    def replace_header(self, _name: str, _value: Any) -> None:
+        self._first = None
+        super().replace_header(_name, _value)
 
 
 def _read_header_lines(rfile: Any) -> list[bytes]:

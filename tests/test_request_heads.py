@@ -9,6 +9,7 @@ parser stored it, any error answer, and what is left of the stream (the body).
 from __future__ import annotations
 
 import functools
+import http.client
 import http.server
 import io
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardsite.request_heads import parse_request_head
+from guardsite.request_heads import PlainHeaders, parse_request_head
 
 REQUEST_PARTS = {
     "method": ["GET", "POST", "OPTIONS", "G\x00T", "", "GET /"],
@@ -74,9 +75,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def stored(headers: Any) -> dict[str, Any]:
-    """What the email parser stored, its policy and defects by kind (they have no equality)."""
+    """What the email parser stored, its policy and defects by kind (they have no equality);
+    not PlainHeaders' look-up dict, which is its own."""
     return {
-        **vars(headers),
+        **{key: value for key, value in vars(headers).items() if not key.startswith("_first")},
         "policy": repr(headers.policy),
         "defects": [type(defect).__name__ for defect in headers.defects],
     }
@@ -140,3 +142,37 @@ def test_heads_at_http_clients_limits_fail_as_they_do() -> None:
         standard, quick = both(head)
         assert quick == standard
         assert b" 431 " in standard["answered"]
+
+
+NAMES_ASKED = ["Host", "host", "CONNECTION", "X-A", "x-missing", "Content-Type"]
+
+
+def looked_up(headers: Any) -> list[Any]:
+    return [headers.get(name, "-") for name in NAMES_ASKED] + [
+        headers["X-A"],
+        "connection" in headers,
+        headers.get_all("X-A"),
+    ]
+
+
+def test_plain_headers_answer_as_the_email_package_does_before_and_after_changes() -> None:
+    """Looked up through a dict, which every kind of change to the headers must refresh."""
+    plain, standard = PlainHeaders(), http.client.HTTPMessage()
+    for headers in (plain, standard):
+        for name, value in [("Host", "a"), ("X-A", "1"), ("x-a", "2"), ("Connection", "close")]:
+            headers.set_raw(name, value)
+    changes = [
+        lambda h: h.__setitem__("Content-Type", "text/plain"),
+        lambda h: h.__delitem__("x-a"),
+        lambda h: h.set_raw("X-A", "3"),
+        lambda h: h.replace_header("connection", "keep-alive"),
+        lambda h: h.add_header("X-A", "4", q="1"),
+        lambda h: h.set_param("charset", "utf-8"),
+        lambda h: h.set_boundary("b"),
+        lambda h: h.del_param("charset"),
+    ]
+    assert looked_up(plain) == looked_up(standard)
+    for change in changes:
+        change(plain)
+        change(standard)
+        assert looked_up(plain) == looked_up(standard)
