@@ -219,6 +219,17 @@ def hostile(numbers: dict[str, Any]) -> list[str]:
         "Refusal at the handshake (`WHITELIST_REFUSE_AT_HANDSHAKE`, HTTP 403): "
         f"{handshake['refused']['rate']:,.0f} refused/s against "
         f"{handshake['admitted']['rate']:,.0f} admitted/s{node_text}.",
+    ]
+    against = numbers.get("handshake_against_node")
+    if against:
+        rounds = "; ".join(f"{row['guardsite']:,.0f} against {row['node']:,.0f}" for row in against)
+        ratio = _spread([row["guardsite"] / row["node"] for row in against])
+        lines += [
+            "",
+            "The same refusals against Node socket.io's `io.use()` refusals, alternating "
+            f"rounds with fresh servers, a second: {rounds}; Guardsite / Node {ratio}.",
+        ]
+    lines += [
         "",
         f"Fuzzing: {fuzz['inputs']:,} inputs in {fuzz['seconds']:.0f} s, "
         f"{fuzz['wrong_decisions']} wrong decisions, {fuzz['server_errors']} HTTP 5xx, "

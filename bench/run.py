@@ -263,11 +263,9 @@ def main() -> None:
             stop_servers(targets)
 
         results["hostile"] = hostile.run(work, env, ALLOWED_EXACT, DENIED, QUICK)
-        (node,) = start_servers(work, env, rules_file, which="c")
-        try:
-            results["hostile"]["node_refused"] = hostile.node_refusals(node.url, DENIED, QUICK)
-        finally:
-            stop(node.process)
+        results["hostile"]["handshake_against_node"] = hostile.handshake_against_node(
+            work, env, DENIED, rules_file, RATIO_ROUNDS, RUN_SECONDS
+        )
 
         results["refusal_log"] = refusal_log.run(
             work, rounds=2 if QUICK else 4, seconds=RUN_SECONDS
