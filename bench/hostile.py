@@ -17,6 +17,7 @@ from typing import Any
 
 import socketio
 
+from bench import ratios
 from bench.servers import (
     CLIENT_CORE,
     NODE,
@@ -207,18 +208,10 @@ def handshake_against_node(
         print(f"Refusals at the handshake against Node's, round {number + 1}/{rounds} ...")
         rates: dict[str, float] = {}
         for kind in ("guardsite", "node") if number % 2 == 0 else ("node", "guardsite"):
-            if kind == "guardsite":
-                url, process, _ = start_guardsite(work, env, f"handshake-{number}", **settings)
-            else:
-                port = free_port()
-                log = work / f"node-handshake-{number}.log"
-                command = [NODE, "bench/node_server.mjs", str(port), str(rules_file)]
-                process = spawn(command, env, log, "0")
-                wait_for(log, "READY", process)
-                url = f"http://127.0.0.1:{port}"
+            target = ratios.start(work, kind, env | settings, rules_file)
             try:
-                rates[kind] = connect_rate(url, refused, 32, seconds)["rate"]
+                rates[kind] = connect_rate(target.url, refused, 32, seconds)["rate"]
             finally:
-                stop(process)
+                stop(target.process)
         results.append(rates)
     return results
