@@ -382,6 +382,20 @@ def test_handler_wrappers_refuse_forged_calls_on_their_own(server: GuardedServer
         client.disconnect()
 
 
+@contextlib.contextmanager
+def welcomed_msgpack_client(url: str) -> Iterator[socketio.Client]:
+    """A msgpack client from the allowed origin, connected and welcomed; then disconnected."""
+    client = socketio.Client(reconnection=False, serializer="msgpack")
+    welcomed = threading.Event()
+    client.on("permission.message", lambda *args: welcomed.set())
+    try:
+        client.connect(url, headers={"Origin": ALLOWED}, wait_timeout=WAIT)
+        assert welcomed.wait(WAIT)
+        yield client
+    finally:
+        client.disconnect()
+
+
 def test_msgpack_clients_cannot_send_reserved_events_either(rules: None) -> None:
     """Other serializers reach the same message hook; binary frames, not text."""
     pytest.importorskip("msgpack")
@@ -391,23 +405,21 @@ def test_msgpack_clients_cannot_send_reserved_events_either(rules: None) -> None
     connects: list[Any] = []
     server.on("connect", lambda sid, environ, auth=None: connects.append(sid))
     server.on("ping_back", lambda sid: "pong")
-    with serving(OriginGate(socketio.WSGIApp(server)), "threading", server.shutdown) as url:
-        client = socketio.Client(reconnection=False, serializer="msgpack")
+    app = OriginGate(socketio.WSGIApp(server))
+    with (
+        serving(app, "threading", server.shutdown) as url,
+        welcomed_msgpack_client(url) as client,
+    ):
+        client.emit("connect", {"HTTP_ORIGIN": KEPT})
+        assert client.call("ping_back", timeout=WAIT) == "pong"
+        assert len(connects) == 1
         refused_client = socketio.Client(reconnection=False, serializer="msgpack")
-        welcomed = threading.Event()
-        client.on("permission.message", lambda *args: welcomed.set())
         try:
-            client.connect(url, headers={"Origin": ALLOWED}, wait_timeout=WAIT)
-            assert welcomed.wait(WAIT)
-            client.emit("connect", {"HTTP_ORIGIN": KEPT})
-            assert client.call("ping_back", timeout=WAIT) == "pong"
-            assert len(connects) == 1
             with pytest.raises(socketio.exceptions.ConnectionError):
                 refused_client.connect(url, headers={"Origin": REFUSED}, wait_timeout=WAIT)
-            assert len(connects) == 1
         finally:
-            client.disconnect()
             refused_client.disconnect()
+        assert len(connects) == 1
 
 
 def test_a_packet_class_set_after_the_guard_is_the_one_the_guard_reads(rules: None) -> None:
@@ -418,15 +430,9 @@ def test_a_packet_class_set_after_the_guard_is_the_one_the_guard_reads(rules: No
 
     server = GuardedServer(async_mode="threading", ping_interval=1, ping_timeout=2)
     server.packet_class = MsgPackPacket
-    with serving(OriginGate(socketio.WSGIApp(server)), "threading", server.shutdown) as url:
-        client = socketio.Client(reconnection=False, serializer="msgpack")
-        welcomed = threading.Event()
-        client.on("permission.message", lambda *args: welcomed.set())
-        try:
-            client.connect(url, headers={"Origin": ALLOWED}, wait_timeout=WAIT)
-            assert welcomed.wait(WAIT)
-        finally:
-            client.disconnect()
+    app = OriginGate(socketio.WSGIApp(server))
+    with serving(app, "threading", server.shutdown) as url, welcomed_msgpack_client(url):
+        pass  # welcomed: the guard saw the msgpack connect as a connect
 
 
 def test_literal_catch_all_namespace_is_refused(rules: None) -> None:
