@@ -82,9 +82,10 @@ def guard_ratios(numbers: dict[str, Any], settings: dict[str, Any]) -> list[str]
         f"### Guardsite against plain python-socketio ({settings['ratio_rounds']} alternating "
         f"rounds of {settings['ratio_seconds']:.0f} s a measure, the same handlers)",
         "",
-        "Connects at concurrency 32 over each transport, with the handshake limit off and "
-        "on but never reached (each connect from the next of 250 addresses); echoes (an "
-        "event and its ack) on 100 sockets, Node socket.io's beside them.",
+        f"Connects at concurrency {ratios.CONCURRENCY} over each transport, with the "
+        "handshake limit off and on but never reached (each connect from the next of 250 "
+        f"addresses); echoes (an event and its ack) on {ratios.ECHO_SOCKETS} sockets, Node "
+        "socket.io's beside them.",
         "",
         *ratios.table(rounds),
     ]
