@@ -14,6 +14,10 @@ Two kinds of input arrive here and they are treated differently:
 Origins are compared as ``(scheme, host, port)`` tuples with the default port
 filled in, never as strings, so ``https://example.com.evil.com`` or
 ``https://example.com@evil.com`` can never pass a rule for ``example.com``.
+
+Browser extensions and packaged apps send origins of other schemes
+(``chrome-extension://<id>``, ``capacitor://localhost``): exact, without a port
+(``NO_PORT``), their hosts checked by ``app_origins``.
 """
 
 from __future__ import annotations
@@ -21,11 +25,20 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 import idna
+
+from whitelist.core.app_origins import (
+    NO_PORT,
+    Problem,
+    authority_problem,
+    rule_scheme_problem,
+    scheme_problem,
+)
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_HEADER_LENGTH = 4096
@@ -52,11 +65,22 @@ _NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9A-Fa-f]*|[0-9]+)")
 
 
 class OriginError(ValueError):
-    """A value that is not a usable origin or rule; the message says why."""
+    """A value that is not a usable origin or rule; the message says why.
+
+    ``suggestion`` is what was probably meant, for people to be offered.
+    """
+
+    def __init__(self, reason: str, suggestion: str | None = None) -> None:
+        super().__init__(reason)
+        self.suggestion = suggestion
+
+    @classmethod
+    def of(cls, problem: Problem) -> OriginError:
+        return cls(problem.reason, problem.suggestion)
 
 
 class Origin(NamedTuple):
-    """A normalised web origin; ``port`` is the effective port.
+    """A normalised origin; ``port`` is the effective port (``NO_PORT`` for an app's).
 
     A tuple, so that it is cheap to build on every connect and is its own index key.
     """
@@ -73,7 +97,8 @@ class Origin(NamedTuple):
 class Rule:
     """An allowlist rule: one origin, or every subdomain of ``host``.
 
-    ``port`` is the effective port, or ``None`` for any port.
+    ``port`` is the effective port, or ``None`` for any port; an extension's or
+    app's rule is exact, with ``NO_PORT``.
     """
 
     scheme: str
@@ -88,6 +113,8 @@ class Rule:
 
 def _serialise(scheme: str, host: str, port: int | None) -> str:
     shown_host = f"[{host}]" if ":" in host else host
+    if port == NO_PORT:
+        return f"{scheme}://{shown_host}"
     if port is None:
         return f"{scheme}://{shown_host}:*"
     if port == DEFAULT_PORTS[scheme]:
@@ -112,15 +139,23 @@ def _check_characters(value: str, *, allow_unicode: bool = False) -> None:
         raise OriginError("contains a comma (two origins joined?)")
 
 
-def _split(value: str) -> tuple[str, str, str, str]:
-    """Return scheme, authority, path and the rest (query/fragment) of a URL."""
+def _split(value: str, extra_schemes: Collection[str] | None) -> tuple[str, str, str, str]:
+    """Return scheme, authority, path and the rest (query/fragment) of a URL.
+
+    ``extra_schemes`` is None for a client's header, whose scheme may be any
+    that can have a host; a rule's must be a web, extension or app scheme.
+    """
     try:
         parts = urlsplit(value)
     except ValueError as exc:
         raise OriginError(f"not a URL ({exc})") from None
     scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise OriginError("the scheme must be http or https")
+    if extra_schemes is None:
+        problem = scheme_problem(scheme) if scheme not in DEFAULT_PORTS else None
+    else:
+        problem = rule_scheme_problem(scheme, extra_schemes)
+    if problem is not None:
+        raise OriginError.of(problem)
     if not value.lower().startswith(f"{scheme}://") or not parts.netloc:
         raise OriginError("expected scheme://host")
     rest = value[len(scheme) + 3 + len(parts.netloc) :]
@@ -188,19 +223,38 @@ def _parse_authority(
     return host, port, subdomains
 
 
-def parse_rule(value: str) -> Rule:
+def _app_host(scheme: str, authority: str, *, from_client: bool) -> str:
+    """The host of an extension's or app's origin, which is exact and has no port."""
+    problem = authority_problem(scheme, authority)
+    if problem is not None:
+        raise OriginError.of(problem)
+    return _parse_host(authority, from_client=from_client)
+
+
+def parse_rule(value: str, extra_schemes: Collection[str] = ()) -> Rule:
     """Parse and normalise a rule typed by staff.
 
     Accepted: ``scheme://host[:port]`` and ``scheme://*.domain[:port]``; the port
-    may be ``*`` for any port. A single trailing slash is tolerated.
+    may be ``*`` for any port. A single trailing slash is tolerated. Extension
+    and app schemes (``app_origins``, and ``extra_schemes``) take one exact host.
     """
     text = value.strip()
     if text == "*":
         raise OriginError("a rule must name an origin; allowing everyone is not supported")
+    if text.lower() == "null":
+        raise OriginError(
+            "null is the origin of sandboxed frames, file: pages and some Electron apps, "
+            "which any page can take on: it is never allowed"
+        )
+    problem = scheme_problem(text.partition(":")[0].lower())
+    if problem is not None:  # before the characters: "data:text/html,..." has a comma
+        raise OriginError.of(problem)
     _check_characters(text, allow_unicode=True)
-    scheme, authority, path, rest = _split(text)
+    scheme, authority, path, rest = _split(text, extra_schemes)
     if path not in ("", "/") or rest:
         raise OriginError("a rule is an origin (scheme://host[:port]) without a path or query")
+    if scheme not in DEFAULT_PORTS:
+        return Rule(scheme, _app_host(scheme, authority, from_client=False), NO_PORT)
     host, port, subdomains = _parse_authority(
         authority, scheme, from_client=False, allow_wildcards=True
     )
@@ -270,9 +324,11 @@ def _is_plain_host_name(host: str) -> bool:
 def _client_origin_thorough(value: str, *, bare: bool) -> Origin:
     """Every check, one by one, each with its own message."""
     _check_characters(value)
-    scheme, authority, path, rest = _split(value)
+    scheme, authority, path, rest = _split(value, None)
     if bare and (path or rest):
         raise OriginError("an Origin header has no path, query or fragment")
+    if scheme not in DEFAULT_PORTS:
+        return Origin(scheme, _app_host(scheme, authority, from_client=True), NO_PORT)
     host, port, _ = _parse_authority(authority, scheme, from_client=True, allow_wildcards=False)
     if port is None:  # pragma: no cover - "*" is refused without allow_wildcards
         raise OriginError("the port must be a number")

@@ -89,12 +89,15 @@ def _ascii(name: str) -> str | None:
             return None
 
 
-def parse_scoped_rule(value: str, broad_rules: Collection[str]) -> Rule:
+def parse_scoped_rule(
+    value: str, broad_rules: Collection[str], extra_schemes: Collection[str] = ()
+) -> Rule:
     """``parse_rule``, refusing rules that are too broad unless ``broad_rules`` lists them.
 
-    ``broad_rules`` is ``WHITELIST_BROAD_RULES``, normalised (``conf``).
+    ``broad_rules`` is ``WHITELIST_BROAD_RULES``, normalised (``conf``), and
+    ``extra_schemes`` is ``WHITELIST_EXTRA_SCHEMES``.
     """
-    rule = parse_rule(value)
+    rule = parse_rule(value, extra_schemes)
     reason = too_broad(rule)
     if reason and str(rule) not in broad_rules:
         raise OriginError(f"{reason} (list it in WHITELIST_BROAD_RULES if you mean it)")
