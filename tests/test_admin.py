@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from whitelist.models import AllowedOrigin
@@ -108,3 +108,30 @@ def test_international_names_are_shown_in_unicode_and_look_alikes_flagged(
     assert "https://xn--bcher-kva.example" in page and "https://bücher.example" in page
     assert "https://pаypal.com ⚠ mixes Cyrillic + Latin letters: a look-alike?" in page
     assert page.count("⚠") == 1
+
+
+def test_the_form_names_the_schemes_of_extensions_and_apps(admin_client: Client) -> None:
+    with override_settings(WHITELIST_EXTRA_SCHEMES=["myapp"]):
+        form = admin_client.get(ADD_URL).context["adminform"].form
+    help_text = form.fields["pattern"].help_text
+    for scheme in ("chrome-extension://", "moz-extension://", "capacitor://", "myapp://"):
+        assert scheme in help_text
+    assert "no wildcard, no port" in help_text
+
+
+def test_an_extension_rule_is_added_and_enforced(admin_client: Client) -> None:
+    origin = "chrome-extension://" + "a" * 32
+    response = admin_client.post(ADD_URL, add_form(origin.upper()))
+    assert response.status_code == 302
+    assert AllowedOrigin.objects.get().pattern == origin
+    assert decide({"HTTP_ORIGIN": origin}, allowlist).allowed
+
+
+def test_an_extension_id_in_the_wrong_form_gets_what_was_meant(admin_client: Client) -> None:
+    uuid = "2c127fa4-62c7-7e4f-90e5-472b45eecfdc"
+    response = admin_client.post(ADD_URL, add_form(f"chrome-extension://{uuid}"))
+    assert response.context["adminform"].form.errors["pattern"] == [
+        f"chrome-extension://{uuid} is not a valid rule: that is a UUID, which Firefox and "
+        f"Safari give an installed extension. Did you mean moz-extension://{uuid}?"
+    ]
+    assert not AllowedOrigin.objects.exists()

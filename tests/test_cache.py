@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 
 from whitelist.core.index import AllowlistIndex
 from whitelist.core.origins import parse_origin_header
@@ -135,3 +136,10 @@ def test_watch_offers_a_snapshot_again_when_the_recheck_failed() -> None:
     sleep, stop = rounds(3)
     cache.watch(sleep, stop=stop, on_change=flaky)
     assert calls == [7, 7]
+
+
+def test_a_rule_whose_extra_scheme_is_no_longer_listed_is_not_loaded() -> None:
+    with override_settings(WHITELIST_EXTRA_SCHEMES=["myapp"]):
+        AllowedOrigin.objects.create(pattern="myapp://main")
+        assert allowed(AllowlistCache(), "myapp://main")
+    assert not allowed(AllowlistCache(), "myapp://main")

@@ -15,6 +15,7 @@ from django.test import override_settings
 from harness.live import manage
 from whitelist import environment_checks
 from whitelist.checks import check_settings
+from whitelist.conf import conf
 from whitelist.environment_checks import (
     check_broad_rules,
     check_debug,
@@ -406,3 +407,22 @@ def test_an_unreadable_tls_certificate_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "cert.pem").write_text("not a certificate")
     with override_settings(GUARDSITE_TLS_CERT=str(tmp_path / "cert.pem")):
         assert [m.id for m in check_tls_certificate_expiry()] == ["guardsite.E001"]
+
+
+@pytest.mark.parametrize(
+    ("value", "errors", "kept"),
+    [
+        ("myapp", 1, set()),
+        (["MyApp"], 1, set()),
+        (["file", "wss", "my app"], 3, set()),
+        (["ok", 7], 1, {"ok"}),
+        (["myapp", "com.example.app"], 0, {"myapp", "com.example.app"}),
+    ],
+)
+def test_unusable_extra_schemes_are_an_error_and_left_out(
+    value: object, errors: int, kept: set[str]
+) -> None:
+    with override_settings(WHITELIST_EXTRA_SCHEMES=value):
+        assert ids() == ["whitelist.E010"] * errors
+        schemes = conf.WHITELIST_EXTRA_SCHEMES
+        assert schemes == kept

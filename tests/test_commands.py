@@ -156,3 +156,29 @@ def test_list_escapes_control_characters_in_notes() -> None:
     AllowedOrigin.objects.create(pattern="https://shop.example.com", note="ok\x1b[2J\x07 done")
     listed = run("list").splitlines()
     assert listed == ["enabled   https://shop.example.com  # ok\\x1b[2J\\x07 done"]
+
+
+def test_an_extension_rule_is_added_and_checked() -> None:
+    origin = "chrome-extension://" + "a" * 32
+    assert run("add", origin) == f"added {origin}\n"
+    assert run("check", f"{origin}/popup.html").startswith(f"allowed: {origin}/popup.html")
+
+
+def test_check_says_what_an_extension_id_in_the_wrong_form_meant() -> None:
+    uuid = "2c127fa4-62c7-7e4f-90e5-472b45eecfdc"
+    out = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("whitelist", "check", f"chrome-extension://{uuid}", stdout=out)
+    assert out.getvalue().splitlines()[1:] == [
+        "  reason: malformed-origin (Origin: that is a UUID, which Firefox and Safari give "
+        "an installed extension)",
+        f"  did you mean: moz-extension://{uuid}",
+    ]
+
+
+def test_add_says_what_an_extension_id_in_the_wrong_form_meant() -> None:
+    with pytest.raises(CommandError, match=r"Did you mean chrome-extension://a{32}\?"):
+        run("add", "moz-extension://" + "a" * 32)
+    with pytest.raises(CommandError, match="no wildcard"):
+        run("add", "chrome-extension://*")
+    assert not AllowedOrigin.objects.exists()

@@ -159,3 +159,27 @@ def test_migration_0002_normalises_rules_stored_as_typed() -> None:
     assert rules["https://*"][0] is False
     assert rules["https://*"][1].startswith("disabled by migration 0002: a wildcard")
     assert len(rules) == 3
+
+
+def test_loaddata_stores_an_extension_rule_normalised(tmp_path: Path) -> None:
+    uuid = "2c127fa4-62c7-7e4f-90e5-472b45eecfdc"
+    fixture = tmp_path / "rules.json"
+    fixture.write_text(
+        '[{"model": "whitelist.allowedorigin", "pk": 9, '
+        f'"fields": {{"pattern": "MOZ-EXTENSION://{uuid.upper()}", "enabled": true, "note": "",'
+        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
+    )
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert AllowedOrigin.objects.get(pk=9).pattern == f"moz-extension://{uuid}"
+
+
+def test_a_fixture_with_an_extension_wildcard_does_not_load(tmp_path: Path) -> None:
+    fixture = tmp_path / "rules.json"
+    fixture.write_text(
+        '[{"model": "whitelist.allowedorigin", "pk": 10, '
+        '"fields": {"pattern": "chrome-extension://*", "enabled": true, "note": "",'
+        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
+    )
+    with pytest.raises(Exception, match=r"AllowedOrigin\(pk=10\): a chrome-extension origin"):
+        call_command("loaddata", str(fixture), verbosity=0)
+    assert not AllowedOrigin.objects.exists()

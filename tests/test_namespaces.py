@@ -82,3 +82,12 @@ def test_the_decision_says_which_namespace_found_no_rule() -> None:
     assert (decision.allowed, decision.reason) == (False, NOT_ALLOWED)
     assert decision.detail == "no rule matches on /admin"
     assert decide_headers("https://shop.example.com", None, index, "/chat").allowed
+
+
+def test_an_app_rule_can_be_limited_to_namespaces() -> None:
+    app = parse_rule("capacitor://localhost")
+    index = AllowlistIndex([app], {app: frozenset({"/chat"})})
+    assert match(index, "capacitor://localhost", "/chat") == "capacitor://localhost"
+    assert match(index, "capacitor://localhost", "/") is None
+    refused = decide_headers("capacitor://localhost", None, index, "/")
+    assert (refused.reason, refused.origin) == (NOT_ALLOWED, "capacitor://localhost")

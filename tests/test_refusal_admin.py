@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.messages import get_messages
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -92,3 +92,13 @@ def test_more_namespaces_than_one_rule_holds_are_skipped_when_scoped(admin_clien
     said = allow(admin_client, rows, scoped="yes")
     assert stored() == {"https://partner.test": "/orders"}
     assert "No rule for https://many.test: its namespaces are too many for one rule" in said
+
+
+def test_refused_apps_become_rules_and_an_unlisted_scheme_says_how(admin_client: Client) -> None:
+    rows = [refused("capacitor://localhost", "/chat"), refused("myapp://main")]
+    said = allow(admin_client, rows, state="enabled", scoped="yes")
+    assert stored() == {"capacitor://localhost": "/chat"}
+    assert any("myapp://main" in line and "WHITELIST_EXTRA_SCHEMES" in line for line in said)
+    with override_settings(WHITELIST_EXTRA_SCHEMES=["myapp"]):
+        allow(admin_client, [rows[1]], state="enabled")
+    assert stored() == {"capacitor://localhost": "/chat", "myapp://main": ""}

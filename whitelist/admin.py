@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
-from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Sum
+from django.db.models import Field, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -20,6 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from whitelist.audit import acting_as, admin_actor
+from whitelist.conf import conf
+from whitelist.core.app_origins import APP_SCHEMES
 from whitelist.core.display import spelling
 from whitelist.models import AllowedOrigin, RuleActivity, RuleChange
 from whitelist.reporting.flushing import ALIVE_SECONDS
@@ -53,6 +55,13 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     actions = ["enable_rules", "disable_rules"]
+
+    def formfield_for_dbfield(self, db_field: Field, request: HttpRequest, **kwargs: Any) -> Any:
+        """The origin's help names every scheme a rule may have, the settings' extra ones too."""
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "pattern" and field is not None:
+            field.help_text = f"{db_field.help_text} {accepted_app_schemes()}"
+        return field
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AllowedOrigin]:
         """The rules with their activity and last change, in the list's one query."""
@@ -140,3 +149,12 @@ class AllowedOriginAdmin(admin.ModelAdmin):
             self.log_change(request, rule, [{"changed": {"fields": ["Enabled"]}}])
         message = ngettext("%(count)d origin %(state)s.", "%(count)d origins %(state)s.", count)
         self.message_user(request, message % {"count": count, "state": state}, messages.SUCCESS)
+
+
+def accepted_app_schemes() -> str:
+    """The schemes of extensions and apps a rule may name, for the form's help."""
+    schemes = [*APP_SCHEMES, *sorted(conf.WHITELIST_EXTRA_SCHEMES)]
+    return _(
+        "Extensions and apps, one exact origin each (no wildcard, no port): %(schemes)s, "
+        "as in chrome-extension://<id> or capacitor://localhost."
+    ) % {"schemes": ", ".join(f"{scheme}://" for scheme in schemes)}

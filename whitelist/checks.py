@@ -1,6 +1,6 @@
 """System checks of the ``WHITELIST_*`` settings themselves.
 
-Ids ``whitelist.E001``-``E003``, ``E005``-``E009``, ``W001``, ``W010``, ``W011``.
+Ids ``whitelist.E001``-``E003``, ``E005``-``E010``, ``W001``, ``W010``-``W012``.
 
 What the settings mean for a deployment (deploy switches, versions, the
 database driver, the rules stored) is checked in ``environment_checks``.
@@ -20,6 +20,7 @@ from whitelist.conf import (
     is_positive_number,
     is_whole_number,
 )
+from whitelist.core.app_origins import extra_scheme_problem
 from whitelist.core.proxies import parse_network
 
 # Switches that must be True or False (a string such as "False" would be truthy).
@@ -63,6 +64,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         *_metrics_token(),
         *_missing_origin(),
         *_trusted_proxies(),
+        *_extra_schemes(),
     ]
 
 
@@ -222,6 +224,28 @@ def _trusted_proxies() -> list[CheckMessage]:
                 )
             )
     return messages
+
+
+def _extra_schemes() -> list[CheckMessage]:
+    value = conf.raw("WHITELIST_EXTRA_SCHEMES", ())
+    example = 'a list of the schemes your apps\' pages send with a host, such as ["myapp"]'
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        return [
+            Error(
+                f"WHITELIST_EXTRA_SCHEMES is {value!r}: no extra scheme is accepted.",
+                hint=f"Use {example}.",
+                id="whitelist.E010",
+            )
+        ]
+    return [
+        Error(
+            f"WHITELIST_EXTRA_SCHEMES has {name!r}, which is left out: {problem}.",
+            hint=f"Correct or remove it; use {example}.",
+            id="whitelist.E010",
+        )
+        for name in value
+        if (problem := extra_scheme_problem(name)) is not None
+    ]
 
 
 @register(Tags.security)

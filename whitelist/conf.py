@@ -18,6 +18,7 @@ from typing import Any
 
 from django.conf import settings
 
+from whitelist.core.app_origins import extra_scheme_problem
 from whitelist.core.proxies import TrustedProxies, parse_network
 
 logger = logging.getLogger(__name__)
@@ -286,6 +287,22 @@ class WhitelistSettings:
             except (OriginError, TypeError, AttributeError):
                 _unusable("WHITELIST_BROAD_RULES entry", pattern, "nothing")
         return frozenset(rules)
+
+    @cached_property
+    def WHITELIST_EXTRA_SCHEMES(self) -> frozenset[str]:  # noqa: N802
+        """Schemes that rules may name besides http, https and the known extension and app
+        ones (``whitelist.core.app_origins``); an unusable entry is left out (``E010``)."""
+        value = self.raw("WHITELIST_EXTRA_SCHEMES", ())
+        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+            _unusable("WHITELIST_EXTRA_SCHEMES", value, ())
+            return frozenset()
+        schemes = set()
+        for name in value:
+            if extra_scheme_problem(name) is None:
+                schemes.add(name)
+            else:
+                _unusable("WHITELIST_EXTRA_SCHEMES entry", name, "nothing")
+        return frozenset(schemes)
 
     @cached_property
     def WHITELIST_CHANGES_URL(self) -> str | None:  # noqa: N802

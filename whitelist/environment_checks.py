@@ -14,10 +14,11 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import connections
 
 from whitelist.conf import conf
-from whitelist.core.origins import OriginError, parse_rule
+from whitelist.core.origins import OriginError
 from whitelist.core.scope import too_broad
 from whitelist.engine import contracts
 from whitelist.engine.versions import SUPPORTED, installed_release, parse_release
+from whitelist.rules.configured import normalise_rule
 
 
 @register(Tags.security, deploy=True)
@@ -213,7 +214,7 @@ def _too_broad(patterns: list[str]) -> list[tuple[str, str]]:
     found = []
     for pattern in patterns:
         try:
-            reason = too_broad(parse_rule(pattern))
+            reason = too_broad(normalise_rule(pattern))
         except OriginError:  # malformed: the server skips it and logs it
             continue
         if reason is not None:

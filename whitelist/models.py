@@ -18,26 +18,28 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from whitelist.audit import record_changes
-from whitelist.conf import conf
 from whitelist.core.namespaces import (
     NamespaceError,
     format_namespaces,
     normalise_namespaces,
     parse_namespaces,
 )
-from whitelist.core.origins import OriginError, Rule, parse_rule
-from whitelist.core.scope import parse_scoped_rule
+from whitelist.core.origins import OriginError, Rule
+from whitelist.rules.configured import normalise_rule, parse_configured_rule
 
 
 def validate_rule(value: str) -> None:
     """Form and model validator: the value must parse as a rule."""
     try:
-        parse_scoped_rule(value, conf.WHITELIST_BROAD_RULES)
+        parse_configured_rule(value)
     except OriginError as exc:
+        message = _("%(value)s is not a valid rule: %(reason)s.")
+        if exc.suggestion:
+            message = _("%(value)s is not a valid rule: %(reason)s. Did you mean %(suggestion)s?")
         raise ValidationError(
-            _("%(value)s is not a valid rule: %(reason)s."),
+            message,
             code="invalid_rule",
-            params={"value": value, "reason": str(exc)},
+            params={"value": value, "reason": str(exc), "suggestion": exc.suggestion},
         ) from None
 
 
@@ -95,7 +97,7 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
         created = []
         with transaction.atomic(using=self.db):
             for origin, namespaces in origins:
-                pattern = str(parse_scoped_rule(origin, conf.WHITELIST_BROAD_RULES))
+                pattern = str(parse_configured_rule(origin))
                 if self.filter(pattern=pattern).exists():
                     continue
                 rule = self.model(pattern=pattern, enabled=enabled, note=note[:200])
@@ -163,19 +165,19 @@ class AllowedOrigin(models.Model):
 
     @property
     def rule(self) -> Rule:
-        return parse_rule(self.pattern)
+        return normalise_rule(self.pattern)
 
     def clean_fields(self, exclude: Any = None) -> None:
         """Store the normalised form, so uniqueness is checked on what is stored."""
         with contextlib.suppress(OriginError):  # the field validator reports it
-            self.pattern = str(parse_rule(self.pattern))
+            self.pattern = str(normalise_rule(self.pattern))
         with contextlib.suppress(NamespaceError):
             self.namespaces = normalise_namespaces(self.namespaces)
         super().clean_fields(exclude=exclude)
 
     def normalise(self) -> None:
         """Normalise pattern and namespaces (OriginError or NamespaceError if one is bad)."""
-        self.pattern = str(parse_scoped_rule(self.pattern, conf.WHITELIST_BROAD_RULES))
+        self.pattern = str(parse_configured_rule(self.pattern))
         self.namespaces = normalise_namespaces(self.namespaces)
 
 

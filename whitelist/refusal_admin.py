@@ -14,12 +14,11 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 
 from whitelist.audit import acting_as, admin_actor
-from whitelist.conf import conf
 from whitelist.core.namespaces import NamespaceError, format_namespaces, parse_namespaces
 from whitelist.core.origins import OriginError, parse_origin_header
-from whitelist.core.scope import parse_scoped_rule
 from whitelist.models import AllowedOrigin
 from whitelist.records import RefusedConnect, RuleChange
+from whitelist.rules.configured import parse_configured_rule
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -154,7 +153,6 @@ def select_origins(rows: QuerySet[RefusedConnect]) -> Selection:
     odd: dict[str, set[str]] = {}
     no_rule: dict[str, str] = {}
     unusable: set[str] = set()
-    broad_rules = conf.WHITELIST_BROAD_RULES
     for origin, namespace in rows.values_list("origin", "namespace").distinct():
         try:
             canonical = str(parse_origin_header(origin))
@@ -162,7 +160,7 @@ def select_origins(rows: QuerySet[RefusedConnect]) -> Selection:
             unusable.add(origin or "(none)")
             continue
         try:
-            parse_scoped_rule(canonical, broad_rules)
+            parse_configured_rule(canonical)
         except OriginError as exc:
             no_rule[canonical] = str(exc)
             continue

@@ -18,14 +18,13 @@ from dataclasses import dataclass
 
 from django.db import connection, connections, transaction
 
-from whitelist.conf import conf
 from whitelist.core.index import AllowlistIndex
 from whitelist.core.namespaces import NamespaceError, parse_namespaces
 from whitelist.core.origins import OriginError, Rule
 from whitelist.core.outages import OutageLog
-from whitelist.core.scope import parse_scoped_rule
 from whitelist.engine.blocking import off_the_loop
 from whitelist.rules.changes import refresh_interval, rules_database
+from whitelist.rules.configured import parse_configured_rule
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ def load_snapshot() -> Snapshot:
         )
     for pattern, namespaces in rows:
         try:
-            rule = parse_scoped_rule(pattern, conf.WHITELIST_BROAD_RULES)
+            rule = parse_configured_rule(pattern)
             scopes[rule] = parse_namespaces(namespaces)
         except (OriginError, NamespaceError):
             skipped.append(pattern)  # never widened to every namespace

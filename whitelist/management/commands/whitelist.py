@@ -12,13 +12,18 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from whitelist.audit import acting_as, command_actor
-from whitelist.conf import conf
 from whitelist.core.namespaces import NamespaceError, normalise_namespaces, parse_namespaces
-from whitelist.core.origins import OriginError, as_browsers_send, parse_rule
-from whitelist.core.scope import parse_scoped_rule
+from whitelist.core.origins import (
+    OriginError,
+    as_browsers_send,
+    origin_of_referer,
+    parse_origin_header,
+    parse_rule,
+)
 from whitelist.models import AllowedOrigin
 from whitelist.rules.cache import load_snapshot
-from whitelist.rules.decision import Decision, decide_headers
+from whitelist.rules.configured import parse_configured_rule
+from whitelist.rules.decision import MALFORMED, Decision, decide_headers
 
 
 class Command(BaseCommand):
@@ -92,7 +97,11 @@ class Command(BaseCommand):
             if namespace is not None and not is_namespace(namespace):
                 raise CommandError(f"{namespace!r} is not a namespace: it must start with /")
             decision = check_value(sent, namespace)
-            self.stdout.write(describe(value, decision, sent, namespace))
+            lines = describe(value, decision, sent, namespace)
+            suggestion = suggested_origin(sent) if decision.reason == MALFORMED else None
+            if suggestion:
+                lines += f"\n  did you mean: {suggestion}"
+            self.stdout.write(lines)
             if not decision.allowed:
                 raise SystemExit(1)
 
@@ -105,9 +114,9 @@ def _normalise_all(patterns: list[str], verb: str) -> list[str]:
     normalised = []
     for pattern in patterns:
         try:
-            normalised.append(str(parse_scoped_rule(pattern, conf.WHITELIST_BROAD_RULES)))
+            normalised.append(str(parse_configured_rule(pattern)))
         except OriginError as exc:
-            hint = _scheme_hint(pattern)
+            hint = f" Did you mean {exc.suggestion}?" if exc.suggestion else _scheme_hint(pattern)
             none = "it was not" if len(patterns) == 1 else f"none of the {len(patterns)} were"
             raise CommandError(
                 f"{pattern!r} is not a valid rule: {exc}.{hint} Nothing changed: {none} {verb}."
@@ -218,11 +227,23 @@ def is_namespace(value: str) -> bool:
 def check_value(value: str, namespace: str | None = None) -> Decision:
     """Judge ``value`` as the server would: an origin as ``Origin``, a URL as ``Referer``."""
     index = load_snapshot().index
-    scheme_and_rest = value.split("://", 1)
-    has_path = len(scheme_and_rest) == 2 and any(c in scheme_and_rest[1] for c in "/?#")
-    if has_path:
+    if _has_path(value):
         return decide_headers(None, value, index, namespace)
     return decide_headers(value, None, index, namespace)
+
+
+def suggested_origin(value: str) -> str | None:
+    """What a malformed ``value`` probably meant (an extension id under the wrong scheme)."""
+    try:
+        (origin_of_referer if _has_path(value) else parse_origin_header)(value)
+    except OriginError as exc:
+        return exc.suggestion
+    return None
+
+
+def _has_path(value: str) -> bool:
+    scheme_and_rest = value.split("://", 1)
+    return len(scheme_and_rest) == 2 and any(c in scheme_and_rest[1] for c in "/?#")
 
 
 def describe(
