@@ -140,6 +140,17 @@ def test_report_only_admits_only_origin_refusals(
         assert admitted_by_report_only(refusal, namespace) is False
 
 
+def test_an_app_origin_is_reported_and_counted_like_any(server: LiveServer) -> None:
+    origin = "capacitor://localhost"
+    labels = {"outcome": "report-only", "reason": "origin-not-allowed", "namespace": "/"}
+    before = metric(server, "whitelist_connects_total", **labels)
+    assert try_connect(server.url, origin=origin)[0].welcome is not None
+    assert wait_until(
+        lambda: [row[:4] for row in refusals(server, origin)] == [("origin-not-allowed", "/", 1, 1)]
+    )
+    assert wait_until(lambda: metric(server, "whitelist_connects_total", **labels) == before + 1)
+
+
 def test_a_socket_admitted_only_by_report_only_has_no_user(server: LiveServer) -> None:
     """Its cookies came from a page on a site the rules do not list."""
     add_superuser(server, "erin", "erins-long-password-here")
