@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -151,13 +153,19 @@ def run(*command: str | Path, env: dict[str, str], cwd: Path, timeout: float = 1
     return result.stdout
 
 
-def build_wheel(tmp_path: Path, env: dict[str, str]) -> Path:
+def copy_source(tmp_path: Path) -> Path:
+    """What the distributions are built from: the app and its packaging files, no more."""
     source = tmp_path / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "LICENSE", "CHANGELOG.md", "MANIFEST.in"):
         shutil.copy(ROOT / name, source / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "whitelist", source / "whitelist", ignore=ignore)
+    return source
+
+
+def build_wheel(tmp_path: Path, env: dict[str, str]) -> Path:
+    source = copy_source(tmp_path)
     wheels = tmp_path / "wheels"
     pip = (sys.executable, "-m", "pip", "--disable-pip-version-check")
     run(*pip, "wheel", "--no-deps", "-q", "-w", wheels, source, env=env, cwd=tmp_path)
@@ -272,3 +280,29 @@ def test_wheel_protects_a_fresh_django_project(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+@pytest.mark.timeout(300)  # build's isolated environment may download setuptools
+def test_the_distributions_carry_the_licence_and_pass_twine_check(tmp_path: Path) -> None:
+    source = copy_source(tmp_path)
+    env = isolated_env(tmp_path / "project")
+    dist = tmp_path / "dist"
+    run(sys.executable, "-m", "build", "--outdir", dist, source, env=env, cwd=tmp_path, timeout=240)
+    (wheel,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    run(sys.executable, "-m", "twine", "check", "--strict", wheel, sdist, env=env, cwd=tmp_path)
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    with zipfile.ZipFile(wheel) as archive:
+        info = f"django_socketio_whitelist-{version}.dist-info"
+        metadata = archive.read(f"{info}/METADATA").decode()
+        licence = archive.read(f"{info}/licenses/LICENSE").decode()
+    assert licence == (ROOT / "LICENSE").read_text()
+    headers, _, description = metadata.partition("\n\n")
+    assert "License-Expression: BSD-3-Clause" in headers.splitlines()
+    assert description.startswith("# django-socketio-whitelist\n")
+    assert "make run" not in description.split("## Settings")[0]  # the app's, not the demo's
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"LICENSE", "CHANGELOG.md", "whitelist/README.md"} <= names
+    assert f"## {version} " in (ROOT / "CHANGELOG.md").read_text()
