@@ -21,6 +21,7 @@ from whitelist.environment_checks import (
     check_debug,
     check_deploy_settings,
     check_metrics_public,
+    check_proxy_count,
     check_report_only,
     check_socketio_versions,
 )
@@ -426,3 +427,18 @@ def test_unusable_extra_schemes_are_an_error_and_left_out(
         assert ids() == ["whitelist.E010"] * errors
         schemes = conf.WHITELIST_EXTRA_SCHEMES
         assert schemes == kept
+
+
+@pytest.mark.parametrize(
+    ("proxy_header", "count", "ids"),
+    [
+        (("HTTP_X_FORWARDED_PROTO", "https"), 0, ["whitelist.W013"]),
+        (("HTTP_X_FORWARDED_PROTO", "https"), 1, []),
+        (None, 0, []),
+    ],
+)
+def test_a_trusted_proxy_without_a_proxy_count_is_a_deploy_warning(
+    proxy_header: tuple[str, str] | None, count: int, ids: list[str]
+) -> None:
+    with override_settings(SECURE_PROXY_SSL_HEADER=proxy_header, WHITELIST_PROXY_COUNT=count):
+        assert [message.id for message in check_proxy_count()] == ids

@@ -90,13 +90,17 @@ def test_production_over_tls_passes_check_deploy_with_the_environment_alone(
     database = shutil.copyfile(migrated_template, tmp_path / "db.sqlite3")
     assert "whitelist.W005" in deploy_check(database)  # no rule enabled yet
     command_on(database, "whitelist", "add", "https://www.example.com")
+    behind_proxy = {
+        "DJANGO_TRUST_X_FORWARDED_PROTO": "1",
+        "WHITELIST_REQUIRE_SECURE": "1",
+        "DJANGO_SECURE_HSTS_SECONDS": "31536000",
+        "DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+        "DJANGO_SECURE_HSTS_PRELOAD": "1",
+    }
+    # The proxy is trusted for the protocol: the handshake limit must count its clients.
+    assert "whitelist.W013" in deploy_check(database, **behind_proxy)
     behind_tls = deploy_check(
-        database,
-        DJANGO_TRUST_X_FORWARDED_PROTO="1",
-        WHITELIST_REQUIRE_SECURE="1",
-        DJANGO_SECURE_HSTS_SECONDS="31536000",
-        DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS="1",
-        DJANGO_SECURE_HSTS_PRELOAD="1",
+        database, **behind_proxy, WHITELIST_PROXY_COUNT="1", WHITELIST_TRUSTED_PROXIES="127.0.0.1"
     )
     assert "System check identified no issues" in behind_tls, behind_tls
     # Not known to be served over TLS: no HTTPS-only defaults, and check --deploy says so.

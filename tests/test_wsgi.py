@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 from werkzeug.test import Client
 
+from whitelist.gate import origin_gate
 from whitelist.gate.origin_gate import OriginGate
 from whitelist.models import AllowedOrigin
 from whitelist.rules.cache import allowlist
@@ -260,3 +261,21 @@ def test_refusal_at_handshake_refuses_polling_naming_a_refused_origin(
 ) -> None:
     assert client.get(POLLING + "&sid=abc", headers={"Origin": REFUSED}).status_code == 403
     assert inner.paths == []
+
+
+def test_a_forwarded_for_header_with_no_proxy_count_is_told_once(
+    client: Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(origin_gate, "_told_of_forwarded_for", False)
+    forwarded = {"Origin": ALLOWED, "X-Forwarded-For": "203.0.113.9"}
+    client.get(f"{POLLING}&sid=abc", headers=forwarded)  # not a handshake
+    client.get(POLLING, headers={"Origin": ALLOWED})
+    assert not caplog.records
+    with override_settings(WHITELIST_PROXY_COUNT=1):
+        client.get(POLLING, headers=forwarded)
+    assert not caplog.records
+    for _ in range(3):
+        client.get(POLLING, headers=forwarded)
+    warnings = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "WHITELIST_PROXY_COUNT is 0" in warnings[0].getMessage()

@@ -1,6 +1,6 @@
 """System checks of what surrounds the app: deploy switches, versions, the driver, stored rules.
 
-Ids ``whitelist.W002``-``W009`` and ``E004``; the settings' own types and
+Ids ``whitelist.W002``-``W009``, ``W013`` and ``E004``; the settings' own types and
 ranges are checked in ``checks``.
 """
 
@@ -77,6 +77,23 @@ def check_metrics_public(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
             hint="Set WHITELIST_METRICS_TOKEN and give it to the scraper instead "
             "(it sends Authorization: Bearer <token>).",
             id="whitelist.W009",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_proxy_count(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A proxy trusted for the protocol is a proxy in front: the handshake limit must know it."""
+    if not conf.SECURE_PROXY_SSL_HEADER or conf.WHITELIST_PROXY_COUNT:
+        return []
+    return [
+        Warning(
+            "SECURE_PROXY_SSL_HEADER trusts a proxy in front, but WHITELIST_PROXY_COUNT is 0: "
+            "every client behind the proxy counts as the proxy's address and shares one "
+            "handshake limit, and flood detection can drop them all together.",
+            hint="Set WHITELIST_PROXY_COUNT to the number of proxies in front (1 behind one "
+            "nginx) and list them in WHITELIST_TRUSTED_PROXIES.",
+            id="whitelist.W013",
         )
     ]
 

@@ -102,9 +102,12 @@ class OriginGate:
             return respond_json(start_response, "431 Request Header Fields Too Large", body)
         # Decoded as Engine.IO decodes it ("%6A=0" is "j=0" too), blank values kept.
         query = query_fields(environ.get("QUERY_STRING", ""))
-        limiter = self.limiter
         # A handshake, as python-engineio tells one: no non-empty sid in the query.
-        if limiter is not None and session_id(query) is None:
+        handshake = session_id(query) is None
+        if handshake and not _told_of_forwarded_for and "HTTP_X_FORWARDED_FOR" in environ:
+            _tell_of_unread_forwarded_for()
+        limiter = self.limiter
+        if limiter is not None and handshake:
             address = client_key(
                 environ, conf.WHITELIST_TRUSTED_PROXIES, conf.WHITELIST_PROXY_COUNT
             )
@@ -145,6 +148,27 @@ class OriginGate:
             return start_response(status, [*headers, *cors], *exc_info)
 
         return self.app(environ, start_with_cors)
+
+
+_told_of_forwarded_for = False
+
+
+def _tell_of_unread_forwarded_for() -> None:
+    """Behind a proxy that nobody declared, every client is the proxy: say so, once a process.
+
+    Anyone may send the header, so this says what to check, not that a proxy is there.
+    """
+    global _told_of_forwarded_for
+    if conf.WHITELIST_PROXY_COUNT:
+        return
+    _told_of_forwarded_for = True
+    logger.warning(
+        "A handshake came with X-Forwarded-For, but WHITELIST_PROXY_COUNT is 0: if a proxy "
+        "is in front, every client behind it counts as the proxy's address, all sharing one "
+        "handshake limit (WHITELIST_CONNECT_RATE, WHITELIST_CONNECT_BURST), and flood "
+        "detection can drop them together. Set WHITELIST_PROXY_COUNT to the number of "
+        "proxies in front and list them in WHITELIST_TRUSTED_PROXIES."
+    )
 
 
 # Socket.IO requests carry a few hundred bytes of headers (cookies included, a few KB).
