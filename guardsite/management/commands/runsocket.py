@@ -167,8 +167,9 @@ class Command(BaseCommand):
         if not given:
             write(
                 "  To trust it, import that file in your browser (Chrome: Settings > Privacy "
-                "and security > Security > Manage certificates > Authorities > Import), or "
-                "pass it as the CA to your client."
+                "and security > Security > Manage certificates > Authorities > Import); "
+                "python-socketio's client takes it as its http_session's verify "
+                "(README: Connecting from Python)."
             )
 
     def _load_rules(self) -> str:
