@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import signal
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import websocket
 from harness.commands import command_on
 from harness.live import ROOT, LiveServer, migrated_copy, wait_until
 from harness.services import Nginx
+from tests.admin_session import add_superuser
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
 
@@ -192,3 +194,32 @@ def test_nginx_as_a_trusted_proxy_is_not_held_to_the_per_address_cap(proxy: str)
     finally:
         for connection in opened:
             connection.close()
+
+
+def test_staff_log_in_to_admin_through_nginx_on_its_port(
+    cluster: list[LiveServer], proxy: str
+) -> None:
+    """As a browser does: the login form's POST carries Origin, which Django's CSRF check
+    compares with the Host nginx passed on, port included; the page names that origin."""
+    password = secrets.token_urlsafe(16)
+    add_superuser(cluster[0], "nginx-staff", password)  # the nodes share one database
+    site = proxy.replace("127.0.0.1", "localhost")
+    session = requests.Session()
+    session.trust_env = False
+    assert session.get(f"{site}/admin/login/", timeout=10).status_code == 200
+    answer = session.post(
+        f"{site}/admin/login/?next=/admin/",
+        data={
+            "username": "nginx-staff",
+            "password": password,
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            "next": "/admin/",
+        },
+        headers={"Origin": site, "Referer": f"{site}/admin/login/"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert (answer.status_code, answer.headers.get("Location")) == (302, "/admin/"), answer.text
+    assert "Log out" in session.get(f"{site}/admin/", timeout=10).text
+    page = session.get(f"{site}/", timeout=10).text
+    assert f'<dd id="page-origin">{site}</dd>' in page
