@@ -6,11 +6,19 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.templatetags.static import static
 
+from whitelist.models import AllowedOrigin
+
 
 def demo(request: HttpRequest) -> HttpResponse:
-    """Render the page; its script connects and fills in the outcome."""
+    """Render the page; its script connects and fills in the outcome.
+
+    If a disabled rule would admit this page, a refused page says so: adding the
+    origin again would only meet "already exists".
+    """
     page_origin = request.build_absolute_uri("/").rstrip("/")
-    return render(request, "guardsite/demo.html", {"page_origin": page_origin})
+    disabled_rule = AllowedOrigin.objects.filter(enabled=False).matching(page_origin)
+    context = {"page_origin": page_origin, "disabled_rule": disabled_rule}
+    return render(request, "guardsite/demo.html", context)
 
 
 def favicon(request: HttpRequest) -> HttpResponse:

@@ -135,3 +135,25 @@ def test_an_extension_id_in_the_wrong_form_gets_what_was_meant(admin_client: Cli
         f"Safari give an installed extension. Did you mean moz-extension://{uuid}?"
     ]
     assert not AllowedOrigin.objects.exists()
+
+
+def test_an_origin_whose_rule_is_disabled_is_led_to_that_rule(admin_client: Client) -> None:
+    rule = AllowedOrigin.objects.create(pattern="http://localhost:5001", enabled=False)
+    form = admin_client.get(ADD_URL, {"pattern": "http://localhost:5001"}).context["adminform"]
+    assert form.form.initial["pattern"] == "http://localhost:5001"  # the refused page's link
+    response = admin_client.post(ADD_URL, add_form("http://LOCALHOST:5001"))
+    change_url = reverse("admin:whitelist_allowedorigin_change", args=[rule.pk])
+    assert response.context["adminform"].form.errors["pattern"] == [
+        f'A rule for http://localhost:5001 already exists, disabled: <a href="{change_url}">'
+        "enable it</a>."
+    ]
+    assert f'<a href="{change_url}">enable it</a>' in response.content.decode()
+    assert AllowedOrigin.objects.count() == 1
+
+
+def test_a_pattern_without_its_scheme_gets_the_clis_suggestion(admin_client: Client) -> None:
+    response = admin_client.post(ADD_URL, add_form("localhost:5001"))
+    assert response.context["adminform"].form.errors["pattern"] == [
+        "localhost:5001 is not a valid rule: a rule starts with its scheme, such as https://. "
+        "Did you mean http://localhost:5001?"
+    ]

@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 
-from harness.commands import command_on
+from harness.commands import command_on, on_server_database
 from harness.live import ROOT, LiveServer, wait_until
 from tests.admin_session import add_superuser
-from tests.clients import welcomed
+from tests.clients import try_connect, welcomed
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "tests" / "artifacts" / "screenshots"
@@ -112,8 +112,9 @@ def test_other_port_shows_the_refusal_and_what_to_do(demo: LiveServer, page: Pag
     expect(page.locator("h1")).to_have_text(REFUSAL, timeout=15_000)
     expect(page.locator("#reason")).to_have_text("origin-not-allowed")
     expect(page.locator("#next-step")).to_be_visible()
+    filled_in = f"?pattern=http%3A%2F%2Flocalhost%3A{demo.ports[1]}"  # the add form, filled in
     expect(page.locator("#next-step a")).to_have_attribute(
-        "href", "/admin/whitelist/allowedorigin/add/"
+        "href", "/admin/whitelist/allowedorigin/add/" + filled_in
     )
     shot(page, "2-refused-5001")
 
@@ -222,6 +223,57 @@ def test_an_untrusted_certificate_is_one_line_in_the_log(
     finally:
         distrusting.close()
     assert wait_until(lambda: "TLS handshake from 127.0.0.1 failed" in demo.log())
+
+
+def disable_the_shop_rule() -> None:
+    from whitelist.models import AllowedOrigin
+
+    AllowedOrigin.objects.filter(pattern="https://*.shop.example").update(enabled=False)
+
+
+def log_in(page: Page, server: LiveServer, password: str) -> None:
+    page.goto(page_url(server, 0) + "admin/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_be_visible(timeout=15_000)
+
+
+def test_admin_lists_fit_1280_pixels_and_paint_no_state_red(
+    demo: LiveServer, browser: Browser, staff_password: str
+) -> None:
+    """At 1280 px neither the rules nor the refusal log scrolls sideways, and a state that is
+    no fault (a disabled rule, a refusal that was not report-only) is not a red cross."""
+    partner = "https://a-partner-with-a-long-name.example.com"
+    command_on(demo.database, "whitelist", "add", "https://bücher.example", "--note", "books")
+    command_on(demo.database, "whitelist", "add", "https://*.shop.example", "--namespaces", "/chat")
+    on_server_database(demo.database, disable_the_shop_rule)
+    for origin in (partner, "http://localhost:5999"):
+        try_connect(demo.url, origin=origin)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    found = []  # (page, widths, red crosses)
+    try:
+        log_in(page, demo, staff_password)
+        for path, name in [
+            ("admin/whitelist/allowedorigin/", "8-admin-rules-1280"),
+            ("admin/whitelist/refusedconnect/", "9-admin-refusals-1280"),
+        ]:
+            page.goto(page_url(demo, 0) + path)
+            if "refused" in path:
+                expect(page.locator("#result_list")).to_contain_text(partner, timeout=15_000)
+            shot(page, name)
+            # The page, and the list's own box (admin scrolls a wide table inside it).
+            widths = page.evaluate(
+                """() => [document.documentElement.scrollWidth,
+                          document.querySelector("#changelist .results").scrollWidth,
+                          document.querySelector("#changelist .results").clientWidth]"""
+            )
+            reds = page.locator("#result_list img[src*='icon-no']").count()
+            found.append((path, widths, reds))
+    finally:
+        context.close()
+    assert found == [(path, [1280, box, box], 0) for path, (_, _, box), _ in found]
 
 
 def test_the_demo_session_logged_no_traceback(demo: LiveServer) -> None:

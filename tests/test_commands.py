@@ -182,3 +182,15 @@ def test_add_says_what_an_extension_id_in_the_wrong_form_meant() -> None:
     with pytest.raises(CommandError, match="no wildcard"):
         run("add", "chrome-extension://*")
     assert not AllowedOrigin.objects.exists()
+
+
+def test_check_points_to_a_disabled_rule_that_would_admit() -> None:
+    run("add", "https://*.shop.example")
+    AllowedOrigin.objects.filter(pattern="https://*.shop.example").update(enabled=False)
+    out = StringIO()
+    with pytest.raises(SystemExit):
+        call_command("whitelist", "check", "https://eu.shop.example", stdout=out)
+    assert out.getvalue().splitlines()[-1] == (
+        "  a disabled rule matches: https://*.shop.example; enable it in admin, "
+        "or: whitelist add https://*.shop.example"
+    )

@@ -8,6 +8,7 @@ skipped and named; the others still become rules.
 from __future__ import annotations
 
 import pytest
+from django.contrib import messages
 from django.contrib.messages import get_messages
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -55,7 +56,7 @@ def test_an_origin_no_rule_may_name_is_skipped_and_named(admin_client: Client) -
     assert "http://0.0.0.0" in shown.content.decode()  # named on the confirmation page too
     said = allow(admin_client, rows, state="enabled")
     assert stored() == {"https://partner.test": ""}
-    assert "Added https://partner.test (enabled)" in said
+    assert "Added https://partner.test (enabled): it is admitted now" in said
     assert (
         "No rule for http://0.0.0.0: 0.0.0.0 is the unspecified address, not a host a page "
         "comes from (list it in WHITELIST_BROAD_RULES if you mean it)" in said
@@ -102,3 +103,17 @@ def test_refused_apps_become_rules_and_an_unlisted_scheme_says_how(admin_client:
     with override_settings(WHITELIST_EXTRA_SCHEMES=["myapp"]):
         allow(admin_client, [rows[1]], state="enabled")
     assert stored() == {"capacitor://localhost": "/chat", "myapp://main": ""}
+
+
+def test_a_rule_created_or_found_disabled_is_a_warning_not_a_success(admin_client: Client) -> None:
+    AllowedOrigin.objects.create(pattern="https://old.test", enabled=False)
+    form = {"action": "allow_origins", "_selected_action": []}
+    form["_selected_action"] = [refused("https://new.test").pk, refused("https://old.test").pk]
+    done = admin_client.post(LOG_URL, {**form, "post": "yes", "state": "disabled"})
+    said = {str(message): message.level for message in get_messages(done.wsgi_request)}
+    assert said == {
+        "Added https://new.test disabled: it admits nobody until you enable it "
+        '(Allowed origins, select it, "Enable selected origins")': messages.WARNING,
+        "A disabled rule for https://old.test exists: left as it is, so it admits nobody "
+        "until you enable it": messages.WARNING,
+    }

@@ -11,11 +11,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Field, IntegerField, OuterRef, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -23,24 +27,54 @@ from whitelist.audit import acting_as, admin_actor
 from whitelist.conf import conf
 from whitelist.core.app_origins import APP_SCHEMES
 from whitelist.core.display import spelling
+from whitelist.core.origins import OriginError
 from whitelist.models import AllowedOrigin, RuleActivity, RuleChange
-from whitelist.reporting.flushing import ALIVE_SECONDS
 
-from . import refusal_admin  # noqa: F401 - registers the refusal log and change history
+# Registers the refusal log and change history.
+from whitelist.refusal_admin import short_time
+from whitelist.reporting.flushing import ALIVE_SECONDS
+from whitelist.rules.configured import parse_configured_rule
+
+
+class AllowedOriginForm(forms.ModelForm):
+    """The rule form: an origin that already has a rule leads to that rule."""
+
+    admin_site_name = "admin"
+
+    class Meta:
+        model = AllowedOrigin
+        fields = "__all__"
+
+    def clean_pattern(self) -> str:
+        pattern = self.cleaned_data["pattern"]
+        try:
+            normalised = str(parse_configured_rule(pattern))
+        except OriginError:
+            return pattern  # the model's validator says why
+        existing = AllowedOrigin.objects.filter(pattern=normalised).exclude(pk=self.instance.pk)
+        existing = existing.first()
+        if existing is None:
+            return pattern
+        url = reverse(f"{self.admin_site_name}:whitelist_allowedorigin_change", args=[existing.pk])
+        if existing.enabled:
+            message = 'A rule for {} already exists: <a href="{}">open it</a>.'
+        else:
+            message = 'A rule for {} already exists, disabled: <a href="{}">enable it</a>.'
+        raise ValidationError(format_html(message, existing, url))
 
 
 @admin.register(AllowedOrigin)
 class AllowedOriginAdmin(admin.ModelAdmin):
+    form = AllowedOriginForm
+    # Narrow enough for admin's content box at 1280 px (beside its menu and filter):
+    # the international name only under a rule that has one, a state in words.
     list_display = [
-        "pattern",
-        "international_name",
+        "origin_shown",
         "namespaces_shown",
-        "enabled",
-        "admitted_recently",
-        "open_now",
+        "state",
+        "sockets",
         "note",
         "changed_by",
-        "updated_at",
     ]
     list_filter = ["enabled"]
     search_fields = ["pattern", "note", "namespaces"]
@@ -55,6 +89,11 @@ class AllowedOriginAdmin(admin.ModelAdmin):
         "updated_at",
     ]
     actions = ["enable_rules", "disable_rules"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        form.admin_site_name = self.admin_site.name  # for the link to an existing rule
+        return form
 
     def formfield_for_dbfield(self, db_field: Field, request: HttpRequest, **kwargs: Any) -> Any:
         """The origin's help names every scheme a rule may have, the settings' extra ones too."""
@@ -88,21 +127,36 @@ class AllowedOriginAdmin(admin.ModelAdmin):
             )
         )
 
+    @admin.display(description=_("origin"), ordering="pattern")
+    def origin_shown(self, rule: AllowedOrigin) -> str:
+        """The rule, and under it its international name when it has one."""
+        name = self.international_name(rule)
+        if name == "–":
+            return rule.pattern
+        return format_html("{}<br><small>{}</small>", rule.pattern, name)
+
     @admin.display(description=_("namespaces"), ordering="namespaces")
     def namespaces_shown(self, rule: AllowedOrigin) -> str:
         return rule.namespaces or _("all")
 
-    @admin.display(description=_("admitted (last hour)"), ordering="admitted_last_hour")
-    def admitted_recently(self, rule: AllowedOrigin) -> int:
-        return getattr(rule, "admitted_last_hour", 0)
+    @admin.display(description=_("state"), ordering="enabled")
+    def state(self, rule: AllowedOrigin) -> str:
+        """In words: a disabled rule is a choice, not a fault to paint red."""
+        return _("enabled") if rule.enabled else _("disabled")
 
-    @admin.display(description=_("open now"), ordering="open_sockets")
-    def open_now(self, rule: AllowedOrigin) -> int:
-        return getattr(rule, "open_sockets", 0)
+    @admin.display(description=_("sockets"), ordering="open_sockets")
+    def sockets(self, rule: AllowedOrigin) -> str:
+        """Open now, and admitted in the last hour, over the servers that reported lately."""
+        return format_html(
+            "{} open<br><small>{} in the last hour</small>",
+            getattr(rule, "open_sockets", 0),
+            getattr(rule, "admitted_last_hour", 0),
+        )
 
-    @admin.display(description=_("last changed by"))
+    @admin.display(description=_("last change"))
     def changed_by(self, rule: AllowedOrigin) -> str:
-        return getattr(rule, "last_actor", None) or "–"
+        actor = getattr(rule, "last_actor", None) or "–"
+        return format_html("{}<br><small>{}</small>", actor, short_time(rule.updated_at))
 
     # Every change made through admin names the staff member (whitelist.audit).
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

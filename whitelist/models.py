@@ -18,13 +18,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from whitelist.audit import record_changes
+from whitelist.core.index import AllowlistIndex
 from whitelist.core.namespaces import (
     NamespaceError,
     format_namespaces,
     normalise_namespaces,
     parse_namespaces,
 )
-from whitelist.core.origins import OriginError, Rule
+from whitelist.core.origins import OriginError, Rule, parse_origin_header
 from whitelist.rules.configured import normalise_rule, parse_configured_rule
 
 
@@ -108,6 +109,28 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
 
     def enabled(self) -> AllowedOriginQuerySet:
         return self.filter(enabled=True)
+
+    def matching(self, origin: str, namespace: str | None = None) -> AllowedOrigin | None:
+        """The rule among these that would admit ``origin`` (a canonical origin), or None.
+
+        For people, not the connect path: a refused origin that a disabled rule
+        would admit is told to enable it, not to add it again.
+        """
+        try:
+            wanted = parse_origin_header(origin)
+        except OriginError:
+            return None
+        rows: dict[Rule, AllowedOrigin] = {}
+        scopes: dict[Rule, frozenset[str]] = {}
+        for row in self:
+            try:
+                rule = normalise_rule(row.pattern)
+                scopes[rule] = parse_namespaces(row.namespaces)
+            except (OriginError, NamespaceError):
+                continue
+            rows.setdefault(rule, row)
+        found = AllowlistIndex(rows, scopes).match(wanted, namespace)
+        return None if found is None else rows[found]
 
 
 def _described(changes: dict[str, Any]) -> str:

@@ -249,6 +249,10 @@ def parse_rule(value: str, extra_schemes: Collection[str] = ()) -> Rule:
     problem = scheme_problem(text.partition(":")[0].lower())
     if problem is not None:  # before the characters: "data:text/html,..." has a comma
         raise OriginError.of(problem)
+    if "://" not in text:
+        raise OriginError(
+            "a rule starts with its scheme, such as https://", _with_scheme(text, extra_schemes)
+        )
     _check_characters(text, allow_unicode=True)
     scheme, authority, path, rest = _split(text, extra_schemes)
     if path not in ("", "/") or rest:
@@ -259,6 +263,15 @@ def parse_rule(value: str, extra_schemes: Collection[str] = ()) -> Rule:
         authority, scheme, from_client=False, allow_wildcards=True
     )
     return Rule(scheme, host, port, subdomains)
+
+
+def _with_scheme(text: str, extra_schemes: Collection[str]) -> str | None:
+    """``text`` typed without its scheme, as a rule: http:// for this machine, else https://."""
+    scheme = "http" if text.split(":")[0].lower() in {"localhost", "127.0.0.1"} else "https"
+    try:
+        return str(parse_rule(f"{scheme}://{text}", extra_schemes))
+    except OriginError:
+        return None
 
 
 # Characters a URL's path, query and fragment keep as they are (RFC 3986), with "%".

@@ -18,12 +18,11 @@ from whitelist.core.origins import (
     as_browsers_send,
     origin_of_referer,
     parse_origin_header,
-    parse_rule,
 )
 from whitelist.models import AllowedOrigin
 from whitelist.rules.cache import load_snapshot
 from whitelist.rules.configured import parse_configured_rule
-from whitelist.rules.decision import MALFORMED, Decision, decide_headers
+from whitelist.rules.decision import MALFORMED, NOT_ALLOWED, Decision, decide_headers
 
 
 class Command(BaseCommand):
@@ -101,6 +100,12 @@ class Command(BaseCommand):
             suggestion = suggested_origin(sent) if decision.reason == MALFORMED else None
             if suggestion:
                 lines += f"\n  did you mean: {suggestion}"
+            disabled = disabled_match(decision, namespace)
+            if disabled is not None:
+                lines += (
+                    f"\n  a disabled rule matches: {disabled.pattern}; enable it in admin, "
+                    f"or: whitelist add {disabled.pattern}"
+                )
             self.stdout.write(lines)
             if not decision.allowed:
                 raise SystemExit(1)
@@ -116,24 +121,12 @@ def _normalise_all(patterns: list[str], verb: str) -> list[str]:
         try:
             normalised.append(str(parse_configured_rule(pattern)))
         except OriginError as exc:
-            hint = f" Did you mean {exc.suggestion}?" if exc.suggestion else _scheme_hint(pattern)
+            hint = f" Did you mean {exc.suggestion}?" if exc.suggestion else ""
             none = "it was not" if len(patterns) == 1 else f"none of the {len(patterns)} were"
             raise CommandError(
                 f"{pattern!r} is not a valid rule: {exc}.{hint} Nothing changed: {none} {verb}."
             ) from None
     return normalised
-
-
-def _scheme_hint(pattern: str) -> str:
-    """' Did you mean http://localhost:5001?' for a pattern typed without its scheme."""
-    if "://" in pattern:
-        return ""
-    scheme = "http" if pattern.split(":")[0].lower() in {"localhost", "127.0.0.1"} else "https"
-    try:
-        suggestion = str(parse_rule(f"{scheme}://{pattern}"))
-    except OriginError:
-        return ""
-    return f" Did you mean {suggestion}?"
 
 
 def add_rules(
@@ -230,6 +223,13 @@ def check_value(value: str, namespace: str | None = None) -> Decision:
     if _has_path(value):
         return decide_headers(None, value, index, namespace)
     return decide_headers(value, None, index, namespace)
+
+
+def disabled_match(decision: Decision, namespace: str | None) -> AllowedOrigin | None:
+    """The disabled rule that would have admitted a refused origin, if there is one."""
+    if decision.reason != NOT_ALLOWED or decision.origin is None:
+        return None
+    return AllowedOrigin.objects.filter(enabled=False).matching(decision.origin, namespace)
 
 
 def suggested_origin(value: str) -> str | None:
