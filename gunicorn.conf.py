@@ -21,11 +21,9 @@ GUARDSITE_WORKER picks the worker:
 
 from __future__ import annotations
 
-import logging
 import os
 import ssl
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +33,9 @@ from guardsite.tls import ensure_dev_certificate, server_context
 
 # The eventlet worker is the pinned, deliberate choice (gunicorn<26; the README says
 # why and names the gthread alternative): its two deprecation notices, eventlet's on
-# import and gunicorn's at each worker's start, say nothing an operator can act on.
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-
-
-class _KnownDeprecation(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "eventlet worker is DEPRECATED" not in record.getMessage()
-
+# import (filtered as this imports the app's gunicorn settings) and gunicorn's at each
+# worker's start, say nothing an operator can act on.
+from whitelist.gunicorn_conf import quiet_worker_logs
 
 # Only the settings are read here, never django.setup(): the master must not
 # create Django's thread-locals before each worker's eventlet monkey-patching.
@@ -88,14 +81,9 @@ def ssl_context(config: Any, default_ssl_context_factory: Any) -> ssl.SSLContext
 
 def post_fork(server: Any, worker: Any) -> None:
     """gunicorn's hook, in the new worker before it starts: quiet the known notice, and
-    escape what clients wrote in gunicorn's own lines (its access log writes Referer
-    and User-Agent as they came; its handlers are not the project's ``LOGGING``)."""
-    from whitelist.engine.logs import ESCAPED_RECORDS
-
-    if WORKER == "eventlet":
-        worker.log.error_log.addFilter(_KnownDeprecation())
-    for log in (worker.log.error_log, worker.log.access_log):
-        log.addFilter(ESCAPED_RECORDS)
+    escape what clients wrote in gunicorn's own lines (its handlers are not the
+    project's ``LOGGING``)."""
+    quiet_worker_logs(worker)
 
 
 # gunicorn's exit status for a worker that failed to boot: the master stops instead of

@@ -15,9 +15,7 @@ django_application = get_wsgi_application()
 
 from guardsite.sockets import create_server  # noqa: E402 - needs Django set up
 from whitelist import guarded_application  # noqa: E402
-from whitelist.engine.logs import with_errors_stream  # noqa: E402
 
 sio = create_server()
 # The gate in front of Socket.IO; runsocket asks it which addresses flood.
-gate = guarded_application(sio, django_application)
-application = with_errors_stream(gate)
+application = gate = guarded_application(sio, django_application)

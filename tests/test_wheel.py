@@ -77,6 +77,19 @@ DATABASES = {
     }
 }
 USE_TZ = True
+# The README's one LOGGING entry: the app's lines (refusals among them) on the console.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "whitelist": {
+            "class": "whitelist.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+    },
+    "handlers": {"whitelist": {"class": "logging.StreamHandler", "formatter": "whitelist"}},
+    "loggers": {"whitelist": {"handlers": ["whitelist"], "level": "INFO"}},
+}
 """
 
 URLS = """\
@@ -120,6 +133,26 @@ def echo(sid, data):
 app = guarded_application(sio, get_wsgi_application())
 print(f"whitelist from {whitelist.__file__}", flush=True)
 run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
+"""
+
+
+# Served by gunicorn's eventlet worker, as the README's reuse guide runs it.
+WSGI = """\
+from django.core.wsgi import get_wsgi_application
+
+django_application = get_wsgi_application()
+
+from whitelist import GuardedServer, guarded_application
+
+sio = GuardedServer(async_mode="eventlet")
+
+
+@sio.on("echo")
+def echo(sid, data):
+    return data
+
+
+application = guarded_application(sio, django_application)
 """
 
 
@@ -180,6 +213,7 @@ def write_project(project: Path) -> None:
         ("urls.py", URLS),
         ("manage.py", MANAGE),
         ("serve.py", SERVE),
+        ("wsgi.py", WSGI),
     ]:
         (project / name).write_text(text)
 
@@ -194,7 +228,7 @@ def wait_until_serving(url: str, server: subprocess.Popen[bytes], log: Path) -> 
         try:
             if session.get(f"{url}/socket.io/?EIO=4&transport=polling", timeout=2).ok:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.1)
     pytest.fail(f"the server did not answer:\n{log.read_text()}")
@@ -238,7 +272,7 @@ def test_wheel_protects_a_fresh_django_project(tmp_path: Path) -> None:
     # This pip installs into the new virtualenv (--python): bootstrapping a pip of its own
     # there, and compiling every module it installs, cost seconds of CPU and proved nothing.
     pip = (sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "--python", python)
-    install = ("install", "--no-compile", wheel, "werkzeug")
+    install = ("install", "--no-compile", f"{wheel}[eventlet]", "gunicorn<26", "werkzeug")
     run(*pip, *install, env=env, cwd=tmp_path, timeout=240)
     get_purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
     site_packages = Path(run(python, "-c", get_purelib, env=env, cwd=tmp_path).strip())
@@ -274,12 +308,41 @@ def test_wheel_protects_a_fresh_django_project(tmp_path: Path) -> None:
         for transport in TRANSPORTS:
             assert_welcomed_and_served(url, EVIL, transport)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop(server)
+    assert f"Refused {EVIL} on / from 127.0.0.1" in log.read_text()  # the LOGGING entry
+    run(python, "manage.py", "whitelist", "remove", EVIL, env=env, cwd=project)
+    served_by_gunicorn_quietly(venv, project, env, tmp_path / "gunicorn.log")
+
+
+def served_by_gunicorn_quietly(venv: Path, project: Path, env: dict[str, str], log: Path) -> None:
+    """The README's gunicorn command: every WebSocket a client closes, and no notice of the
+    pinned eventlet worker, leave the console to the project's own lines."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [venv / "bin" / "gunicorn", "-c", "python:whitelist.gunicorn_conf"]
+    command += ["-k", "eventlet", "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:application"]
+    with log.open("wb") as output:
+        server = subprocess.Popen(command, env=env, cwd=project, stdout=output, stderr=output)
+    try:
+        wait_until_serving(url, server, log)
+        for transport in TRANSPORTS:
+            assert_welcomed_and_served(url, ALLOWED, transport)
+            assert try_connect(url, origin=EVIL, transport=transport)[0].error == REFUSAL
+    finally:
+        stop(server)
+    written = log.read_text()
+    assert f"Refused {EVIL} on / from 127.0.0.1" in written
+    for noise in ("socket shutdown error", "deprecated", "DEPRECATED", "Traceback"):
+        assert noise not in written, written
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=10)
 
 
 @pytest.mark.timeout(300)  # build's isolated environment may download setuptools

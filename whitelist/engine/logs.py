@@ -9,7 +9,7 @@ warning, never a refusal to start: only the log gets louder.
   session", which then goes unlogged (``quiet_closed_session_race``);
 * eventlet's WebSocket writes "socket shutdown error" to ``wsgi.errors``, with
   no newline, for every WebSocket a client closed first under gunicorn's
-  eventlet worker (``ErrorsStream``);
+  eventlet worker (``ErrorsStream``, which ``OriginGate`` puts on every request);
 * python-socketio's ``RedisManager`` logs every retry of a lost Redis at ERROR
   and never says when it is back (``OncePerOutage``).
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from whitelist.core.display import escaped, indented
@@ -135,17 +134,6 @@ class ErrorsStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
-
-
-def with_errors_stream(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
-    """The WSGI app, its ``wsgi.errors`` an ``ErrorsStream``."""
-
-    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if "wsgi.errors" in environ:
-            environ["wsgi.errors"] = ErrorsStream(environ["wsgi.errors"])
-        return app(environ, start_response)
-
-    return serve
 
 
 # python-socketio retries a lost Redis every 1, 2, 4 ... 60 s: a quieter gap ends an outage.

@@ -30,6 +30,7 @@ from whitelist.conf import conf
 from whitelist.core.query import query_fields, session_id
 from whitelist.core.ratelimit import AttemptLimiter, address_key, client_key, retry_after
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine.logs import ErrorsStream
 from whitelist.gate.endpoints import (
     HEALTH_PATH,
     METRICS_PATH,
@@ -89,6 +90,10 @@ class OriginGate:
         return limiter.is_flooding(address_key(address))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        errors = environ.get("wsgi.errors")
+        if errors is not None and type(errors) is not ErrorsStream:
+            # One line per write, and eventlet's "socket shutdown error" kept quiet.
+            environ["wsgi.errors"] = ErrorsStream(errors)
         path = environ.get("PATH_INFO", "")
         if path == HEALTH_PATH:
             return health(start_response)
