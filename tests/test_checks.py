@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
-from harness.live import manage
+from harness.live import free_port, manage
 from whitelist import environment_checks
 from whitelist.checks import check_settings
 from whitelist.conf import conf
@@ -442,3 +442,13 @@ def test_a_trusted_proxy_without_a_proxy_count_is_a_deploy_warning(
 ) -> None:
     with override_settings(SECURE_PROXY_SSL_HEADER=proxy_header, WHITELIST_PROXY_COUNT=count):
         assert [message.id for message in check_proxy_count()] == ids
+
+
+@pytest.mark.live  # runs manage.py
+def test_check_deploy_says_when_the_database_cannot_be_reached(migrated_template: Path) -> None:
+    unreachable = f"postgres://guardsite@127.0.0.1:{free_port()}/guardsite"
+    result = manage(migrated_template, "check", "--deploy", DATABASE_URL=unreachable)
+    said = result.stdout + result.stderr
+    assert "whitelist.W014" in said and "The database cannot be reached" in said, said
+    reached = manage(migrated_template, "check", "--deploy")
+    assert "whitelist.W014" not in reached.stdout + reached.stderr

@@ -1,6 +1,6 @@
 """System checks of what surrounds the app: deploy switches, versions, the driver, stored rules.
 
-Ids ``whitelist.W002``-``W009``, ``W013`` and ``E004``; the settings' own types and
+Ids ``whitelist.W002``-``W009``, ``W013``, ``W014`` and ``E004``; the settings' own types and
 ranges are checked in ``checks``.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import connections
+from django.db import connections, router
 
 from whitelist.conf import conf
 from whitelist.core.origins import OriginError
@@ -187,8 +187,18 @@ def check_some_rule_enabled(app_configs: Any = None, **kwargs: Any) -> list[Chec
     try:
         if AllowedOrigin.objects.enabled().exists():
             return []
-    except DatabaseError:  # not migrated yet: the migrate check says so
-        return []
+    except DatabaseError:
+        unreachable = _unreachable(router.db_for_read(AllowedOrigin))
+        if unreachable is None:  # reached, but not migrated yet: migrate says so
+            return []
+        return [
+            Warning(
+                f"The database cannot be reached ({unreachable}): the server cannot load "
+                "the rules, and refuses every Socket.IO connect until it can.",
+                hint="Check DATABASE (DATABASE_URL here) and that the database server runs.",
+                id="whitelist.W014",
+            )
+        ]
     return [
         Warning(
             "No rule is enabled: every Socket.IO connect will be refused.",
@@ -196,6 +206,17 @@ def check_some_rule_enabled(app_configs: Any = None, **kwargs: Any) -> list[Chec
             id="whitelist.W005",
         )
     ]
+
+
+def _unreachable(alias: str) -> str | None:
+    """Why the database ``alias`` cannot be connected to (its error's first line), or None."""
+    from django.db import DatabaseError
+
+    try:
+        connections[alias].ensure_connection()
+    except DatabaseError as exc:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return None
 
 
 @register(Tags.security)
