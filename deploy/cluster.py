@@ -3,13 +3,13 @@
 Starts a PostgreSQL cluster and a redis-server of its own (in a temporary
 folder), migrates, allows the proxy's own origin, starts two runsocket nodes
 on the message queue and nginx with deploy/nginx.conf in front of them, and
-prints the address. Ctrl-C stops everything and removes the folder.
+prints the address. Ctrl-C stops everything and removes the folder but its
+logs, which say what happened (a node that would not start, a refused login).
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 import tempfile
 import time
@@ -64,7 +64,7 @@ Guardsite cluster: two nodes behind nginx, on PostgreSQL and Redis.
   Open   {site[0]}/  (allowed), or a node directly: {nodes[0].url}/ (not allowed yet)
   Admin  DATABASE_URL={postgres.url} {sys.executable} manage.py createsuperuser
          then {site[0]}/admin/
-  Logs   {work}/node0.log, node1.log, nginx/, redis/ (removed at exit)
+  Logs   {work}/node0.log, node1.log, nginx/, redis/ (kept at exit)
 Ctrl-C stops everything.""")
     return nodes
 
@@ -80,8 +80,18 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("\nCluster stopped.")
+        keep_only_logs(work)
+    print(f"\nCluster stopped. Its logs are in {work} (remove it when done).")
+
+
+def keep_only_logs(work: Path) -> None:
+    """Everything but the logs goes: the databases, sockets, keys, temporary files."""
+    for path in sorted(work.rglob("*"), reverse=True):  # a folder's contents before it
+        if path.is_dir() and not path.is_symlink():
+            with contextlib.suppress(OSError):  # removed once empty, so kept if it holds a log
+                path.rmdir()
+        elif path.suffix != ".log":
+            path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

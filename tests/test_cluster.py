@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,6 +47,12 @@ def test_the_local_cluster_serves_guarded_sockets_until_ctrl_c(tmp_path: Path) -
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(60)
-    assert "Cluster stopped." in output.read_text()
-    assert not work.exists()
+    try:
+        assert f"Cluster stopped. Its logs are in {work}" in output.read_text()
+        kept = sorted(str(path.relative_to(work)) for path in work.rglob("*") if path.is_file())
+        assert {"node0.log", "node1.log", "nginx/access.log"} <= set(kept), kept
+        assert all(name.endswith(".log") for name in kept), kept  # no database, key or socket
+        assert "GET /" in (work / "nginx" / "access.log").read_text()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     assert not any(answers(port) for port in ports)
