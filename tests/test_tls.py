@@ -173,8 +173,12 @@ def test_wss_client_is_told_wss(socket_server: LiveServer, dev_ca: Path, transpo
         ca=dev_ca,
     )
     assert outcome.welcome is not None
+    sent = {
+        "websocket": "using the wss:// protocol",
+        "polling": "by long-polling over https://, before any upgrade to wss://",
+    }
     assert outcome.hello == {
-        "message": "This is a message from the server. It was sent using the wss:// protocol",
+        "message": f"This is a message from the server. It was sent {sent[transport]}",
         "protocol": "wss://",
         "secure": True,
     }

@@ -74,8 +74,12 @@ for (const transport of ["websocket", "polling"]) {
     });
     assert.equal(outcome.error, null);
     assert.equal(outcome.welcome.message, "Okay, you're cool.");
+    const sent = {
+      websocket: "using the wss:// protocol",
+      polling: "by long-polling over https://, before any upgrade to wss://",
+    };
     assert.deepEqual(outcome.hello, {
-      message: "This is a message from the server. It was sent using the wss:// protocol",
+      message: `This is a message from the server. It was sent ${sent[transport]}`,
       protocol: "wss://",
       secure: true,
     });

@@ -6,7 +6,8 @@ straight into the document), and the details as a second argument:
 
 * ``permission.message``: sent once the connect is acknowledged:
   ``WHITELIST_WELCOME_MESSAGE``, then ``{"origin", "rule", "transport"}``.
-* ``hello.client``: right after it, one object: ``{"message", "protocol", "secure"}``.
+* ``hello.client``: right after it, one object: ``{"message", "protocol", "secure"}``
+  (the message names long-polling while the socket is on it).
 * ``permission.revoked``: sent just before the server disconnects a socket whose
   origin the rules no longer allow: ``WHITELIST_REFUSAL_MESSAGE``, then
   ``{"reason", "origin"}``.
@@ -37,11 +38,21 @@ def welcome_payload(decision: Decision, transport: str) -> tuple[str, dict[str, 
     return conf.WHITELIST_WELCOME_MESSAGE, details
 
 
-def hello_payload(decision: Decision) -> dict[str, Any]:
-    """``hello.client``: which protocol this socket really came over."""
+def hello_payload(decision: Decision, transport: str) -> dict[str, Any]:
+    """``hello.client``: which protocol this socket came over, said truly for its transport.
+
+    ``protocol`` is ``ws://`` or ``wss://``, as the recipe has it. The message is
+    the recipe's over WebSocket; a client still on long-polling (every browser's
+    first transport) is told so, not that a WebSocket carried it.
+    """
     protocol = "wss://" if decision.secure else "ws://"
+    if transport == "websocket":
+        how = f"using the {protocol} protocol"
+    else:
+        how = f"by long-polling over {'https://' if decision.secure else 'http://'}, "
+        how += f"before any upgrade to {protocol}"
     return {
-        "message": f"This is a message from the server. It was sent using the {protocol} protocol",
+        "message": f"This is a message from the server. It was sent {how}",
         "protocol": protocol,
         "secure": decision.secure,
     }

@@ -405,7 +405,7 @@ class GuardedServer(socketio.Server):
             welcome = welcome_payload(socket.decision, transport)
             # The socket is on this server: a message queue need not carry these.
             self.emit(WELCOME_EVENT, welcome, to=socket.sid, namespace=namespace, ignore_queue=True)
-            hello = hello_payload(socket.decision)
+            hello = hello_payload(socket.decision, transport)
             self.emit(HELLO_EVENT, hello, to=socket.sid, namespace=namespace, ignore_queue=True)
         except Exception:  # the session went away meanwhile: nobody left to welcome
             logger.debug("Could not welcome %s", socket, exc_info=True)
