@@ -25,7 +25,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run check test test-newest bench bench-quick bench-profile bench-instructions valgrind cluster lint format admin setup chromium redis nginx postgresql clean
+.PHONY: run check test docs test-newest bench bench-quick bench-profile bench-instructions valgrind cluster lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -47,13 +47,20 @@ check: $(VENV)/.dev node_modules/.installed
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory docs
 	$(PY) -m pytest -q -p no:cacheprovider -m "not live" -n $(WORKERS)
+
+# The reference in docs/ as HTML (docs/_build/html/); a warning, such as a link to a
+# page or heading that does not exist, fails the build.
+docs: $(VENV)/.dev
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed \
 		chromium redis nginx postgresql
 	$(PY) manage.py collectstatic --no-input -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory docs
 	node --test --test-concurrency=1 tests/js/
 	@echo "The whole suite on the newest releases:"
 	@$(PY) -m pip list 2>/dev/null | grep -iE '^python-(socketio|engineio) '
@@ -178,4 +185,4 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(LOWEST) node_modules staticfiles .coverage htmlcov
+	rm -rf $(VENV) $(LOWEST) node_modules staticfiles .coverage htmlcov docs/_build

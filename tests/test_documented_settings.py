@@ -1,4 +1,4 @@
-"""Every environment variable that settings.py or gunicorn.conf.py reads is in the README."""
+"""Every environment variable that settings.py or gunicorn.conf.py reads is documented."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from harness.commands import command_on
 from harness.live import ROOT, manage
+from tests.documentation import documentation
 
 READERS = {"get", "getenv", "setdefault", "env_bool", "env_list"}
 # Read by a library on the project's behalf: dj_database_url.config() reads DATABASE_URL.
@@ -41,8 +42,7 @@ def test_every_environment_variable_is_documented() -> None:
     read = variables_read(ROOT / "guardsite" / "settings.py")
     read |= variables_read(ROOT / "gunicorn.conf.py")
     read |= IMPLICIT
-    readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", documentation()))
     assert {"DJANGO_DEBUG", "GUARDSITE_BIND", "DJANGO_SECRET_KEY"} <= read  # the parser works
     assert sorted(read - NOT_SETTINGS - documented) == []
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.documentation import documentation
 from tests.layout import APP, cycles, graph, modules
 
 ROOT = APP.parent
@@ -79,13 +80,13 @@ def test_the_public_surface_resolves() -> None:
         whitelist.NotAThing  # noqa: B018
 
 
-def readme_module_paths() -> list[str]:
-    """Every ``whitelist/...`` file or folder the README names, written out whole.
+def documented_module_paths() -> list[str]:
+    """Every ``whitelist/...`` file or folder the documentation names, written out whole.
 
     "``whitelist/core/``: ``origins.py``, ``index.py``" names the folder's
     modules by their bare names: they are read as files in that folder.
     """
-    text = (ROOT / "README.md").read_text()
+    text = documentation()
     found = []
     for item in text.split("\n* ")[1:]:
         item = item.split("\n\n")[0]
@@ -96,15 +97,15 @@ def readme_module_paths() -> list[str]:
     return sorted(set(found))
 
 
-def test_every_module_the_readme_names_exists() -> None:
-    paths = readme_module_paths()
+def test_every_module_the_documentation_names_exists() -> None:
+    paths = documented_module_paths()
     assert "whitelist/server/guarded.py" in paths
     assert "whitelist/core/origins.py" in paths
     assert [path for path in paths if not (ROOT / path).exists()] == []
 
 
-def test_every_import_the_readme_shows_works() -> None:
-    text = (ROOT / "README.md").read_text()
+def test_every_import_the_documentation_shows_works() -> None:
+    text = documentation()
     statements = re.findall(r"^\s*(from whitelist[\w.]* import [\w, ]+)", text, re.M)
     assert statements
     for statement in statements:

@@ -1,4 +1,4 @@
-"""The README's python-socketio client recipe, run as written against runsocket over TLS."""
+"""The documented python-socketio client recipe, run as written against runsocket over TLS."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.live import ROOT, LiveServer
+from harness.live import LiveServer
+from tests.documentation import section
 
 DEMO_ORIGIN = '"https://localhost:5443"'
 DEMO_CA = '"var/tls/dev-cert.pem"'
@@ -18,10 +19,9 @@ SUPPRESS_ORIGIN = '    websocket_extra_options={"suppress_origin": True},\n'
 
 
 def recipe() -> str:
-    """The first Python block of the README's section on Python clients."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Connecting from Python and other non-browser clients", 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    """The first Python block of docs/clients.md's section on Python clients."""
+    text = section("clients.md", "## Connecting from Python and other non-browser clients")
+    match = re.search(r"```python\n(.*?)```", text, re.DOTALL)
     assert match is not None, "the section has no python block"
     return match[1]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.documentation import section
 from whitelist.engine.versions import SUPPORTED, Supported, parse_release
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +37,8 @@ def test_the_lowest_releases_are_what_make_test_installs() -> None:
     assert pins == {f"{name}=={supported.lowest}" for name, supported in SUPPORTED.items()}
 
 
-def test_the_readme_states_the_supported_ranges() -> None:
-    section = (ROOT / "README.md").read_text().split("## Versions", 1)[1].split("\n## ", 1)[0]
-    versions = " ".join(section.split())  # as it reads, whatever the line breaks
+def test_the_documentation_states_the_supported_ranges() -> None:
+    versions = " ".join(section("versions.md", "# Versions").split())  # as it reads
     for supported in SUPPORTED.values():
         assert f"`{supported.requirement}`" in versions
         assert f"{supported.distribution.removeprefix('python-')} {supported.lowest}" in versions
