@@ -4,8 +4,8 @@ python-socketio's threading mode gives every Engine.IO session a thread of its
 own for the ping timer, and a WebSocket (or a long-poll waiting for data) holds
 one of the worker's request threads. This opens sockets one kind at a time
 against ``gunicorn -k gthread`` on a loopback port and counts the worker's
-threads (``/proc/PID/task``) and whether a page still answers. The README's
-gthread figures come from here::
+threads (``/proc/PID/task``) and whether a page still answers. The gthread
+figures in docs/deployment.md come from here::
 
     .venv/bin/python bench/gthread_threads.py
 """

@@ -6,7 +6,7 @@ The regression corpus for the origin guard: every entry in ``ATTACKS`` is an
 ``ALLOWED`` must be allowed, so that the corpus also proves the guard is not
 simply refusing everything. Names are the pytest ids: keep them short and unique.
 
-Semantics followed (``whitelist/core/origins.py`` and README "The decision"/"Rules"):
+Semantics followed (``whitelist/core/origins.py`` and docs/how-it-works.md "The decision"/"Rules"):
 
 * Header values are parsed strictly and never repaired: white space, control
   characters, backslashes, commas, userinfo, non-ASCII hosts, percent-encoding,

@@ -6,8 +6,8 @@ new minor or patch release, a security fix say, never fails to resolve: the
 start-up contracts (``contracts``) and ``manage.py check`` stand guard
 instead, and ``make test-newest`` runs the guard's tests on whatever is newest.
 
-pyproject.toml, requirements.txt, constraints-lowest.txt and the README's
-Versions section repeat these ranges; ``tests/test_versions.py`` fails when
+pyproject.toml, requirements.txt, constraints-lowest.txt and docs/versions.md
+repeat these ranges; ``tests/test_versions.py`` fails when
 one of them disagrees.
 """
 

@@ -169,7 +169,7 @@ class Command(BaseCommand):
                 "  To trust it, import that file in your browser (Chrome: Settings > Privacy "
                 "and security > Security > Manage certificates > Authorities > Import); "
                 "python-socketio's client takes it as its http_session's verify "
-                "(README: Connecting from Python)."
+                "(docs/clients.md: Connecting from Python)."
             )
 
     def _load_rules(self) -> str:
