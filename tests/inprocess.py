@@ -5,6 +5,9 @@
 * ``eventlet``: ``eventlet.wsgi`` in an OS thread of its own, whose hub runs the
   server's green threads. The test process is not monkey-patched: only the
   server's own code runs on that hub, and the clients use ordinary threads.
+* ``gevent``: ``gevent.pywsgi`` the same way, on a gevent hub of that thread's
+  own; python-engineio serves its WebSockets with simple-websocket on gevent's
+  greenlets, events and selectors, as under gunicorn's gevent worker.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-MODES = ["threading", "eventlet"]
+MODES = ["threading", "eventlet", "gevent"]
 START_TIMEOUT = 15
 
 
@@ -27,7 +30,7 @@ def serving(
     ``before_stop`` (a Socket.IO server's ``shutdown``) runs in the server's own
     thread, where an eventlet server's green threads live.
     """
-    serve = _serve_threading if mode == "threading" else _serve_eventlet
+    serve = SERVERS[mode]
     ready: list[int] = []
     started = threading.Event()
     stop = threading.Event()
@@ -88,3 +91,27 @@ def _serve_eventlet(
     before_stop()
     server.kill()
     listener.close()
+
+
+def _serve_gevent(
+    app: Callable[..., Any],
+    ready: list[int],
+    started: threading.Event,
+    stop: threading.Event,
+    before_stop: Callable[[], object],
+) -> None:
+    """gevent's WSGI server on a hub of this thread's own (gevent has one hub per thread)."""
+    import gevent
+    from gevent.pywsgi import WSGIServer
+
+    server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    ready.append(server.server_port)
+    started.set()
+    while not stop.is_set():
+        gevent.sleep(0.05)
+    before_stop()
+    server.stop(timeout=1)
+
+
+SERVERS = {"threading": _serve_threading, "eventlet": _serve_eventlet, "gevent": _serve_gevent}

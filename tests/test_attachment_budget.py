@@ -2,7 +2,7 @@
 
 Each session may hold ``WHITELIST_MAX_BINARY_BYTES`` of attachments for an
 unfinished packet; without a sum, twenty sessions just under it grew the
-server by 185 MiB. Real ``GuardedServer`` in both async modes, raw WebSockets.
+server by 185 MiB. Real ``GuardedServer`` in all three async modes, raw WebSockets.
 """
 
 from __future__ import annotations

@@ -19,10 +19,9 @@ from engineio import packet as eio_packet
 from engineio.socket import Socket
 
 from harness.live import ROOT, free_port, server_env
+from tests.inprocess import MODES
 from whitelist import GuardedServer
 from whitelist.engine import contracts, logs, ping_timers
-
-MODES = ["threading", "eventlet"]
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ import pytest
 from engineio.socket import Socket
 
 from tests.engine_server import engine_server, open_polling_session
+from tests.inprocess import MODES
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import websockets
 from whitelist.engine.websockets import (
@@ -28,7 +29,6 @@ from whitelist.engine.websockets import (
     use_guarded_websockets,
 )
 
-MODES = ["threading", "eventlet"]
 UNDECODABLE = ["", "bA", "4" + "[" * 5000, "2" + "[" * 5000]
 UNDECODABLE_IDS = ["empty", "bad base64", "deep 4[", "deep 2["]
 

@@ -1,4 +1,4 @@
-"""python-socketio's admin UI (``instrument()``) keeps every session hardening, in both modes.
+"""python-socketio's admin UI (``instrument()``) keeps every session hardening, in every mode.
 
 ``instrument()`` registers Engine.IO connect and disconnect handlers of its
 own, and in development mode swaps python-engineio's ``Socket`` methods for

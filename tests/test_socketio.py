@@ -1,4 +1,4 @@
-"""whitelist.server.guarded in this process: the guard on a real server, in both async modes.
+"""whitelist.server.guarded in this process: the guard on a real server, in all three async modes.
 
 Each test builds a ``GuardedServer``, registers handlers the way a project
 would, serves it on a loopback port (Werkzeug threads or an eventlet hub) and
