@@ -41,10 +41,12 @@ from whitelist.gunicorn_conf import quiet_worker_logs
 # create Django's thread-locals before each worker's eventlet monkey-patching.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
 WORKER = os.environ.get("GUARDSITE_WORKER", "eventlet")
-if WORKER not in {"eventlet", "gthread"}:
-    raise ValueError(f"GUARDSITE_WORKER={WORKER!r}: use eventlet or gthread")
+# Each worker and python-socketio's async mode that runs on it.
+ASYNC_MODES = {"eventlet": "eventlet", "gevent": "gevent", "gthread": "threading"}
+if WORKER not in ASYNC_MODES:
+    raise ValueError(f"GUARDSITE_WORKER={WORKER!r}: use eventlet, gevent or gthread")
 # Read by guardsite.settings, so set before the settings load (the import is lazy).
-os.environ["GUARDSITE_SOCKETIO_ASYNC_MODE"] = "threading" if WORKER == "gthread" else "eventlet"
+os.environ["GUARDSITE_SOCKETIO_ASYNC_MODE"] = ASYNC_MODES[WORKER]
 if WORKER == "gthread":
     threads = int(os.environ.get("GUARDSITE_THREADS", "100"))
 

@@ -165,7 +165,7 @@ LOGGING = {
 GUARDSITE_SOCKETIO_HANDLERS = ["guardsite.events"]
 # eventlet (runsocket, gunicorn's eventlet worker) or threading (gunicorn's gthread worker).
 GUARDSITE_SOCKETIO_ASYNC_MODE = os.environ.get("GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet")
-if GUARDSITE_SOCKETIO_ASYNC_MODE not in {"eventlet", "threading"}:
+if GUARDSITE_SOCKETIO_ASYNC_MODE not in {"eventlet", "gevent", "threading"}:
     raise ValueError(f"GUARDSITE_SOCKETIO_ASYNC_MODE={GUARDSITE_SOCKETIO_ASYNC_MODE!r}")
 # redis://host:port/db: every server process shares emits through python-socketio's
 # Redis manager, and guardsite.messaging.emit() reaches their clients from anywhere.

@@ -1,4 +1,8 @@
-"""gunicorn's gthread worker with python-socketio's threading mode, the path gunicorn 26+ keeps."""
+"""gunicorn 26+'s workers: gthread with python-socketio's threading mode, and gevent.
+
+gunicorn 26 removed the eventlet worker; gthread (on the pinned and the newest
+gunicorn) and gevent (on the newest) are the paths it keeps.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,17 @@ import contextlib
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 import redis
+import socketio
 
 from harness.commands import command_on
 from harness.live import (
-    ROOT,
     LiveServer,
     free_port,
     migrated_copy,
@@ -26,21 +31,9 @@ from harness.live import (
 )
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
+from tests.gunicorn_releases import gunicorn_path
 
 TRANSPORTS = ["polling", "websocket"]
-
-
-# make test installs the newest gunicorn here, beside the pinned one (Makefile).
-CURRENT_GUNICORN = ROOT / ".venv" / "gunicorn-current"
-
-
-def gunicorn_path(release: str) -> dict[str, str]:
-    """The environment that runs the pinned gunicorn (<26) or the newest one."""
-    if release == "pinned":
-        return {}
-    if not (CURRENT_GUNICORN / "gunicorn").is_dir():
-        pytest.skip("run make test to install the newest gunicorn")
-    return {"PYTHONPATH": str(CURRENT_GUNICORN)}
 
 
 def installed_version(env: dict[str, str]) -> str:
@@ -54,18 +47,20 @@ def installed_version(env: dict[str, str]) -> str:
     ).stdout.strip()
 
 
-# The database of each gthread server, by URL, for tests that read what it recorded.
+# The database of each gunicorn server, by URL, for tests that read what it recorded.
 DATABASES: dict[str, Path] = {}
 
 
 @contextlib.contextmanager
-def gthread_server(database: Path, folder: Path, **extra: str) -> Iterator[tuple[str, str]]:
-    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=gthread on ``database``: its URL and
-    the gunicorn release it runs; stopped (gracefully) when the block ends."""
+def gunicorn_server(
+    database: Path, folder: Path, worker: str = "gthread", **extra: str
+) -> Iterator[tuple[str, str]]:
+    """gunicorn -c gunicorn.conf.py with GUARDSITE_WORKER=``worker`` on ``database``: its URL
+    and the gunicorn release it runs; stopped (gracefully) when the block ends."""
     port = free_port()
     env = server_env(
         database,
-        GUARDSITE_WORKER="gthread",
+        GUARDSITE_WORKER=worker,
         GUARDSITE_BIND=f"127.0.0.1:{port}",
         GUARDSITE_STATE_DIR=str(folder),
         DJANGO_SETTINGS_MODULE="tests.live_settings",
@@ -84,36 +79,40 @@ def gthread_server(database: Path, folder: Path, **extra: str) -> Iterator[tuple
         process.wait(15)
 
 
-@pytest.fixture(scope="module", params=["pinned", "current"])
-def gthread(
+@pytest.fixture(
+    scope="module",
+    params=[("gthread", "pinned"), ("gthread", "current"), ("gevent", "current")],
+    ids=["gthread-pinned", "gthread-current", "gevent-current"],
+)
+def worker(
     request: pytest.FixtureRequest,
     migrated_template: Path,
     tmp_path_factory: pytest.TempPathFactory,
     redis_url: str,
 ) -> Iterator[str]:
-    """gunicorn's gthread worker with the message queue.
+    """A gunicorn worker that gunicorn 26+ keeps, with the message queue: its URL.
 
-    Once with the pinned gunicorn (<26), once with the newest (27, which has no
-    eventlet worker left).
+    gthread with the pinned gunicorn (<26) and with the newest (27, which has no
+    eventlet worker left); gevent with the newest.
     """
-    folder = tmp_path_factory.mktemp("gthread")
+    kind, release = request.param
+    folder = tmp_path_factory.mktemp(kind)
     database = migrated_copy(migrated_template, folder / "db.sqlite3")
     command_on(database, "whitelist", "add", ALLOWED)
-    with gthread_server(
+    with gunicorn_server(
         database,
         folder,
+        kind,
         GUARDSITE_MESSAGE_QUEUE=redis_url,
         GUARDSITE_THREADS="20",
-        **gunicorn_path(request.param),
+        **gunicorn_path(release),
     ) as (url, version):
-        assert (version < "26") == (request.param == "pinned"), version
+        assert (version < "26") == (release == "pinned"), version
         DATABASES[url] = database
         yield url
 
 
-def test_gthread_worker_listens_on_the_queue_before_any_client(
-    gthread: str, redis_url: str
-) -> None:
+def test_the_worker_listens_on_the_queue_before_any_client(worker: str, redis_url: str) -> None:
     """gunicorn.conf.py's post_worker_init starts the manager and the rule listener."""
     queue = redis.Redis.from_url(redis_url)
     assert wait_until(lambda: queue.pubsub_numsub("socketio")[0][1] >= 1)
@@ -121,42 +120,63 @@ def test_gthread_worker_listens_on_the_queue_before_any_client(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_gthread_worker_welcomes_an_allowed_origin(gthread: str, transport: str) -> None:
-    outcome, _ = try_connect(gthread, origin=ALLOWED, transport=transport)
+def test_the_worker_welcomes_an_allowed_origin(worker: str, transport: str) -> None:
+    outcome, _ = try_connect(worker, origin=ALLOWED, transport=transport)
     assert outcome.welcome is not None and outcome.welcome["transport"] == transport
     assert outcome.hello is not None and outcome.hello["protocol"] == "ws://"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_gthread_worker_refuses_another_origin_politely(gthread: str, transport: str) -> None:
-    outcome, _ = try_connect(gthread, origin="https://evil.test", transport=transport)
+def test_the_worker_refuses_another_origin_politely(worker: str, transport: str) -> None:
+    outcome, _ = try_connect(worker, origin="https://evil.test", transport=transport)
     assert outcome.error == {
         "message": "Who invited you to this party?",
         "data": {"reason": "origin-not-allowed", "origin": "https://evil.test"},
     }
 
 
-def test_gthread_worker_guards_namespaces_added_by_handler_modules(gthread: str) -> None:
-    outcome, client = try_connect(gthread, origin=ALLOWED, namespace="/late", keep=True)
+def test_the_worker_guards_namespaces_added_by_handler_modules(worker: str) -> None:
+    outcome, client = try_connect(worker, origin=ALLOWED, namespace="/late", keep=True)
     try:
         assert outcome.welcome is not None
         assert client.call("echo", "hi", namespace="/late", timeout=10) == "hi"
     finally:
         client.disconnect()
-    refused, _ = try_connect(gthread, origin="https://evil.test", namespace="/late")
+    refused, _ = try_connect(worker, origin="https://evil.test", namespace="/late")
     assert refused.error is not None and refused.error["data"]["reason"] == "origin-not-allowed"
 
 
-def test_the_eventlet_worker_serves_without_noise(migrated_template: Path, tmp_path: Path) -> None:
-    """The pinned eventlet worker: no deprecation notices, no run-on shutdown errors."""
+def test_the_worker_upgrades_a_client_from_polling_to_websocket(worker: str) -> None:
+    """A client's default transports, as a browser's: the handshake polls, then upgrades."""
+    client = socketio.Client(reconnection=False, websocket_extra_options={"suppress_origin": True})
+    welcomed = threading.Event()
+    client.on("permission.message", lambda *args: welcomed.set(), namespace="/late")
+    client.connect(worker, headers={"Origin": ALLOWED}, namespaces=["/late"], wait_timeout=10)
+    try:
+        assert welcomed.wait(10)
+        assert client.transport() == "websocket"
+        said = client.call("echo", "after the upgrade", namespace="/late", timeout=10)
+        assert said == "after the upgrade"
+    finally:
+        client.disconnect()
+
+
+@pytest.mark.parametrize("kind", ["eventlet", "gevent"])
+def test_a_green_worker_serves_without_noise(
+    kind: str, migrated_template: Path, tmp_path: Path
+) -> None:
+    """eventlet (pinned gunicorn) and gevent (the newest): no deprecation notices, no
+    run-on shutdown errors, no client bytes read as a request after a WebSocket's close."""
     database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
     command_on(database, "whitelist", "add", ALLOWED)
     port = free_port()
     env = server_env(
         database,
+        GUARDSITE_WORKER=kind,
         GUARDSITE_BIND=f"127.0.0.1:{port}",
         GUARDSITE_STATE_DIR=str(tmp_path),
         DJANGO_SETTINGS_MODULE="guardsite.settings",
+        **gunicorn_path("pinned" if kind == "eventlet" else "current"),
     )
     env.pop("PYTHONWARNINGS")  # as an operator runs it: warnings shown
     log = tmp_path / "gunicorn.log"
@@ -172,8 +192,9 @@ def test_the_eventlet_worker_serves_without_noise(migrated_template: Path, tmp_p
         process.terminate()
         process.wait(15)
     text = log.read_text()
-    assert "Using worker: eventlet" in text
-    for noise in ("Traceback", "deprecated", "DEPRECATED", "socket shutdown error"):
+    assert f"Using worker: {kind}" in text
+    noises = ("Traceback", "deprecated", "DEPRECATED", "socket shutdown error", "Invalid HTTP")
+    for noise in (*noises, "Expected GET"):
         assert noise not in text, text
 
 
@@ -200,22 +221,22 @@ def test_gunicorn_refuses_to_serve_when_a_system_check_fails(
     assert "Worker failed to boot" in text
 
 
-def test_gthread_worker_records_refusals_in_the_log(gthread: str) -> None:
+def test_the_worker_records_refusals_in_the_log(worker: str) -> None:
     """The flusher is a thread here, started by gunicorn.conf.py's post_worker_init."""
-    origin = f"https://logged-{gthread.rsplit(':', 1)[1]}.test"
+    origin = f"https://logged-{worker.rsplit(':', 1)[1]}.test"
     for _ in range(3):
-        assert try_connect(gthread, origin=origin)[0].refusal_reason == "origin-not-allowed"
+        assert try_connect(worker, origin=origin)[0].refusal_reason == "origin-not-allowed"
 
     def logged() -> list[tuple[str, int]]:
-        with closing(sqlite3.connect(DATABASES[gthread], timeout=10)) as db:
+        with closing(sqlite3.connect(DATABASES[worker], timeout=10)) as db:
             query = "SELECT namespace, count FROM whitelist_refusedconnect WHERE origin = ?"
             return db.execute(query, (origin,)).fetchall()
 
     assert wait_until(lambda: logged() == [("/", 3)]), logged()
 
 
-def test_gthread_worker_refuses_anonymous_clients_on_protected_namespaces(gthread: str) -> None:
-    outcome, _ = try_connect(gthread, origin=ALLOWED, namespace="/account")
+def test_the_worker_refuses_anonymous_clients_on_protected_namespaces(worker: str) -> None:
+    outcome, _ = try_connect(worker, origin=ALLOWED, namespace="/account")
     assert outcome.refusal_reason == "login-required"
 
 
@@ -234,7 +255,7 @@ def test_the_last_refusals_are_written_as_the_server_stops(
         database, running = live.database, stopped_at_the_end(live)
     else:
         database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
-        running = gthread_server(database, tmp_path, WHITELIST_FLUSH_INTERVAL="3600")
+        running = gunicorn_server(database, tmp_path, WHITELIST_FLUSH_INTERVAL="3600")
     with closing(sqlite3.connect(database, timeout=10)) as db:
         with running as (url, _version):
             for _ in range(3):
@@ -245,7 +266,7 @@ def test_the_last_refusals_are_written_as_the_server_stops(
 
 @contextlib.contextmanager
 def stopped_at_the_end(server: LiveServer) -> Iterator[tuple[str, str]]:
-    """A running runsocket as ``gthread_server`` gives gunicorn: its URL, stopped after."""
+    """A running runsocket as ``gunicorn_server`` gives gunicorn: its URL, stopped after."""
     try:
         yield server.url, ""
     finally:
