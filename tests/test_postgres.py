@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from harness.live import (
 from harness.services import PostgresServer
 from tests.clients import try_connect, welcomed
 from tests.conftest import ALLOWED
+from tests.gunicorn_releases import gunicorn_path
 
 OTHER = "http://other.test:8080"
 WHILE_DOWN = "https://while-the-database-is-down.test"
@@ -109,17 +111,26 @@ def test_removing_a_rule_revokes_its_sockets_on_every_node(
 
 def test_a_slow_query_does_not_hold_up_other_sockets(nodes: list[LiveServer]) -> None:
     """With a driver that blocked the hub, nobody else could connect during the sleep."""
-    node = nodes[0]
-    slow, client = try_connect(node.url, origin=ALLOWED, namespace="/late", keep=True)
+    assert_a_slow_query_holds_up_no_one(nodes[0].url)
+
+
+def test_a_slow_query_does_not_hold_up_other_sockets_under_gevent(gevent_node: str) -> None:
+    """gevent's patching makes no driver green by itself: the engine installs psycopg2's
+    wait callback (whitelist.engine.green_psycopg2)."""
+    assert_a_slow_query_holds_up_no_one(gevent_node)
+
+
+def assert_a_slow_query_holds_up_no_one(url: str) -> None:
+    slow, client = try_connect(url, origin=ALLOWED, namespace="/late", keep=True)
     answered = threading.Event()
     try:
         assert slow.welcome is not None
         client.emit("sleep_in_database", 8, namespace="/late", callback=lambda *_: answered.set())
         for _ in range(2):
-            other_outcome, other = try_connect(node.url, origin=ALLOWED, namespace="/late")
+            other_outcome, other = try_connect(url, origin=ALLOWED, namespace="/late")
             assert other_outcome.welcome is not None
             assert not answered.is_set(), "the other socket waited for the slow query"
-        assert connect_and_call(node.url) >= 1
+        assert connect_and_call(url) >= 1
         assert not answered.is_set(), "the other sockets waited for the slow query"
         assert answered.wait(30), "the slow query never answered"
     finally:
@@ -171,22 +182,21 @@ def test_a_stalled_revision_table_neither_freezes_sockets_nor_the_watcher(
     assert welcomed(node.url, ALLOWED)
 
 
-@pytest.fixture(scope="module")
-def gthread_node(
-    database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def gunicorn_node(
+    database: dict[str, str], folder: Path, worker: str, **extra: str
 ) -> Iterator[str]:
-    """gunicorn's gthread worker (python-socketio's threading mode) on the same database."""
-    folder = tmp_path_factory.mktemp("pg-gthread")
+    """gunicorn's ``worker`` on the module's database: its URL, until the block ends."""
     port = free_port()
     env = server_env(
         folder / "unused.sqlite3",
         **database,
-        GUARDSITE_WORKER="gthread",
-        GUARDSITE_THREADS="20",
+        GUARDSITE_WORKER=worker,
         GUARDSITE_BIND=f"127.0.0.1:{port}",
         GUARDSITE_STATE_DIR=str(folder),
         WHITELIST_REFRESH_INTERVAL="60",
         DJANGO_SETTINGS_MODULE="tests.live_settings",
+        **extra,
     )
     log = folder / "gunicorn.log"
     process = start_gunicorn(env, log)
@@ -199,16 +209,38 @@ def gthread_node(
         process.wait(15)
 
 
-def test_the_gthread_worker_follows_pushed_changes_too(
-    gthread_node: str, database: dict[str, str], tmp_path: Path
+@pytest.fixture(scope="module")
+def gthread_node(
+    database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """gunicorn's gthread worker (python-socketio's threading mode) on the same database."""
+    folder = tmp_path_factory.mktemp("pg-gthread")
+    with gunicorn_node(database, folder, "gthread", GUARDSITE_THREADS="20") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def gevent_node(
+    database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """gunicorn 27's gevent worker (python-socketio's gevent mode) on the same database."""
+    folder = tmp_path_factory.mktemp("pg-gevent")
+    with gunicorn_node(database, folder, "gevent", **gunicorn_path("current")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("node", ["gthread_node", "gevent_node"])
+def test_the_gunicorn_workers_follow_pushed_changes_too(
+    node: str, request: pytest.FixtureRequest, database: dict[str, str], tmp_path: Path
 ) -> None:
-    assert welcomed(gthread_node, ALLOWED) and not welcomed(gthread_node, OTHER)
+    url = request.getfixturevalue(node)
+    assert welcomed(url, ALLOWED) and not welcomed(url, OTHER)
     assert manage(tmp_path / "unused", "whitelist", "add", OTHER, **database).returncode == 0
     try:
-        assert wait_until(lambda: welcomed(gthread_node, OTHER), timeout=15)
+        assert wait_until(lambda: welcomed(url, OTHER), timeout=15)
     finally:
         manage(tmp_path / "unused", "whitelist", "remove", OTHER, **database)
-    assert wait_until(lambda: not welcomed(gthread_node, OTHER), timeout=15)
+    assert wait_until(lambda: not welcomed(url, OTHER), timeout=15)
 
 
 def test_nodes_keep_their_rules_while_postgresql_is_down_and_listen_again_when_it_returns(

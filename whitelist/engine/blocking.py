@@ -1,4 +1,4 @@
-"""Keep database waits off eventlet's loop: each SQL statement runs in a native thread.
+"""Keep database waits off the green loop: each SQL statement runs in a native thread.
 
 Under eventlet every socket is a green thread of one OS thread. The sqlite3
 driver waits for another process's write lock in C (its busy handler, up to the
@@ -8,6 +8,8 @@ every socket of the server. Within ``off_the_loop()``, each statement on the
 current green thread's connections runs in eventlet's native thread pool
 (``eventlet.tpool.execute``, public API) while the green thread waits for it
 cooperatively; the wait itself stays bounded by the database's own timeout.
+Under gevent the same runs in the hub's native thread pool
+(``gevent.get_hub().threadpool``, public API).
 
 Only the statement crosses over, through Django's public ``execute_wrapper()``:
 Django keeps its connections in a ``threading.local``, which eventlet's
@@ -17,10 +19,10 @@ green thread waits for it, so no connection is used by two threads at once.
 Django opens and commits on the loop, where neither waits for a lock in WAL
 mode (``BEGIN IMMEDIATE`` is a statement, and is offloaded).
 
-Offloaded: SQLite, and psycopg2 when nothing made it green. psycopg2 with
-eventlet's wait callback (runsocket and gunicorn's eventlet worker install it)
-already waits cooperatively, and runs as before; so does everything in the
-threading mode, where each task has an OS thread of its own.
+Offloaded: SQLite, and psycopg2 when nothing made it green. psycopg2 with a
+wait callback (eventlet's patching installs one; under gevent,
+``green_psycopg2``) already waits cooperatively, and runs as before; so does
+everything in the threading mode, where each task has an OS thread of its own.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 
 from django.db import connections
 
-from whitelist.engine.green import loop_shares_thread
+from whitelist.engine.green import green_library, loop_shares_thread
 
 
 def blocks_the_loop(connection: Any) -> bool:
@@ -48,7 +50,11 @@ def blocks_the_loop(connection: Any) -> bool:
 def in_native_thread(
     execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    """A Django execute wrapper: the DB-API call, in eventlet's native thread pool."""
+    """A Django execute wrapper: the DB-API call, in the green library's native thread pool."""
+    if green_library() == "gevent":
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(execute, (sql, params, many, context))
     from eventlet import tpool
 
     return tpool.execute(execute, sql, params, many, context)
@@ -58,7 +64,7 @@ def in_native_thread(
 def off_the_loop() -> Iterator[None]:
     """Within it, this green thread's statements run off the loop, where they could block it.
 
-    Outside eventlet (or on a cooperative driver) it changes nothing.
+    Outside eventlet and gevent (or on a cooperative driver) it changes nothing.
     """
     if not loop_shares_thread():
         yield

@@ -8,7 +8,15 @@ refusing everyone or dropping a protection.
 
 from __future__ import annotations
 
-from whitelist.engine import contracts, instrumentation, logs, messages, session_hooks, websockets
+from whitelist.engine import (
+    contracts,
+    green_psycopg2,
+    instrumentation,
+    logs,
+    messages,
+    session_hooks,
+    websockets,
+)
 from whitelist.engine.host import GuardHost
 
 
@@ -22,6 +30,8 @@ def install(server: GuardHost) -> None:
     websockets.use_guarded_websockets(server)
     if server.eio.async_mode == "eventlet":
         session_hooks.track_ping_timers(server)
+    if server.eio.async_mode == "gevent":
+        green_psycopg2.make_psycopg2_green()
 
 
 def reinstall_after_instrument(server: GuardHost) -> None:

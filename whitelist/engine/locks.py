@@ -4,8 +4,8 @@ Under eventlet's monkey-patching ``threading.Lock`` is a green lock: taking and
 giving it back costs four Python calls, and a connect took eight of them. A
 section that does no I/O, never sleeps and takes no other lock cannot switch green
 threads, so the interpreter's own lock, as the standard library had it before the
-patching (``eventlet.patcher.original``, public API), excludes green threads and
-native threads (eventlet's thread pool) alike, in C.
+patching (``eventlet.patcher.original``, ``gevent.monkey.get_original``: public
+API), excludes green threads and native threads (the thread pool) alike, in C.
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from whitelist.engine.green import loop_shares_thread
+from whitelist.engine.green import green_library
 
 
 def bookkeeping_lock() -> Any:
     """A lock for a section of dictionary and counter updates only: no I/O, no waiting."""
-    if loop_shares_thread():
+    library = green_library()
+    if library == "eventlet":
         from eventlet import patcher
 
         return patcher.original("threading").Lock()
+    if library == "gevent":
+        from gevent import monkey
+
+        return monkey.get_original("threading", "Lock")()
     return threading.Lock()
