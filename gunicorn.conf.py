@@ -101,8 +101,12 @@ def post_worker_init(worker: Any) -> None:
     setting, say), exactly as ``manage.py check`` would report it.
     """
     from django.core import checks
+    from django.db import connections
 
     errors = [m for m in checks.run_checks() if m.is_serious() and not m.is_silenced()]
+    # The checks read the rules on this thread, which serves no socket: no connection
+    # of theirs should stay open for the worker's life.
+    connections.close_all()
     if errors:
         for error in errors:
             worker.log.error("System check failed, not serving: %s", error)

@@ -158,6 +158,17 @@ def test_database_connections_stay_bounded_under_connects_and_events(
     assert wait_until(lambda: len(backends(postgres)) <= bound, timeout=15), backends(postgres)
 
 
+def test_database_connections_stay_bounded_under_gevent(
+    gevent_node: str, postgres: PostgresServer
+) -> None:
+    """A greenlet per socket, each handler's query on a connection of its own: closed after."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counts = list(pool.map(connect_and_call, [gevent_node] * 60))
+    assert len(counts) == 60 and all(count >= 1 for count in counts)
+    bound = BACKENDS_PER_NODE * listeners(postgres)
+    assert wait_until(lambda: len(backends(postgres)) <= bound, timeout=15), backends(postgres)
+
+
 def test_a_stalled_revision_table_neither_freezes_sockets_nor_the_watcher(
     nodes: list[LiveServer], postgres: PostgresServer
 ) -> None:
