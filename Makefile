@@ -25,7 +25,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ADDRS := 127.0.0.1:5000 127.0.0.1:5001 https://127.0.0.1:5443
 DEMO_RULES := http://localhost:5000 https://localhost:5443
 
-.PHONY: run check test docs test-newest bench bench-quick bench-profile bench-instructions valgrind cluster lint format admin setup chromium redis nginx postgresql clean
+.PHONY: run check test docs bench-modes test-newest bench bench-quick bench-profile bench-instructions valgrind cluster lint format admin setup chromium redis nginx postgresql clean
 
 run: $(VENV)/.runtime node_modules/.installed
 	$(PY) manage.py migrate --no-input
@@ -95,8 +95,12 @@ test-newest: node_modules/.installed
 	$(NEWEST)/bin/python -m pytest -q -p no:cacheprovider $(GUARD_TESTS)
 
 # Benchmarks (about 9 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
-bench: $(VENV)/.dev node_modules/.installed redis nginx postgresql
+bench: $(VENV)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed redis nginx postgresql
 	$(PY) bench/run.py
+
+# eventlet, gevent and threading under gunicorn, guarded against guarded (about 5 minutes).
+bench-modes: $(VENV)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed
+	$(PY) bench/modes.py
 
 # Before and after a change on the connect or message path (under 2 minutes): Guardsite
 # against plain python-socketio, connects on both transports and echoed messages.

@@ -6,7 +6,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from bench import ratios
+from bench import modes, ratios
 from bench.rules import ORIGINS
 
 
@@ -153,6 +153,9 @@ def render(results: dict[str, Any]) -> str:
         lines += hostile(results["hostile"])
     if "refusal_log" in results:
         lines += refusal_log(results["refusal_log"])
+    if "modes" in results:
+        lines += ["### Async modes under gunicorn, guarded against guarded", ""]
+        lines += [*modes.table(results["modes"]), ""]
     return "\n".join(lines)
 
 

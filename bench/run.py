@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import cluster, hostile, ratios, refusal_log, report  # noqa: E402
+from bench import cluster, hostile, modes, ratios, refusal_log, report  # noqa: E402
 from bench.rules import ALLOWED_EXACT, DENIED, make_rules  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     Target,
@@ -270,6 +270,9 @@ def main() -> None:
         results["refusal_log"] = refusal_log.run(
             work, rounds=2 if QUICK else 4, seconds=RUN_SECONDS
         )
+
+        print("Async modes under gunicorn ...", flush=True)
+        results["modes"] = modes.run(work)
 
         print("Cross-node propagation ...", flush=True)
         results["propagation_pushed"] = pushed_propagation(work)
