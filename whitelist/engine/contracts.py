@@ -249,10 +249,10 @@ def _engineio_sockets(probe: Probe) -> None:
 def _ping_timer(probe: Probe) -> None:
     """An in-memory polling handshake: its ping timer is a Socket method, started after connect.
 
-    Only eventlet's timers are tracked (and killed at the close): in threading
-    mode this contract has nothing to guard.
+    Only eventlet's and gevent's timers are tracked (and ended at the close): in
+    threading mode this contract has nothing to guard.
     """
-    if probe.async_mode != "eventlet":
+    if probe.async_mode not in ("eventlet", "gevent"):
         return
     started: list[Any] = []
     on_connect = probe.handler("connect")
@@ -274,8 +274,11 @@ def _ping_timer(probe: Probe) -> None:
         raise Broken("a handshake started no ping timer bound to its Socket")
     if started.index("connect") > started.index(timers[0]):
         raise Broken("the ping timer starts before the connect handler, which opens the state")
-    if "g" not in vars(probe.eio._async["thread"](target=print)):
+    thread = probe.eio._async["thread"](target=print)
+    if probe.async_mode == "eventlet" and "g" not in vars(thread):
         raise Broken("python-engineio's eventlet thread has no green thread in .g to kill")
+    if probe.async_mode == "gevent" and not callable(getattr(thread, "kill", None)):
+        raise Broken("python-engineio's gevent thread is no greenlet with kill()")
     from whitelist.engine import ping_timers
 
     if not ping_timers.is_upstream_ping(timers[0]):

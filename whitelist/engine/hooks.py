@@ -28,7 +28,7 @@ def install(server: GuardHost) -> None:
     logs.quiet_closed_session_race(server.eio)
     session_hooks.hook_sessions(server)
     websockets.use_guarded_websockets(server)
-    if server.eio.async_mode == "eventlet":
+    if server.eio.async_mode in ("eventlet", "gevent"):
         session_hooks.track_ping_timers(server)
     if server.eio.async_mode == "gevent":
         green_psycopg2.make_psycopg2_green()

@@ -54,7 +54,7 @@ def hook_sessions(server: GuardHost) -> None:
 
 
 def track_ping_timers(server: GuardHost) -> None:
-    """Note each session's ping task in its state, so that its close can end it (eventlet).
+    """Note each session's ping task in its state, so that its close can end it (green modes).
 
     python-engineio's own ``_send_ping`` becomes a ``PingTimer``; any other ping
     task (the admin UI's) keeps its green thread.
@@ -71,7 +71,7 @@ def track_ping_timers(server: GuardHost) -> None:
         if state is None:
             return start_background_task(target, *args, **kwargs)
         if ping_timers.is_upstream_ping(target) and not args and not kwargs:
-            task = ping_timers.PingTimer(socket, eio.ping_interval)
+            task = ping_timers.start(socket, eio.ping_interval, eio.async_mode)
         else:
             task = start_background_task(target, *args, **kwargs)
         state.ping_timer = task
@@ -90,6 +90,10 @@ def _kill(task: Any) -> None:
     cancel = getattr(task, "cancel", None)
     if cancel is not None:
         cancel()
+        return
+    if getattr(task, "g", None) is None and callable(getattr(task, "kill", None)):
+        if not task.dead:  # gevent: the task is its greenlet (the admin UI's ping)
+            task.kill(block=False)
         return
     green = getattr(task, "g", None)
     if green is None or green.dead:
