@@ -182,6 +182,21 @@ class LiveServer:
             raise
 
 
+class GunicornServer(LiveServer):
+    """One ``gunicorn -c gunicorn.conf.py`` in place of runsocket: the worker comes from
+    ``GUARDSITE_WORKER`` in its environment (and gunicorn 27 from ``PYTHONPATH``)."""
+
+    def start(self, timeout: float = 60) -> GunicornServer:
+        env = server_env(self.database, GUARDSITE_BIND=self.addresses()[0], **self.extra_env)
+        self.process = start_gunicorn(env, self.log_path)
+        try:
+            wait_for_gunicorn(self.url, self.process, self.log_path)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+
 @contextlib.contextmanager
 def running(servers: list[LiveServer]) -> Iterator[list[LiveServer]]:
     """Start every server; stop every one that started when the block ends."""

@@ -1,4 +1,8 @@
-"""Two real runsocket nodes on one real redis-server: emits reach the clients of every node."""
+"""Two real nodes on one real redis-server: emits reach the clients of every node.
+
+The nodes are runsocket (eventlet) processes, and again gunicorn 27's gevent
+worker, the path for new deployments.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +17,38 @@ import redis
 import socketio
 
 from harness.commands import command_on
-from harness.live import LiveServer, migrated_copy, running, wait_until
+from harness.live import GunicornServer, LiveServer, migrated_copy, running, wait_until
 from harness.services import RedisServer
 from tests.clients import Outcome, try_connect, welcomed
 from tests.conftest import ALLOWED
+from tests.gunicorn_releases import gunicorn_path
 
 
-def cluster(template: Path, folder: Path, queue: str) -> list[LiveServer]:
+def cluster(template: Path, folder: Path, queue: str, kind: str = "runsocket") -> list[LiveServer]:
     """Two server processes (not started) sharing one database and one message queue.
 
     Their poll is far slower than the tests' bounds: only the push can explain
-    a fast change.
+    a fast change. ``kind`` is runsocket, or gevent for gunicorn 27's gevent worker.
     """
     database = migrated_copy(template, folder / "db.sqlite3")
     command_on(database, "whitelist", "add", ALLOWED)
     env = {"GUARDSITE_MESSAGE_QUEUE": queue, "WHITELIST_REFRESH_INTERVAL": "60"}
+    if kind == "gevent":
+        env |= {"GUARDSITE_WORKER": "gevent", **gunicorn_path("current")}
+        return [GunicornServer(database, folder / f"node{i}.log", **env) for i in range(2)]
     return [LiveServer(database, folder / f"node{i}.log", **env) for i in range(2)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["runsocket", "gevent"])
 def nodes(
-    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+    request: pytest.FixtureRequest,
+    migrated_template: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
 ) -> Iterator[list[LiveServer]]:
     """Two server processes sharing one database and one message queue."""
-    servers = cluster(migrated_template, tmp_path_factory.mktemp("cluster"), redis_url)
+    folder = tmp_path_factory.mktemp(f"cluster-{request.param}")
+    servers = cluster(migrated_template, folder, redis_url, request.param)
     with running(servers):
         yield servers
 
