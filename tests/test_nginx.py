@@ -15,11 +15,14 @@ import socketio
 import websocket
 
 from harness.commands import command_on
-from harness.live import ROOT, LiveServer, migrated_copy, wait_until
+from harness.live import ROOT, GunicornServer, LiveServer, migrated_copy, wait_until
 from harness.services import Nginx
 from tests.admin_session import add_superuser
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
+from tests.gunicorn_releases import gunicorn_path
+
+pytestmark = pytest.mark.live  # every test starts nodes and nginx, some by name at run time
 
 TRANSPORTS = ["polling", "websocket"]
 # Each node's per-address connection cap, small: nginx, a trusted proxy, must not meet it.
@@ -27,16 +30,25 @@ NODE_CAP = 5
 
 
 def start_nodes(
-    template: Path, folder: Path, queue: str, stack: contextlib.ExitStack
+    template: Path,
+    folder: Path,
+    queue: str,
+    stack: contextlib.ExitStack,
+    server_class: type[LiveServer] = LiveServer,
+    **worker: str,
 ) -> list[LiveServer]:
-    """Two started nodes sharing a database and the message queue, stopped with ``stack``."""
+    """Two started nodes sharing a database and the message queue, stopped with ``stack``.
+
+    runsocket by default; ``GunicornServer`` with ``worker``'s environment for gunicorn.
+    """
     database = migrated_copy(template, folder / "db.sqlite3")
     command_on(database, "whitelist", "add", ALLOWED)
     nodes = []
     for number in range(2):
-        node = LiveServer(
+        node = server_class(
             database,
             folder / f"node{number}.log",
+            **worker,
             GUARDSITE_MESSAGE_QUEUE=queue,
             # As the README's deployment (and make cluster) sets them: nginx is trusted.
             WHITELIST_TRUSTED_PROXIES="127.0.0.1,::1",
@@ -75,8 +87,29 @@ def proxy(cluster: list[LiveServer], tmp_path_factory: pytest.TempPathFactory) -
         yield start_nginx(tmp_path_factory.mktemp("sticky"), cluster, stack).url
 
 
+@pytest.fixture(scope="module")
+def gevent_proxy(
+    migrated_template: Path, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[str]:
+    """nginx, sticky, in front of two gunicorn 27 gevent workers on the same queue."""
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        pytest.skip("run make test to install nginx")
+    folder = tmp_path_factory.mktemp("nginx-gevent")
+    worker = {"GUARDSITE_WORKER": "gevent", **gunicorn_path("current")}
+    with contextlib.ExitStack() as stack:
+        nodes = start_nodes(migrated_template, folder, redis_url, stack, GunicornServer, **worker)
+        yield start_nginx(folder, nodes, stack).url
+
+
+@pytest.fixture(params=["runsocket", "gevent"])
+def any_proxy(request: pytest.FixtureRequest) -> str:
+    """nginx in front of runsocket nodes, or of gunicorn's gevent workers."""
+    return request.getfixturevalue("proxy" if request.param == "runsocket" else "gevent_proxy")
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_allowed_origin_is_welcomed_through_nginx(proxy: str, transport: str) -> None:
+def test_allowed_origin_is_welcomed_through_nginx(any_proxy: str, transport: str) -> None:
+    proxy = any_proxy
     outcome, client = try_connect(proxy, origin=ALLOWED, transport=transport, keep=True)
     try:
         assert outcome.welcome is not None and outcome.welcome["origin"] == ALLOWED
@@ -86,23 +119,23 @@ def test_allowed_origin_is_welcomed_through_nginx(proxy: str, transport: str) ->
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_other_origin_is_refused_through_nginx(proxy: str, transport: str) -> None:
-    outcome, _ = try_connect(proxy, origin="https://evil.test", transport=transport)
+def test_other_origin_is_refused_through_nginx(any_proxy: str, transport: str) -> None:
+    outcome, _ = try_connect(any_proxy, origin="https://evil.test", transport=transport)
     assert outcome.error == {
         "message": "Who invited you to this party?",
         "data": {"reason": "origin-not-allowed", "origin": "https://evil.test"},
     }
 
 
-def test_long_polling_sessions_stay_on_one_node(proxy: str) -> None:
+def test_long_polling_sessions_stay_on_one_node(any_proxy: str) -> None:
     """Every request of a polling session must reach the node that holds it."""
-    outcomes = [try_connect(proxy, origin=ALLOWED, transport="polling") for _ in range(5)]
+    outcomes = [try_connect(any_proxy, origin=ALLOWED, transport="polling") for _ in range(5)]
     assert all(outcome.welcome is not None for outcome, _ in outcomes)
 
 
-def test_a_broadcast_reaches_clients_behind_nginx(proxy: str) -> None:
+def test_a_broadcast_reaches_clients_behind_nginx(any_proxy: str) -> None:
     pairs = [
-        try_connect(proxy, origin=ALLOWED, namespace="/late", transport=transport, keep=True)
+        try_connect(any_proxy, origin=ALLOWED, namespace="/late", transport=transport, keep=True)
         for transport in TRANSPORTS
     ]
     try:
