@@ -163,6 +163,7 @@ LONGEST_FIRST = [
     "test_tls.py",
     "test_fuzz.py",
     "test_socketio.py",
+    "test_socketio_gevent.py",
     "test_serving.py",
     "test_postgres.py",
     "test_wheel.py",
