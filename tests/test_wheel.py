@@ -197,13 +197,17 @@ def copy_source(tmp_path: Path) -> Path:
     return source
 
 
-def build_wheel(tmp_path: Path, env: dict[str, str]) -> Path:
-    source = copy_source(tmp_path)
-    wheels = tmp_path / "wheels"
-    pip = (sys.executable, "-m", "pip", "--disable-pip-version-check")
-    run(*pip, "wheel", "--no-deps", "-q", "-w", wheels, source, env=env, cwd=tmp_path)
-    (wheel,) = wheels.glob("*.whl")
-    return wheel
+@pytest.fixture(scope="module")
+def distributions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The wheel and the source distribution, built once by ``python -m build``."""
+    folder = tmp_path_factory.mktemp("build")
+    source = copy_source(folder)
+    env = isolated_env(folder / "project")
+    dist = folder / "dist"
+    run(sys.executable, "-m", "build", "--outdir", dist, source, env=env, cwd=folder, timeout=240)
+    (wheel,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    return wheel, sdist
 
 
 def write_project(project: Path) -> None:
@@ -256,10 +260,12 @@ def assert_welcomed_and_served(url: str, origin: str, transport: str) -> None:
 
 
 @pytest.mark.timeout(300)  # a cold pip cache means downloads from the package index
-def test_wheel_protects_a_fresh_django_project(tmp_path: Path) -> None:
+def test_wheel_protects_a_fresh_django_project(
+    tmp_path: Path, distributions: tuple[Path, Path]
+) -> None:
     project = tmp_path / "project"
     env = isolated_env(project)
-    wheel = build_wheel(tmp_path, env)
+    wheel, _ = distributions
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     assert "whitelist/server/guarded.py" in names
@@ -346,13 +352,11 @@ def stop(server: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.timeout(300)  # build's isolated environment may download setuptools
-def test_the_distributions_carry_the_licence_and_pass_twine_check(tmp_path: Path) -> None:
-    source = copy_source(tmp_path)
+def test_the_distributions_carry_the_licence_and_pass_twine_check(
+    tmp_path: Path, distributions: tuple[Path, Path]
+) -> None:
+    wheel, sdist = distributions
     env = isolated_env(tmp_path / "project")
-    dist = tmp_path / "dist"
-    run(sys.executable, "-m", "build", "--outdir", dist, source, env=env, cwd=tmp_path, timeout=240)
-    (wheel,) = dist.glob("*.whl")
-    (sdist,) = dist.glob("*.tar.gz")
     run(sys.executable, "-m", "twine", "check", "--strict", wheel, sdist, env=env, cwd=tmp_path)
 
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
