@@ -41,7 +41,7 @@ run: $(VENV)/.runtime node_modules/.installed
 	@echo
 	$(PY) manage.py runsocket $(DEMO_ADDRS)
 
-# The quick tier: lint and every test that starts no process (under a minute). make test
+# The quick tier: lint and every test that starts no process (about a minute). make test
 # runs these too, with the live tests against real servers, services and a browser.
 check: $(VENV)/.dev node_modules/.installed
 	$(PY) manage.py collectstatic --no-input -v0
