@@ -18,7 +18,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from whitelist.audit import record_changes
-from whitelist.core.index import AllowlistIndex
 from whitelist.core.namespaces import (
     NamespaceError,
     format_namespaces,
@@ -26,7 +25,7 @@ from whitelist.core.namespaces import (
     parse_namespaces,
 )
 from whitelist.core.origins import OriginError, Rule, parse_origin_header
-from whitelist.rules.configured import normalise_rule, parse_configured_rule
+from whitelist.rules.configured import index_rows, normalise_rule, parse_configured_rule
 
 
 def validate_rule(value: str) -> None:
@@ -120,17 +119,12 @@ class AllowedOriginQuerySet(models.QuerySet["AllowedOrigin"]):
             wanted = parse_origin_header(origin)
         except OriginError:
             return None
-        rows: dict[Rule, AllowedOrigin] = {}
-        scopes: dict[Rule, frozenset[str]] = {}
-        for row in self:
-            try:
-                rule = normalise_rule(row.pattern)
-                scopes[rule] = parse_namespaces(row.namespaces)
-            except (OriginError, NamespaceError):
-                continue
-            rows.setdefault(rule, row)
-        found = AllowlistIndex(rows, scopes).match(wanted, namespace)
-        return None if found is None else rows[found]
+        rows = {row.pattern: row for row in self}
+        indexed = index_rows(
+            ((row.pattern, row.namespaces) for row in rows.values()), normalise_rule
+        )
+        found = indexed.index.match(wanted, namespace)
+        return None if found is None else rows[indexed.patterns[found]]
 
 
 def _described(changes: dict[str, Any]) -> str:

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from django.db import connection, connections, transaction
 
 from whitelist.core.index import AllowlistIndex
-from whitelist.core.namespaces import NamespaceError, parse_namespaces
-from whitelist.core.origins import OriginError, Rule
 from whitelist.core.outages import OutageLog
 from whitelist.engine.blocking import off_the_loop
 from whitelist.rules.changes import refresh_interval, rules_database
-from whitelist.rules.configured import parse_configured_rule
+from whitelist.rules.configured import index_rows
 
 logger = logging.getLogger(__name__)
 
@@ -60,25 +58,16 @@ def load_snapshot() -> Snapshot:
     from whitelist.models import AllowedOrigin
 
     alias = rules_database()
-    rules: list[Rule] = []
-    scopes: dict[Rule, frozenset[str]] = {}
-    skipped: list[str] = []
     with off_the_loop(), bounded_statements(alias):
         revision = read_revision()
         rows = list(
             AllowedOrigin.objects.using(alias).enabled().values_list("pattern", "namespaces")
         )
-    for pattern, namespaces in rows:
-        try:
-            rule = parse_configured_rule(pattern)
-            scopes[rule] = parse_namespaces(namespaces)
-        except (OriginError, NamespaceError):
-            skipped.append(pattern)  # never widened to every namespace
-            continue
-        rules.append(rule)
-    if skipped:
+    indexed = index_rows(rows)
+    if indexed.skipped:
+        skipped = indexed.skipped
         logger.error("Ignoring %d unusable allowlist rule(s): %s", len(skipped), skipped)
-    return Snapshot(revision, AllowlistIndex(rules, scopes))
+    return Snapshot(revision, indexed.index)
 
 
 def read_revision() -> int:
