@@ -24,9 +24,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.rules import ALLOWED_EXACT, DENIED  # noqa: E402
-from bench.run import guardsite_env, prepare_database  # noqa: E402
 from bench.scenarios import Target, run_connects  # noqa: E402
-from bench.servers import SERVER_CORE, server_command, spawn, stop, wait_for  # noqa: E402
+from bench.servers import (  # noqa: E402  # noqa: E402
+    SERVER_CORE,
+    guardsite_env,
+    prepare_database,
+    server_command,
+    spawn,
+    stop,
+    wait_for,
+)
 from harness.live import free_port  # noqa: E402
 
 CONCURRENCY = 8

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.rules import ALLOWED_EXACT, DENIED, make_rules  # noqa: E402
+from bench.rules import ALLOWED_EXACT, DENIED  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     Target,
     hold_connections,
@@ -32,8 +32,15 @@ from bench.scenarios import (  # noqa: E402
     run_connects,
     sqlite_changed_at,
 )
-from bench.servers import ROOT, SERVER_CORE, manage, spawn, stop  # noqa: E402
-from harness.live import free_port, server_env, wait_for_gunicorn  # noqa: E402
+from bench.servers import (  # noqa: E402
+    ROOT,
+    SERVER_CORE,
+    guardsite_env,
+    prepare_database,
+    spawn,
+    stop,
+)
+from harness.live import free_port, wait_for_gunicorn  # noqa: E402
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 CONCURRENCY = 32
@@ -49,25 +56,21 @@ WORKERS = {
     "gevent": ("gevent", True),
     "threading": ("gthread", True),
 }
-RULES = 1_000  # as make bench's other measures
 
 
 def start(work: Path, mode: str, database: Path, label: str) -> tuple[Target, dict[str, str]]:
     """gunicorn -c gunicorn.conf.py in ``mode`` on ``database``, pinned to the server core."""
     worker, newest = WORKERS[mode]
     port = free_port()
-    env = server_env(
+    env = guardsite_env(
+        work,
         database,
-        DJANGO_SETTINGS_MODULE="guardsite.settings",
-        DJANGO_DEBUG="0",
-        GUARDSITE_LOG_LEVEL="WARNING",
-        GUARDSITE_STATE_DIR=str(work),
         GUARDSITE_WORKER=worker,
         GUARDSITE_THREADS="200",
         GUARDSITE_BIND=f"127.0.0.1:{port}",
-        # Room for the held sockets, and one client address making every connect.
-        GUARDSITE_MAX_CONNECTIONS=str(HOLD_COUNT + 2_000),
-        WHITELIST_CONNECT_RATE="off",
+        # Room for the held sockets, above guardsite_env's per-address cap (one client
+        # address makes every connect).
+        GUARDSITE_MAX_CONNECTIONS=str(max(HOLD_COUNT, 10_000) + 2_000),
         **({"PYTHONPATH": str(CURRENT_GUNICORN)} if newest else {}),
     )
     log = work / f"gunicorn-{label}.log"
@@ -134,10 +137,7 @@ def propagation_and_held(work: Path, database: Path) -> dict[str, dict]:
 
 
 def run(work: Path) -> dict:
-    database = work / "modes.sqlite3"
-    env = server_env(database, DJANGO_SETTINGS_MODULE="guardsite.settings")
-    manage(env, "migrate", "--no-input", "-v0")
-    manage(env, "whitelist", "add", *make_rules(RULES))
+    _, database = prepare_database(work, "modes")
     rates = connect_rates(work, database)
     held = propagation_and_held(work, database)
     median = {

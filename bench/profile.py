@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ratios import start  # noqa: E402
 from bench.rules import ALLOWED_EXACT  # noqa: E402
-from bench.run import CONCURRENCY, RESULTS, guardsite_env, prepare_database  # noqa: E402
+from bench.run import CONCURRENCY, RESULTS  # noqa: E402
 from bench.scenarios import Target, run_connects  # noqa: E402
-from bench.servers import cpu_seconds, stop  # noqa: E402
+from bench.servers import cpu_seconds, guardsite_env, prepare_database, stop  # noqa: E402  # noqa: E402
 
 RATE = 499  # samples a second: not a multiple of anything periodic in the server
 TOP = 15

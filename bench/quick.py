@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.ratios import measure_rounds, table  # noqa: E402
-from bench.run import guardsite_env, prepare_database  # noqa: E402
+from bench.servers import guardsite_env, prepare_database  # noqa: E402
 
 SECONDS = 2.0
 PAYLOADS = {"100 B": 100, "16 KiB": 16 * 1024}

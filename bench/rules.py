@@ -6,6 +6,8 @@ ALLOWED_EXACT = "https://app1.customer1.example"
 ALLOWED_WILDCARD = "https://a.b.tenant5.example.net"
 DENIED = "https://evil.example.org"
 DENIED_LOOKALIKE = "https://app1.customer1.example.evil.example.net"
+# Rules in every measure's allowlist: a site's real list, where a lookup by scan would show.
+RULES = 1_000
 
 ORIGINS = {
     "allowed (exact)": ALLOWED_EXACT,

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import cluster, hostile, modes, ratios, refusal_log, report  # noqa: E402
-from bench.rules import ALLOWED_EXACT, DENIED, make_rules  # noqa: E402
+from bench.rules import ALLOWED_EXACT, DENIED, RULES, make_rules  # noqa: E402
 from bench.scenarios import (  # noqa: E402
     Target,
     count_queries,
@@ -35,15 +35,16 @@ from bench.servers import (  # noqa: E402
     PYTHON,
     ROOT,
     SERVER_CORE,
+    guardsite_env,
     manage,
+    prepare_database,
     spawn,
     stop,
     wait_for,
 )
-from harness.live import free_port, server_env  # noqa: E402
+from harness.live import free_port  # noqa: E402
 from harness.services import PostgresServer, RedisServer  # noqa: E402
 
-RULES = 1_000
 CONCURRENCY = 32
 QUICK = os.environ.get("BENCH_QUICK") == "1"  # a smoke run of the harness itself
 RUN_SECONDS = 1.0 if QUICK else 4.0
@@ -59,31 +60,6 @@ REVOKED_SOCKETS = 20 if QUICK else 200
 WINDOW_SECONDS = 2.0 if QUICK else 10.0
 REVOKED = "https://revoked.bench.example"
 RESULTS = ROOT / "bench" / "results"
-
-
-def guardsite_env(work: Path, database: Path, **extra: str) -> dict[str, str]:
-    """The tests' server environment, with production-like settings and quiet logs."""
-    options = {
-        "DJANGO_SETTINGS_MODULE": "guardsite.settings",
-        "DJANGO_DEBUG": "0",
-        "GUARDSITE_LOG_LEVEL": "WARNING",
-        "GUARDSITE_STATE_DIR": str(work),
-        # One client address makes every connect here: measure the server, not the
-        # per-address limit (bench/hostile.py measures that).
-        "WHITELIST_CONNECT_RATE": "off",
-        # ... and holds 5,000 sockets: the per-address connection cap (100) would close them.
-        "GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS": "9000",
-    }
-    return server_env(database, **(options | extra))
-
-
-def prepare_database(work: Path, name: str, **extra: str) -> tuple[dict[str, str], Path]:
-    """A migrated SQLite file holding the benchmark's rules, and the env that uses it."""
-    database = work / f"{name}.sqlite3"
-    env = guardsite_env(work, database, **extra)
-    manage(env, "migrate", "--no-input", "-v0")
-    manage(env, "whitelist", "add", *make_rules(RULES))
-    return env, database
 
 
 def start_servers(

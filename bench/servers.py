@@ -12,6 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.rules import RULES, make_rules
+from harness.live import server_env
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 NODE = shutil.which("node") or "node"
@@ -101,3 +104,28 @@ def manage(env: dict[str, str], *args: str) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {args[0]} failed:\n{result.stderr}")
     return result.stdout
+
+
+def guardsite_env(work: Path, database: Path, **extra: str) -> dict[str, str]:
+    """The tests' server environment, with production-like settings and quiet logs."""
+    options = {
+        "DJANGO_SETTINGS_MODULE": "guardsite.settings",
+        "DJANGO_DEBUG": "0",
+        "GUARDSITE_LOG_LEVEL": "WARNING",
+        "GUARDSITE_STATE_DIR": str(work),
+        # One client address makes every connect here: measure the server, not the
+        # per-address limit (bench/hostile.py measures that).
+        "WHITELIST_CONNECT_RATE": "off",
+        # ... and holds 5,000 sockets: the per-address connection cap (100) would close them.
+        "GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS": "9000",
+    }
+    return server_env(database, **(options | extra))
+
+
+def prepare_database(work: Path, name: str, **extra: str) -> tuple[dict[str, str], Path]:
+    """A migrated SQLite file holding the benchmark's rules, and the env that uses it."""
+    database = work / f"{name}.sqlite3"
+    env = guardsite_env(work, database, **extra)
+    manage(env, "migrate", "--no-input", "-v0")
+    manage(env, "whitelist", "add", *make_rules(RULES))
+    return env, database
