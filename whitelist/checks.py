@@ -8,6 +8,7 @@ database driver, the rules stored) is checked in ``environment_checks``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
@@ -16,6 +17,7 @@ from whitelist.conf import (
     MAX_REFRESH_INTERVAL,
     MIN_TOKEN_LENGTH,
     conf,
+    is_list,
     is_permission_list,
     is_positive_number,
     is_whole_number,
@@ -201,50 +203,53 @@ def _missing_origin() -> list[CheckMessage]:
 
 
 def _trusted_proxies() -> list[CheckMessage]:
-    value = conf.raw("WHITELIST_TRUSTED_PROXIES", ())
-    example = 'use a list of addresses or networks, such as ["127.0.0.1", "10.0.0.0/8"].'
-    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
-        return [
-            Error(
-                f"WHITELIST_TRUSTED_PROXIES is {value!r}: no proxy is trusted.",
-                hint=example[0].upper() + example[1:],
-                id="whitelist.E009",
-            )
-        ]
-    messages: list[CheckMessage] = []
-    for entry in value:
-        try:
-            parse_network(entry)
-        except ValueError as exc:
-            messages.append(
-                Error(
-                    f"WHITELIST_TRUSTED_PROXIES has {entry!r}, which is left out: {exc}.",
-                    hint=f"Correct or remove it; {example}",
-                    id="whitelist.E009",
-                )
-            )
-    return messages
+    return _list_setting(
+        "WHITELIST_TRUSTED_PROXIES",
+        "whitelist.E009",
+        'a list of addresses or networks, such as ["127.0.0.1", "10.0.0.0/8"]',
+        "no proxy is trusted",
+        _network_problem,
+    )
+
+
+def _network_problem(entry: object) -> str | None:
+    try:
+        parse_network(entry)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _extra_schemes() -> list[CheckMessage]:
-    value = conf.raw("WHITELIST_EXTRA_SCHEMES", ())
-    example = 'a list of the schemes your apps\' pages send with a host, such as ["myapp"]'
-    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
-        return [
-            Error(
-                f"WHITELIST_EXTRA_SCHEMES is {value!r}: no extra scheme is accepted.",
-                hint=f"Use {example}.",
-                id="whitelist.E010",
-            )
-        ]
+    return _list_setting(
+        "WHITELIST_EXTRA_SCHEMES",
+        "whitelist.E010",
+        'a list of the schemes your apps\' pages send with a host, such as ["myapp"]',
+        "no extra scheme is accepted",
+        extra_scheme_problem,
+    )
+
+
+def _list_setting(
+    name: str,
+    check_id: str,
+    example: str,
+    nothing: str,
+    problem_of: Callable[[object], str | None],
+) -> list[CheckMessage]:
+    """A setting that lists entries: an error if it is no list, and one per entry left out
+    (conf leaves it out, with ``problem_of`` saying why)."""
+    value = conf.raw(name, ())
+    if not is_list(value):
+        return [Error(f"{name} is {value!r}: {nothing}.", hint=f"Use {example}.", id=check_id)]
     return [
         Error(
-            f"WHITELIST_EXTRA_SCHEMES has {name!r}, which is left out: {problem}.",
+            f"{name} has {entry!r}, which is left out: {problem}.",
             hint=f"Correct or remove it; use {example}.",
-            id="whitelist.E010",
+            id=check_id,
         )
-        for name in value
-        if (problem := extra_scheme_problem(name)) is not None
+        for entry in value
+        if (problem := problem_of(entry)) is not None
     ]
 
 

@@ -38,6 +38,11 @@ def is_positive_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
+def is_list(value: object) -> bool:
+    """A list, tuple or set of entries (not a string, whose letters would be the entries)."""
+    return isinstance(value, list | tuple | set | frozenset)
+
+
 def is_whole_number(value: object, minimum: int = 1) -> bool:
     """An int of at least ``minimum`` (not a bool, not a float, not a string)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
@@ -171,7 +176,7 @@ class WhitelistSettings:
         its address); ``whitelist.E009`` names it.
         """
         value = self.raw("WHITELIST_TRUSTED_PROXIES", ())
-        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        if not is_list(value):
             _unusable("WHITELIST_TRUSTED_PROXIES", value, ())
             return TrustedProxies()
         networks = []
@@ -277,7 +282,7 @@ class WhitelistSettings:
         from whitelist.core.origins import OriginError, parse_rule
 
         value = self.raw("WHITELIST_BROAD_RULES", ())
-        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        if not is_list(value):
             _unusable("WHITELIST_BROAD_RULES", value, ())
             return frozenset()
         rules = set()
@@ -293,7 +298,7 @@ class WhitelistSettings:
         """Schemes that rules may name besides http, https and the known extension and app
         ones (``whitelist.core.app_origins``); an unusable entry is left out (``E010``)."""
         value = self.raw("WHITELIST_EXTRA_SCHEMES", ())
-        if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        if not is_list(value):
             _unusable("WHITELIST_EXTRA_SCHEMES", value, ())
             return frozenset()
         schemes = set()
