@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from io import StringIO
 from pathlib import Path
 
@@ -79,14 +80,28 @@ def test_bulk_create_refuses_a_malformed_rule() -> None:
     assert not AllowedOrigin.objects.exists()
 
 
+def rule_fixture(folder: Path, pk: int, pattern: str, **fields: object) -> Path:
+    """A ``loaddata`` fixture of one rule, as written by hand (``fields`` added as given)."""
+    row = {
+        "model": "whitelist.allowedorigin",
+        "pk": pk,
+        "fields": {
+            "pattern": pattern,
+            **fields,
+            "enabled": True,
+            "note": "",
+            "created_at": "2026-11-01T00:00:00Z",
+            "updated_at": "2026-11-01T00:00:00Z",
+        },
+    }
+    fixture = folder / "rules.json"
+    fixture.write_text(json.dumps([row]))
+    return fixture
+
+
 def test_loaddata_stores_rules_normalised(tmp_path: Path) -> None:
     """A fixture's rule was stored as typed: allowed by the server, not found by remove."""
-    fixture = tmp_path / "rules.json"
-    fixture.write_text(
-        '[{"model": "whitelist.allowedorigin", "pk": 7, '
-        '"fields": {"pattern": "HTTPS://Shop.Example.com:443", "enabled": true, "note": "",'
-        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
-    )
+    fixture = rule_fixture(tmp_path, 7, "HTTPS://Shop.Example.com:443")
     call_command("loaddata", str(fixture), verbosity=0)
     assert AllowedOrigin.objects.get(pk=7).pattern == "https://shop.example.com"
     out = StringIO()
@@ -95,12 +110,7 @@ def test_loaddata_stores_rules_normalised(tmp_path: Path) -> None:
 
 
 def test_a_fixture_with_a_malformed_rule_does_not_load(tmp_path: Path) -> None:
-    fixture = tmp_path / "rules.json"
-    fixture.write_text(
-        '[{"model": "whitelist.allowedorigin", "pk": 8, '
-        '"fields": {"pattern": "https://*", "enabled": true, "note": "",'
-        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
-    )
+    fixture = rule_fixture(tmp_path, 8, "https://*")
     with pytest.raises(Exception, match=r"AllowedOrigin\(pk=8\): a wildcard may only stand"):
         call_command("loaddata", str(fixture), verbosity=0)
     assert not AllowedOrigin.objects.exists()
@@ -108,25 +118,13 @@ def test_a_fixture_with_a_malformed_rule_does_not_load(tmp_path: Path) -> None:
 
 def test_loaddata_stores_namespaces_normalised(tmp_path: Path) -> None:
     """A fixture's namespaces are stored as admin and the command store them."""
-    fixture = tmp_path / "rules.json"
-    fixture.write_text(
-        '[{"model": "whitelist.allowedorigin", "pk": 9, '
-        '"fields": {"pattern": "https://shop.example.com", "namespaces": "/orders, /chat",'
-        ' "enabled": true, "note": "",'
-        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
-    )
+    fixture = rule_fixture(tmp_path, 9, "https://shop.example.com", namespaces="/orders, /chat")
     call_command("loaddata", str(fixture), verbosity=0)
     assert AllowedOrigin.objects.get(pk=9).namespaces == "/chat /orders"
 
 
 def test_a_fixture_with_malformed_namespaces_does_not_load(tmp_path: Path) -> None:
-    fixture = tmp_path / "rules.json"
-    fixture.write_text(
-        '[{"model": "whitelist.allowedorigin", "pk": 10, '
-        '"fields": {"pattern": "https://shop.example.com", "namespaces": "chat",'
-        ' "enabled": true, "note": "",'
-        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
-    )
+    fixture = rule_fixture(tmp_path, 10, "https://shop.example.com", namespaces="chat")
     with pytest.raises(Exception, match=r"AllowedOrigin\(pk=10\): 'chat' is not a namespace"):
         call_command("loaddata", str(fixture), verbosity=0)
     assert not AllowedOrigin.objects.exists()
@@ -163,23 +161,13 @@ def test_migration_0002_normalises_rules_stored_as_typed() -> None:
 
 def test_loaddata_stores_an_extension_rule_normalised(tmp_path: Path) -> None:
     uuid = "2c127fa4-62c7-7e4f-90e5-472b45eecfdc"
-    fixture = tmp_path / "rules.json"
-    fixture.write_text(
-        '[{"model": "whitelist.allowedorigin", "pk": 9, '
-        f'"fields": {{"pattern": "MOZ-EXTENSION://{uuid.upper()}", "enabled": true, "note": "",'
-        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
-    )
+    fixture = rule_fixture(tmp_path, 9, f"MOZ-EXTENSION://{uuid.upper()}")
     call_command("loaddata", str(fixture), verbosity=0)
     assert AllowedOrigin.objects.get(pk=9).pattern == f"moz-extension://{uuid}"
 
 
 def test_a_fixture_with_an_extension_wildcard_does_not_load(tmp_path: Path) -> None:
-    fixture = tmp_path / "rules.json"
-    fixture.write_text(
-        '[{"model": "whitelist.allowedorigin", "pk": 10, '
-        '"fields": {"pattern": "chrome-extension://*", "enabled": true, "note": "",'
-        ' "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"}}]'
-    )
+    fixture = rule_fixture(tmp_path, 10, "chrome-extension://*")
     with pytest.raises(Exception, match=r"AllowedOrigin\(pk=10\): a chrome-extension origin"):
         call_command("loaddata", str(fixture), verbosity=0)
     assert not AllowedOrigin.objects.exists()
