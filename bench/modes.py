@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -89,15 +90,9 @@ def worker_pid(target: Target) -> int:
 
 
 def as_worker(target: Target) -> Target:
-    """``target`` with its process read as the worker's, for CPU and memory."""
-
-    class Worker:
-        pid = worker_pid(target)
-
-        def poll(self) -> None:
-            return None
-
-    return Target(target.label, target.url, Worker())  # type: ignore[arg-type]
+    """``target`` with the worker's pid, where the measures read CPU and memory."""
+    worker = SimpleNamespace(pid=worker_pid(target))
+    return Target(target.label, target.url, worker)  # type: ignore[arg-type]
 
 
 def connect_rates(work: Path, database: Path) -> dict[str, dict[str, list[float]]]:
