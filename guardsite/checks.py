@@ -57,13 +57,13 @@ def check_eventlet_protocol(app_configs: Any = None, **kwargs: Any) -> list[Chec
     """
     if "eventlet" not in sys.modules:
         return []
-    from .serving import protocol_contract_breaches
+    from .serving.eventlet_server import protocol_contract_breaches
 
     return [
         Error(
             f"eventlet.wsgi.HttpProtocol changed: {breach}.",
             hint="Install an eventlet release in the tested range, or update "
-            "guardsite/serving.py's Protocol.",
+            "guardsite/serving/eventlet_server.py's Protocol.",
             id="guardsite.E003",
         )
         for breach in protocol_contract_breaches()
@@ -72,7 +72,7 @@ def check_eventlet_protocol(app_configs: Any = None, **kwargs: Any) -> list[Chec
 
 @register(Tags.security)
 def check_connection_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """runsocket's request-head deadline and per-address cap (guardsite/serving.py)."""
+    """runsocket's request-head deadline and per-address cap (guardsite/serving/)."""
     timeout = getattr(settings, "GUARDSITE_REQUEST_HEAD_TIMEOUT", 20.0)
     cap = getattr(settings, "GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS", 100)
     pool = getattr(settings, "GUARDSITE_MAX_CONNECTIONS", 10_000)

@@ -150,7 +150,7 @@ LOGGING = {
         # these handlers: left unconfigured, each adds a bare StreamHandler of its own.
         "engineio.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         "socketio.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
-        # runsocket --access-log (guardsite.serving): eventlet's request lines.
+        # runsocket --access-log (guardsite/serving/eventlet_server.py): eventlet's request lines.
         "eventlet.wsgi.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # One line per request with a bad Host header, not a traceback each.
         "django.security.DisallowedHost": {
@@ -161,7 +161,7 @@ LOGGING = {
     },
 }
 
-# Socket.IO server (guardsite/sockets.py) and runsocket (guardsite/serving.py).
+# Socket.IO server (guardsite/sockets.py) and runsocket (guardsite/serving/).
 GUARDSITE_SOCKETIO_HANDLERS = ["guardsite.events"]
 # eventlet (runsocket, gunicorn's eventlet worker) or threading (gunicorn's gthread worker).
 GUARDSITE_SOCKETIO_ASYNC_MODE = os.environ.get("GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet")

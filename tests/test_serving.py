@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from guardsite.serving import AddressError, Endpoint, parse_addrport
+from guardsite.serving.addresses import AddressError, Endpoint, parse_addrport
 from harness.live import LiveServer, manage, wait_until
 from tests.clients import try_connect
 from tests.conftest import ALLOWED

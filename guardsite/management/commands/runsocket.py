@@ -22,14 +22,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
-from guardsite.serving import (
+from guardsite.serving.addresses import (
     AddressError,
     Endpoint,
     listen,
     parse_addrport,
     raise_open_files_limit,
-    serve_until_stopped,
 )
+from guardsite.serving.eventlet_server import serve_until_stopped, wrap_tls
 from guardsite.tls import (
     CertificateInfo,
     TLSError,
@@ -79,7 +79,9 @@ class Command(BaseCommand):
             certificate, context = self._tls(endpoints, options)
             max_connections = settings.GUARDSITE_MAX_CONNECTIONS
             open_files = raise_open_files_limit(max_connections + 256)
-            listeners = listen(endpoints, settings.GUARDSITE_LISTEN_BACKLOG, context)
+            listeners = wrap_tls(
+                listen(endpoints, settings.GUARDSITE_LISTEN_BACKLOG), endpoints, context
+            )
         except (AddressError, TLSError) as exc:
             raise CommandError(str(exc)) from None
 

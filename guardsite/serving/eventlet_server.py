@@ -6,15 +6,10 @@ This module assumes ``eventlet.monkey_patch()`` already ran (see manage.py).
 from __future__ import annotations
 
 import inspect
-import ipaddress
 import logging
-import re
-import resource
 import signal
-import socket
 import ssl
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import eventlet
@@ -23,130 +18,32 @@ import eventlet.wsgi
 
 from guardsite.peers import EXEMPT, PeerCounter
 from guardsite.request_heads import parse_request_head
-from whitelist.core.ratelimited_log import RateLimitedLog
+from guardsite.serving.addresses import Endpoint
+from guardsite.serving.closing import (
+    FLOOD_HOLD_SECONDS,
+    log_over_cap,
+    log_slow_head,
+    log_tls_failure,
+)
 
 logger = logging.getLogger(__name__)
 ACCESS_LOGGER = logging.getLogger("eventlet.wsgi.server")
-# Lines an attacker provokes: a few a minute per kind, the rest at DEBUG.
-limited_log = RateLimitedLog(logger)
-# How long a connection from a flooding address is held before it is closed unread.
-FLOOD_HOLD_SECONDS = 1.0
-
-_ADDRPORT = re.compile(
-    r"(?:(?P<scheme>https?)://)?"
-    r"(?:(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]/]+)):)?(?P<port>\d{1,5})/?"
-)
 
 
-class AddressError(ValueError):
-    """An ADDRPORT argument that cannot be served."""
+def wrap_tls(listeners: Sequence[Any], endpoints: Sequence[Endpoint], context: Any) -> list[Any]:
+    """The listeners, those of TLS endpoints wrapped to hand accepted sockets over unshaken.
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One address to listen on."""
-
-    host: str
-    port: int
-    tls: bool = False
-
-    @property
-    def family(self) -> socket.AddressFamily:
-        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
-
-    def url(self) -> str:
-        """The URL people should open; loopback addresses are shown as localhost."""
-        scheme = "https" if self.tls else "http"
-        host = self.host
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                host = "localhost"
-        except ValueError:
-            pass
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{scheme}://{host}:{self.port}/"
-
-
-def parse_addrport(text: str, default_host: str = "127.0.0.1", tls: bool = False) -> Endpoint:
-    """Parse ``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT``, optionally after ``https://``."""
-    match = _ADDRPORT.fullmatch(text.strip())
-    if not match:
-        raise AddressError(f"{text!r} is not [https://]PORT, HOST:PORT or [IPV6]:PORT")
-    port = int(match["port"])
-    if not 1 <= port <= 65535:
-        raise AddressError(f"{text!r}: the port must be from 1 to 65535")
-    if match["ipv6"]:
-        try:
-            host = ipaddress.IPv6Address(match["ipv6"]).compressed
-        except ValueError:
-            raise AddressError(f"{text!r}: {match['ipv6']!r} is not an IPv6 address") from None
-    else:
-        host = match["host"] or default_host
-    return Endpoint(host, port, tls or match["scheme"] == "https")
-
-
-def raise_open_files_limit(wanted: int) -> int:
-    """Raise the soft limit on open files towards ``wanted`` (each socket is one)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    return soft
-
-
-def listen(
-    endpoints: Sequence[Endpoint], backlog: int, tls_context: ssl.SSLContext | None = None
-) -> list[Any]:
-    """Bind every endpoint before serving any, so a busy port fails at once.
-
-    Accepted sockets send small frames at once (TCP_NODELAY). TLS listeners hand
-    each accepted socket over without a handshake; the
-    handshake runs in that connection's own green thread, so a slow client
-    cannot stall the accept loop.
+    The handshake runs in the connection's own green thread (``Protocol``), so
+    a slow client cannot stall the accept loop.
     """
-    sockets = []
-    try:
-        for endpoint in endpoints:
-            try:
-                sockets.append(
-                    eventlet.listen(
-                        (endpoint.host, endpoint.port),
-                        family=endpoint.family,
-                        backlog=backlog,
-                        reuse_port=False,
-                    )
-                )
-            except OSError as exc:
-                where = f"{endpoint.host}:{endpoint.port}"
-                raise AddressError(f"cannot listen on {where}: {exc.strerror}") from None
-            # Socket.IO writes many small frames back to back; with Nagle's algorithm
-            # each can wait for the peer's delayed ACK (~40 ms). Accepted sockets
-            # inherit this option from the listener.
-            sockets[-1].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if endpoint.tls:
-                if tls_context is None:
-                    raise AddressError(f"{endpoint.url()} needs a TLS certificate")
-                sockets[-1] = tls_context.wrap_socket(
-                    sockets[-1], server_side=True, do_handshake_on_connect=False
-                )
-    except AddressError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-# Why a TLS handshake fails, in the words of a newcomer who has just started the demo.
-HANDSHAKE_HINTS = {
-    "TLSV1_ALERT_UNKNOWN_CA": "the client does not trust this certificate",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the client does not trust this certificate",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "the client rejected this certificate",
-    "HTTP_REQUEST": "plain HTTP sent to an HTTPS address",
-    "WRONG_VERSION_NUMBER": "not TLS, or a TLS version below 1.2",
-    "UNSUPPORTED_PROTOCOL": "a TLS version below 1.2",
-}
+    wrapped = []
+    for listener, endpoint in zip(listeners, endpoints, strict=True):
+        if endpoint.tls:
+            listener = context.wrap_socket(
+                listener, server_side=True, do_handshake_on_connect=False
+            )
+        wrapped.append(listener)
+    return wrapped
 
 
 def protocol_contract_breaches() -> list[str]:
@@ -203,13 +100,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         key = EXEMPT if peers is None else peers.enter(peer)
         if key is None:
             # Closed at once and unread: held, it would hold the very slot the cap saves.
-            limited_log.log(
-                "connections over the per-address cap",
-                logging.WARNING,
-                "Closed a connection unread: over %d connections from %s",
-                peers.limit if peers else 0,
-                peer,
-            )
+            log_over_cap(peer, peers.limit if peers else 0)
             self.close_connection = 1
             return
         try:
@@ -222,9 +113,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     def _handle(self, peer: str) -> None:
         shed = type(self).is_flooding
         if shed is not None and shed(peer):
-            # Held a moment, then closed unread: a flooder that reconnects at once
-            # would otherwise cost an accept and a green thread thousands of times
-            # a second; held, it waits, and a sleeping green thread costs nothing.
+            # Held a moment, then closed unread (closing.FLOOD_HOLD_SECONDS).
             eventlet.sleep(FLOOD_HOLD_SECONDS)
             self.close_connection = 1
             return
@@ -233,13 +122,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         except eventlet.Timeout as expired:
             if expired is not self._head_timer:
                 raise
-            limited_log.log(
-                "slow request heads",
-                logging.INFO,
-                "Closed a connection from %s: no complete request head within %s s",
-                peer,
-                type(self).head_timeout,
-            )
+            log_slow_head(peer, type(self).head_timeout)
             self.close_connection = 1
 
     def _read_request_line(self) -> bytes | str:
@@ -250,13 +133,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         try:
             line = super()._read_request_line()
         except ssl.SSLError as error:
-            reason = error.reason or type(error).__name__
-            hint = HANDSHAKE_HINTS.get(reason)
-            what = "TLS error on a connection" if self._read_a_line else "TLS handshake"
-            # A client's distrust is routine; anything else, the operator should see.
-            level = logging.INFO if hint else logging.WARNING
-            shown = f"{reason} ({hint})" if hint else reason
-            logger.log(level, "%s from %s failed: %s", what, self.client_address[0], shown)
+            log_tls_failure(self.client_address[0], error, handshake=not self._read_a_line)
             self.close_connection = 1
             return ""
         self._read_a_line = True
