@@ -771,3 +771,33 @@ def test_displaced_session_hooks_refuse_and_say_so(
     with serving(app, "threading", before_stop=server.shutdown) as url:
         assert attempt(url, ALLOWED, timeout=5).welcome is None
     assert "which the guard never saw open" in caplog.text
+
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's example: 16 bytes in base64
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Sec-WebSocket-Key": KEY}, 426),
+        ({"Sec-WebSocket-Key": KEY, "Sec-WebSocket-Version": "8"}, 426),
+        ({"Sec-WebSocket-Version": "13"}, 400),
+        ({"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "not base64!"}, 400),
+        ({"Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "c2hvcnQ="}, 400),
+    ],
+    ids=["no version", "version 8", "no key", "key not base64", "key too short"],
+)
+def test_an_upgrade_that_is_not_rfc_6455_is_answered_before_any_session(
+    server: GuardedServer, url: str, headers: dict[str, str], status: int
+) -> None:
+    """simple-websocket (threading, gevent) raised on these: HTTP 500 and a traceback."""
+    response = requests.get(
+        f"{url}/socket.io/",
+        params={"EIO": "4", "transport": "websocket"},
+        headers={"Upgrade": "websocket", "Connection": "Upgrade", "Origin": ALLOWED, **headers},
+        timeout=10,
+    )
+    assert response.status_code == status, response.text
+    if status == 426:
+        assert response.headers["Sec-WebSocket-Version"] == "13"
+    assert server.eio.sockets == {}
