@@ -11,13 +11,18 @@ import warnings
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guardsite.settings")
     if sys.argv[1:2] == ["runsocket"]:
-        # eventlet must patch the standard library before Django creates its
-        # thread-locals and locks; see guardsite/management/commands/runsocket.py.
-        # Its deprecation notice is known: the stack is pinned on purpose.
-        warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-        import eventlet
+        # The green library must patch the standard library before Django creates
+        # its thread-locals and locks; see guardsite/management/commands/runsocket.py.
+        if os.environ.get("GUARDSITE_SOCKETIO_ASYNC_MODE") == "gevent":
+            from gevent import monkey
 
-        eventlet.monkey_patch()
+            monkey.patch_all()
+        else:
+            # Its deprecation notice is known: the stack is pinned on purpose.
+            warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+            import eventlet
+
+            eventlet.monkey_patch()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

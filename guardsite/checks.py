@@ -1,4 +1,4 @@
-"""System checks of the project's own settings (``guardsite.E001``-``E004``, ``W001``, ``W002``)."""
+"""System checks of the project's settings and servers (``guardsite.E001``-``E005``, ``W00x``)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,25 @@ def check_eventlet_protocol(app_configs: Any = None, **kwargs: Any) -> list[Chec
             id="guardsite.E003",
         )
         for breach in protocol_contract_breaches()
+    ]
+
+
+@register(Tags.compatibility)
+def check_gevent_handler(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The gevent.pywsgi methods ``gevent_server`` overrides are still there (runsocket
+    in gevent mode); whitelist/engine/REACH.md lists the overrides."""
+    if getattr(settings, "GUARDSITE_SOCKETIO_ASYNC_MODE", None) != "gevent":
+        return []
+    from .serving.gevent_server import handler_contract_breaches
+
+    return [
+        Error(
+            f"gevent.pywsgi changed: {breach}.",
+            hint="Install a gevent release in the tested range, or update "
+            "guardsite/serving/gevent_server.py.",
+            id="guardsite.E005",
+        )
+        for breach in handler_contract_breaches()
     ]
 
 

@@ -133,6 +133,20 @@ def test_engineio_and_eventlet_are_imported_only_by_the_engine_layer() -> None:
     assert all(used == ["eventlet"] for used in importing.values())
 
 
+# The project's gevent server, and manage.py's patching, beside the engine layer.
+GEVENT_USERS = {"manage.py", "guardsite/serving/gevent_server.py"}
+
+
+def test_gevent_is_imported_only_by_the_engine_layer_and_the_gevent_server() -> None:
+    sources = [*APP.rglob("*.py"), *(ROOT / "guardsite").rglob("*.py"), ROOT / "manage.py"]
+    importing = {
+        str(path.relative_to(ROOT))
+        for path in sources
+        if "gevent" in third_party_imports(path) and not path.is_relative_to(APP / "engine")
+    }
+    assert importing == GEVENT_USERS
+
+
 def test_migrations_import_only_what_exists() -> None:
     """A migration keeps the import paths it was written with; the layout keeps them working."""
     for path in sorted((APP / "migrations").glob("0*.py")):

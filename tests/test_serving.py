@@ -98,7 +98,9 @@ def test_a_failed_tls_handshake_is_one_line(
         distrusting.wrap_socket(raw, server_hostname="localhost")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
         raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        raw.recv(1024)
+        # Closed either way; gevent's server closes with the request unread (a reset).
+        with contextlib.suppress(ConnectionResetError):
+            raw.recv(1024)
     plain_http = "HTTP_REQUEST (plain HTTP sent to an HTTPS address)"
     assert wait_until(lambda: plain_http in shared_log())
     log = shared_log()

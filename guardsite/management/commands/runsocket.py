@@ -1,10 +1,12 @@
-"""``manage.py runsocket``: serve Django and Socket.IO from one eventlet process.
+"""``manage.py runsocket``: serve Django and Socket.IO from one eventlet or gevent process.
 
-Unusual on purpose: eventlet must monkey-patch the standard library before
-Django and the database drivers create locks and thread-locals, so the patch
-happens in ``manage.py`` before Django is even imported, whenever the command
-is ``runsocket``. Patching here, after Django set up, would leave green threads
-sharing real thread-locals (one database connection for every socket).
+Unusual on purpose: the green library (eventlet, or gevent with
+``GUARDSITE_SOCKETIO_ASYNC_MODE=gevent``) must monkey-patch the standard
+library before Django and the database drivers create locks and
+thread-locals, so the patch happens in ``manage.py`` before Django is even
+imported, whenever the command is ``runsocket``. Patching here, after Django
+set up, would leave green threads sharing real thread-locals (one database
+connection for every socket).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import django
-import eventlet
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
@@ -29,7 +30,6 @@ from guardsite.serving.addresses import (
     parse_addrport,
     raise_open_files_limit,
 )
-from guardsite.serving.eventlet_server import serve_until_stopped, wrap_tls
 from guardsite.tls import (
     CertificateInfo,
     TLSError,
@@ -38,11 +38,18 @@ from guardsite.tls import (
     server_context,
 )
 from whitelist.conf import conf
+from whitelist.engine.green import green_library
 from whitelist.rules.cache import allowlist
+
+# The async modes runsocket serves, each with its own green WSGI server.
+GREEN_LIBRARIES = ("eventlet", "gevent")
 
 
 class Command(BaseCommand):
-    help = "Serve the site and its Socket.IO endpoint (eventlet) on one or more addresses."
+    help = (
+        "Serve the site and its Socket.IO endpoint (eventlet, or gevent with "
+        "GUARDSITE_SOCKETIO_ASYNC_MODE=gevent) on one or more addresses."
+    )
     requires_system_checks = "__all__"
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -69,8 +76,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not eventlet.patcher.is_monkey_patched("socket"):
-            raise CommandError("Run runsocket through manage.py, which patches eventlet first.")
+        library = settings.GUARDSITE_SOCKETIO_ASYNC_MODE
+        if library not in GREEN_LIBRARIES:
+            raise CommandError(
+                f"runsocket serves eventlet or gevent, not {library}: the threading mode "
+                "runs under gunicorn's gthread worker (GUARDSITE_WORKER=gthread)."
+            )
+        if green_library() != library:
+            raise CommandError(
+                f"Run runsocket through manage.py with GUARDSITE_SOCKETIO_ASYNC_MODE={library} "
+                f"in the environment: manage.py patches {library} first."
+            )
         try:
             endpoints = [
                 parse_addrport(text, tls=options["tls"] or bool(options["cert"]))
@@ -79,9 +95,7 @@ class Command(BaseCommand):
             certificate, context = self._tls(endpoints, options)
             max_connections = settings.GUARDSITE_MAX_CONNECTIONS
             open_files = raise_open_files_limit(max_connections + 256)
-            listeners = wrap_tls(
-                listen(endpoints, settings.GUARDSITE_LISTEN_BACKLOG), endpoints, context
-            )
+            listeners = listen(endpoints, settings.GUARDSITE_LISTEN_BACKLOG)
         except (AddressError, TLSError) as exc:
             raise CommandError(str(exc)) from None
 
@@ -92,7 +106,8 @@ class Command(BaseCommand):
         write = self.stdout.write
         write(
             f"Guardsite: Django {django.get_version()}, python-socketio "
-            f"{importlib.metadata.version('python-socketio')}, eventlet {eventlet.__version__}"
+            f"{importlib.metadata.version('python-socketio')}, "
+            f"{library} {importlib.metadata.version(library)}"
         )
         write(f"Database: {connection.vendor} {connection.settings_dict['NAME']}")
         write(rules)
@@ -124,9 +139,12 @@ class Command(BaseCommand):
             write("Quit with CONTROL-C.")
             sys.stdout.flush()
 
-        serve_until_stopped(
+        serve = _serve_with_eventlet if library == "eventlet" else _serve_with_gevent
+        serve(
             application,
             listeners,
+            endpoints,
+            tls_context=context,
             max_connections=max_connections,
             access_log=options["access_log"],
             on_ready=announce_ready,
@@ -183,6 +201,22 @@ class Command(BaseCommand):
         count = len(snapshot.index)
         plural = "" if count == 1 else "s"
         return f"Allowlist: {count} enabled rule{plural} (revision {snapshot.revision})"
+
+
+def _serve_with_eventlet(
+    app: Any, listeners: list[Any], endpoints: list[Endpoint], *, tls_context: Any, **options: Any
+) -> None:
+    from guardsite.serving.eventlet_server import serve_until_stopped, wrap_tls
+
+    serve_until_stopped(app, wrap_tls(listeners, endpoints, tls_context), **options)
+
+
+def _serve_with_gevent(
+    app: Any, listeners: list[Any], endpoints: list[Endpoint], **options: Any
+) -> None:
+    from guardsite.serving.gevent_server import serve_until_stopped
+
+    serve_until_stopped(app, listeners, endpoints, **options)
 
 
 def _proxies() -> str:

@@ -1,0 +1,41 @@
+"""Fixtures that put a test module's live servers in gevent mode.
+
+A module binds ``start_server`` (and ``socket_server`` and ``dev_ca`` if it uses
+the shared server) to these: every runsocket its tests start, shared or their
+own, is then a gevent runsocket, with the same tests as the eventlet ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.live import LiveServer
+from tests.conftest import ALLOWED, TLS_ALLOWED, WILDCARD
+
+GEVENT = {"GUARDSITE_SOCKETIO_ASYNC_MODE": "gevent"}
+
+
+@pytest.fixture(scope="module")
+def start_server(start_server: Callable[..., LiveServer]) -> Callable[..., LiveServer]:
+    """conftest's ``start_server``, in gevent mode."""
+
+    def start(*rules: str, **options: Any) -> LiveServer:
+        return start_server(*rules, **(GEVENT | options))
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def socket_server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    """The shared server's rules and addresses, in gevent mode."""
+    return start_server(ALLOWED, WILDCARD, TLS_ALLOWED, tls_ports=1)
+
+
+@pytest.fixture(scope="module")
+def dev_ca(socket_server: LiveServer, tls_state: Path) -> Path:
+    """conftest's ``dev_ca`` for this module's shared server: the same state folder."""
+    return tls_state / "tls" / "dev-cert.pem"

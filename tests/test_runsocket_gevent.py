@@ -1,0 +1,191 @@
+"""runsocket in gevent mode (``GUARDSITE_SOCKETIO_ASYNC_MODE=gevent``): the live tests of
+the guard, the server's hardening and TLS, collected from their own files with
+gevent servers, and what only gevent's server needed.
+
+Every server this module starts, shared or its own, is a gevent runsocket:
+``tests.gevent_mode``'s fixtures take the place of conftest's for the tests
+collected here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from harness.live import LiveServer, wait_until
+from tests import (
+    gevent_mode,
+    test_live_gate,
+    test_live_guard,
+    test_log_injection,
+    test_ratelimit,
+    test_serving,
+    test_tls,
+)
+from tests.clients import try_connect
+from tests.conftest import ALLOWED
+
+# conftest's fixtures, in gevent mode, for every test below.
+start_server = gevent_mode.start_server
+socket_server = gevent_mode.socket_server
+dev_ca = gevent_mode.dev_ca
+
+
+def _collect(module: Any, *, skip: tuple[str, ...] = ()) -> None:
+    """The module's live tests, and the fixtures they use, as this module's own."""
+    for name, value in vars(module).items():
+        if name.startswith("test_"):
+            if name not in skip and LIVE & set(inspect.signature(value).parameters):
+                globals()[name] = value
+        elif name not in globals():
+            globals()[name] = value  # its fixtures (capped_server, secure_only) and helpers
+
+
+LIVE = {"socket_server", "start_server", "capped_server", "secure_only", "server", "behind_a_proxy"}
+_collect(test_live_guard)
+_collect(test_live_gate)
+_collect(test_ratelimit)  # flooding addresses dropped unread, among others
+_collect(
+    test_log_injection,
+    skip=("test_gunicorns_own_log_lines_show_client_headers_escaped",),
+)
+_collect(
+    test_serving,
+    # eventlet's own check; gevent's is below.
+    skip=("test_a_changed_eventlet_protocol_is_a_named_check_error",),
+)
+_collect(
+    test_tls,
+    # gunicorn's, not runsocket's.
+    skip=("test_gunicorn_serves_wss_with_the_eventlet_worker",),
+)
+
+
+def test_banner_names_gevent(socket_server: LiveServer) -> None:
+    import gevent
+
+    assert f", gevent {gevent.__version__}" in socket_server.log().splitlines()[0]
+
+
+def test_a_closed_websocket_leaves_nothing_in_the_log(
+    socket_server: LiveServer, shared_log: Callable[[], str]
+) -> None:
+    """gevent read a closed WebSocket's last frame as the next request line, and logged its
+    raw bytes ("Invalid HTTP method")."""
+    for _ in range(3):
+        outcome, client = try_connect(socket_server.url, origin=ALLOWED, transport="websocket")
+        assert outcome.welcome is not None
+    outcome, _ = try_connect(socket_server.url, origin="https://evil.test", transport="websocket")
+    assert outcome.error is not None
+    # A request after them all: its answer says the server is past the closes.
+    session = requests.Session()
+    session.trust_env = False
+    assert session.get(socket_server.url + "/healthz", timeout=10).status_code == 200
+    log = shared_log()
+    assert "malformed request" not in log
+    assert "Invalid HTTP method" not in log and "Expected GET" not in log
+
+
+@pytest.fixture
+def raw_connection(socket_server: LiveServer) -> Iterator[socket.socket]:
+    with socket.create_connection(("127.0.0.1", socket_server.ports[0]), timeout=10) as raw:
+        yield raw
+
+
+def answer_to(raw: socket.socket, head: bytes) -> bytes:
+    raw.sendall(head)
+    return answer_head(raw)
+
+
+def answer_head(raw: socket.socket) -> bytes:
+    answer = b""
+    while b"\r\n\r\n" not in answer and (chunk := raw.recv(4096)):
+        answer += chunk
+    return answer
+
+
+def test_a_malformed_request_line_is_refused_in_one_escaped_line(
+    raw_connection: socket.socket, shared_log: Callable[[], str]
+) -> None:
+    answer = answer_to(raw_connection, b"GAR BAGE\x1b[31m\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert wait_until(lambda: "Refused a malformed request from 127.0.0.1" in shared_log())
+    log = shared_log()
+    assert "\x1b" not in log and "\\x1b[31m" in log
+    assert "Traceback" not in log
+
+
+def test_more_headers_than_the_parser_takes_is_a_bad_request_not_a_traceback(
+    raw_connection: socket.socket, shared_log: Callable[[], str]
+) -> None:
+    """http.client refuses a head of over 100 headers; gevent printed that as a traceback."""
+    headers = b"".join(b"X-%d: 1\r\n" % number for number in range(150))
+    head = b"GET / HTTP/1.1\r\nHost: localhost\r\n" + headers + b"\r\n"
+    assert answer_to(raw_connection, head).startswith(b"HTTP/1.1 400 ")
+    assert wait_until(lambda: "request head refused (HTTPException)" in shared_log())
+    assert "Traceback" not in shared_log()
+
+
+def test_a_changed_gevent_server_is_a_named_check_error(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    import gevent.pywsgi
+
+    from guardsite.checks import check_gevent_handler
+
+    settings.GUARDSITE_SOCKETIO_ASYNC_MODE = "gevent"
+    assert check_gevent_handler() == []
+    monkeypatch.delattr(gevent.pywsgi.WSGIHandler, "read_requestline")
+    monkeypatch.setattr(gevent.pywsgi.WSGIServer, "handle", lambda self, sock: None)
+    errors = check_gevent_handler()
+    assert [error.id for error in errors] == ["guardsite.E005"] * 2
+    assert {error.msg for error in errors} == {
+        "gevent.pywsgi changed: WSGIServer.handle() takes ['sock'].",
+        "gevent.pywsgi changed: WSGIHandler.read_requestline() is gone.",
+    }
+    settings.GUARDSITE_SOCKETIO_ASYNC_MODE = "eventlet"
+    assert check_gevent_handler() == []  # eventlet's runsocket never loads gevent's server
+
+
+def test_a_client_gone_before_its_bad_request_is_answered_leaves_no_traceback(
+    socket_server: LiveServer, shared_log: Callable[[], str]
+) -> None:
+    """gevent answers a request line over 8 KiB with 414, unguarded: a reset client's
+    broken pipe reached the hub as a traceback."""
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", socket_server.ports[0]), timeout=10) as raw:
+            raw.sendall(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n")
+            # Reset at the close, with the line sent: the answer finds no one.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with socket.create_connection(("127.0.0.1", socket_server.ports[0]), timeout=10) as raw:
+        answer = answer_to(raw, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert "Traceback" not in shared_log() and "BrokenPipeError" not in shared_log()
+
+
+def test_an_unhandled_error_is_logged_once_and_answered_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from guardsite.serving.gevent_server import answering_errors
+
+    def failing(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        raise RuntimeError("a bug")
+
+    answered: list[str] = []
+
+    def start_response(status: str, headers: list[Any], exc_info: Any = None) -> None:
+        answered.append(status)
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x"}
+    with caplog.at_level("ERROR", logger="guardsite.serving"):
+        body = answering_errors(failing)(environ, start_response)
+    assert answered == ["500 Internal Server Error"] and body == [b"Internal Server Error"]
+    [record] = caplog.records
+    assert record.getMessage() == "Unhandled error answering GET '/x'"
+    assert record.exc_info and record.exc_info[0] is RuntimeError
