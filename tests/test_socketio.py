@@ -24,7 +24,7 @@ import websocket
 from django.test import override_settings
 
 from harness.live import wait_until
-from tests.clients import Outcome, merged, try_connect, welcomed_websocket
+from tests.clients import Outcome, merged, polling_handshake, try_connect, welcomed_websocket
 from tests.inprocess import MODES, serving
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import messages
@@ -801,3 +801,17 @@ def test_an_upgrade_that_is_not_rfc_6455_is_answered_before_any_session(
     if status == 426:
         assert response.headers["Sec-WebSocket-Version"] == "13"
     assert server.eio.sockets == {}
+
+
+def test_an_open_sessions_upgrade_that_is_not_rfc_6455_is_answered_whatever_its_query_says(
+    server: GuardedServer, url: str
+) -> None:
+    """python-engineio upgrades an open session on its Upgrade and Connection headers alone."""
+    sid = polling_handshake(url, ALLOWED)
+    response = requests.get(
+        f"{url}/socket.io/",
+        params={"EIO": "4", "transport": "", "sid": sid},
+        headers={"Upgrade": "websocket", "Connection": "keep-alive, Upgrade", "Origin": ALLOWED},
+        timeout=10,
+    )
+    assert response.status_code == 426, response.text

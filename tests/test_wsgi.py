@@ -20,6 +20,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ALLOWED = "https://shop.example.com"
 REFUSED = "https://evil.example.net"
 POLLING = "/socket.io/?EIO=4&transport=polling"
+# A browser's WebSocket upgrade (RFC 6455's example key).
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+}
 
 
 class Recorder:
@@ -106,7 +113,7 @@ def test_jsonp_is_refused_with_an_upgrade_header_too(
 ) -> None:
     response = client.get(
         f"/socket.io/?EIO=4&transport={transport}&j=0",
-        headers={"Origin": REFUSED, "Upgrade": "websocket", "Connection": "Upgrade"},
+        headers={"Origin": REFUSED, **UPGRADE},
     )
     assert response.status_code == 400
     assert json.loads(response.data) == {"error": "JSONP is not supported"}
@@ -116,7 +123,7 @@ def test_jsonp_is_refused_with_an_upgrade_header_too(
 def test_websocket_upgrade_is_left_to_the_namespace_guard(client: Client, inner: Recorder) -> None:
     response = client.get(
         "/socket.io/?EIO=4&transport=websocket",
-        headers={"Origin": REFUSED, "Upgrade": "websocket", "Connection": "Upgrade"},
+        headers={"Origin": REFUSED, **UPGRADE},
     )
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
@@ -124,7 +131,7 @@ def test_websocket_upgrade_is_left_to_the_namespace_guard(client: Client, inner:
 
 
 @override_settings(WHITELIST_REFUSE_AT_HANDSHAKE=True)
-@pytest.mark.parametrize("upgrade", [{}, {"Upgrade": "websocket", "Connection": "Upgrade"}])
+@pytest.mark.parametrize("upgrade", [{}, UPGRADE])
 def test_refusal_at_handshake_answers_403_before_any_session(
     client: Client, inner: Recorder, upgrade: dict[str, str]
 ) -> None:
@@ -158,7 +165,7 @@ def test_padded_headers_are_refused_before_any_session(
     padding = {f"X-Pad-{n}": "a" * 7000 for n in range(8)}
     headers = {"Origin": ALLOWED, **padding}
     if upgrade:
-        headers |= {"Upgrade": "websocket", "Connection": "Upgrade"}
+        headers |= UPGRADE
     response = client.get(POLLING, headers=headers)
     assert response.status_code == 431
     assert inner.paths == []
@@ -207,7 +214,7 @@ def test_an_upgrade_of_an_open_session_naming_no_origin_is_refused(
     client: Client, inner: Recorder
 ) -> None:
     """Every browser sends Origin on a WebSocket, and python-socketio's client its headers."""
-    response = client.get(SESSION, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    response = client.get(SESSION, headers=UPGRADE)
     assert response.status_code == 403
     assert json.loads(response.data)["data"] == {"reason": "missing-origin", "origin": None}
     assert inner.paths == []
@@ -219,7 +226,7 @@ def test_an_upgrade_of_an_open_session_naming_no_origin_is_refused(
 def test_an_upgrade_of_an_open_session_naming_an_origin_is_left_to_the_session(
     client: Client, inner: Recorder, headers: dict[str, str]
 ) -> None:
-    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", **headers}
+    upgrade = {**UPGRADE, **headers}
     assert client.get(SESSION, headers=upgrade).status_code == 200
     assert inner.paths == ["/socket.io/"]
 
@@ -228,7 +235,7 @@ def test_an_upgrade_of_an_open_session_naming_an_origin_is_left_to_the_session(
 def test_an_upgrade_naming_no_origin_passes_where_missing_origins_are_admitted(
     client: Client, inner: Recorder, setting: str
 ) -> None:
-    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    upgrade = UPGRADE
     with override_settings(**{setting: True}):
         assert client.get(SESSION, headers=upgrade).status_code == 200
     assert inner.paths == ["/socket.io/"]

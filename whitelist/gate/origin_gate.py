@@ -39,7 +39,7 @@ from whitelist.gate.endpoints import (
     metrics_served,
 )
 from whitelist.gate.responses import respond_json
-from whitelist.gate.upgrades import VERSION, upgrade_problem
+from whitelist.gate.upgrades import refuse_unsound_upgrade
 from whitelist.reporting.metrics import GuardMetrics
 from whitelist.reporting.tallies import HANDSHAKE
 from whitelist.rules.decision import Decision, admitted_by_report_only, decide
@@ -126,16 +126,13 @@ class OriginGate:
             body = {"error": "JSONP is not supported"}
             return respond_json(start_response, "400 Bad Request", body)
         if environ.get("HTTP_UPGRADE", "").lower() == "websocket":
-            # python-engineio serves a WebSocket when the first transport field says so.
-            websocket = query.get("transport", ["polling"])[0] == "websocket"
-            if websocket and (problem := upgrade_problem(environ)):
-                status, reason = problem
-                headers = [("Sec-WebSocket-Version", VERSION)] if status.startswith("426") else []
-                return respond_json(start_response, status, {"error": reason}, headers)
             if _headerless_session(query, environ):
                 refusal = _headerless_upgrade(start_response, decide(environ))
                 if refusal is not None:
                     return refusal
+            refusal = refuse_unsound_upgrade(environ, query, start_response)
+            if refusal is not None:
+                return refusal
             if not conf.WHITELIST_REFUSE_AT_HANDSHAKE:
                 # Browsers apply no CORS to WebSockets: the namespace connect decides.
                 return self.app(environ, start_response)

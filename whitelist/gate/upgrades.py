@@ -11,10 +11,44 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
+
+from whitelist.core.query import session_id
+from whitelist.gate.responses import respond_json
 
 # The only version browsers speak (RFC 6455, section 4.1).
 VERSION = "13"
+
+
+def refuse_unsound_upgrade(
+    environ: dict[str, Any], query: dict[str, list[str]], start_response: Callable[..., Any]
+) -> list[bytes] | None:
+    """Answer a request python-engineio would take as a WebSocket upgrade, if it is no
+    sound one (``Upgrade: websocket`` is known to be there); None to go on."""
+    if not _engineio_upgrades(environ, query):
+        return None
+    problem = upgrade_problem(environ)
+    if problem is None:
+        return None
+    status, reason = problem
+    headers = [("Sec-WebSocket-Version", VERSION)] if status.startswith("426") else []
+    return respond_json(start_response, status, {"error": reason}, headers)
+
+
+def _engineio_upgrades(environ: dict[str, Any], query: dict[str, list[str]]) -> bool:
+    """Would python-engineio hand this ``Upgrade: websocket`` request to its WebSocket?
+
+    A handshake does when its first ``transport`` field says ``websocket``; a
+    GET of an open session does whenever ``Connection`` names ``upgrade``,
+    whatever its query says.
+    """
+    if environ.get("REQUEST_METHOD") != "GET":
+        return False
+    if session_id(query) is None:
+        return query.get("transport", ["polling"])[0] == "websocket"
+    tokens = environ.get("HTTP_CONNECTION", "").lower().split(",")
+    return "upgrade" in (token.strip() for token in tokens)
 
 
 def upgrade_problem(environ: dict[str, Any]) -> tuple[str, str] | None:
