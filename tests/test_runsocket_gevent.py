@@ -28,7 +28,7 @@ from tests import (
     test_serving,
     test_tls,
 )
-from tests.clients import try_connect
+from tests.clients import polling_handshake, try_connect
 from tests.conftest import ALLOWED
 
 # conftest's fixtures, in gevent mode, for every test below.
@@ -151,6 +151,22 @@ def test_a_changed_gevent_server_is_a_named_check_error(
     }
     settings.GUARDSITE_SOCKETIO_ASYNC_MODE = "eventlet"
     assert check_gevent_handler() == []  # eventlet's runsocket never loads gevent's server
+
+
+def test_a_post_cut_short_is_a_bad_request_not_a_traceback(
+    socket_server: LiveServer, shared_log: Callable[[], str]
+) -> None:
+    """gevent's input raises when the body ends before its Content-Length: it was a 500."""
+    sid = polling_handshake(socket_server.url, ALLOWED)
+    with socket.create_connection(("127.0.0.1", socket_server.ports[0]), timeout=10) as raw:
+        head = (
+            f"POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\n"
+            f"Host: localhost\r\nOrigin: {ALLOWED}\r\nContent-Length: 100\r\n\r\n40"
+        )
+        raw.sendall(head.encode())
+        raw.shutdown(socket.SHUT_WR)
+        assert answer_head(raw).startswith(b"HTTP/1.1 400 ")
+    assert "Unhandled error" not in shared_log()
 
 
 def test_a_client_gone_before_its_bad_request_is_answered_leaves_no_traceback(

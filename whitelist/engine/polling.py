@@ -55,7 +55,10 @@ def undecodable_post(environ: dict[str, Any], max_bytes: int) -> str | None:
         return "Content-Length is not a number"
     if not 0 <= length <= max_bytes:
         return None
-    body = environ["wsgi.input"].read(length)
+    try:
+        body = environ["wsgi.input"].read(length)
+    except OSError:  # gevent's and gunicorn's input raise when the client stops short
+        return "the body ended before its Content-Length"
     environ["wsgi.input"] = io.BytesIO(body)
     try:
         text = body.decode("utf-8")
