@@ -1,0 +1,10 @@
+"""tests/test_fuzz.py's fuzz run against a gevent runsocket, in its own file: make test
+gives each file to one worker, and the run takes about a minute."""
+
+from __future__ import annotations
+
+from tests import gevent_mode
+from tests.test_fuzz import test_fuzzed_requests_and_packets_leave_the_server_serving_and_clean
+
+start_server = gevent_mode.start_server  # conftest's fixture, in gevent mode
+__all__ = ["test_fuzzed_requests_and_packets_leave_the_server_serving_and_clean"]
