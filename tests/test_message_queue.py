@@ -1,7 +1,7 @@
 """Two real nodes on one real redis-server: emits reach the clients of every node.
 
-The nodes are runsocket (eventlet) processes, and again gunicorn 27's gevent
-worker, the path for new deployments.
+The nodes are runsocket (eventlet) processes, and again gevent ones: gunicorn 27's
+gevent worker, the path for new deployments, beside a gevent runsocket.
 """
 
 from __future__ import annotations
@@ -28,14 +28,20 @@ def cluster(template: Path, folder: Path, queue: str, kind: str = "runsocket") -
     """Two server processes (not started) sharing one database and one message queue.
 
     Their poll is far slower than the tests' bounds: only the push can explain
-    a fast change. ``kind`` is runsocket, or gevent for gunicorn 27's gevent worker.
+    a fast change. ``kind`` is runsocket (eventlet), or gevent for gunicorn 27's gevent
+    worker beside a gevent runsocket.
     """
     database = migrated_copy(template, folder / "db.sqlite3")
     command_on(database, "whitelist", "add", ALLOWED)
     env = {"GUARDSITE_MESSAGE_QUEUE": queue, "WHITELIST_REFRESH_INTERVAL": "60"}
     if kind == "gevent":
-        env |= {"GUARDSITE_WORKER": "gevent", **gunicorn_path("current")}
-        return [GunicornServer(database, folder / f"node{i}.log", **env) for i in range(2)]
+        worker = {"GUARDSITE_WORKER": "gevent", **gunicorn_path("current")}
+        return [
+            GunicornServer(database, folder / "node0.log", **env, **worker),
+            LiveServer(
+                database, folder / "node1.log", **env, GUARDSITE_SOCKETIO_ASYNC_MODE="gevent"
+            ),
+        ]
     return [LiveServer(database, folder / f"node{i}.log", **env) for i in range(2)]
 
 

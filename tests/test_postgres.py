@@ -47,11 +47,14 @@ def database(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory)
 def nodes(
     database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[LiveServer]]:
-    """Two server processes on the database; their poll is far slower than any bound here."""
+    """Two runsocket processes on the database, the first eventlet, the second gevent (as
+    in a move from one to the other); their poll is far slower than any bound here."""
     folder = tmp_path_factory.mktemp("pg-cluster")
     env = database | {"WHITELIST_REFRESH_INTERVAL": "60"}
+    modes = [{}, {"GUARDSITE_SOCKETIO_ASYNC_MODE": "gevent"}]
     servers = [
-        LiveServer(folder / "unused.sqlite3", folder / f"node{i}.log", **env) for i in range(2)
+        LiveServer(folder / "unused.sqlite3", folder / f"node{i}.log", **env, **mode)
+        for i, mode in enumerate(modes)
     ]
     with running(servers):
         yield servers
@@ -114,10 +117,14 @@ def test_a_slow_query_does_not_hold_up_other_sockets(nodes: list[LiveServer]) ->
     assert_a_slow_query_holds_up_no_one(nodes[0].url)
 
 
-def test_a_slow_query_does_not_hold_up_other_sockets_under_gevent(gevent_node: str) -> None:
+@pytest.mark.parametrize("server", ["gevent runsocket", "gunicorn's gevent worker"])
+def test_a_slow_query_does_not_hold_up_other_sockets_under_gevent(
+    server: str, nodes: list[LiveServer], request: pytest.FixtureRequest
+) -> None:
     """gevent's patching makes no driver green by itself: the engine installs psycopg2's
     wait callback (whitelist.engine.green_psycopg2)."""
-    assert_a_slow_query_holds_up_no_one(gevent_node)
+    url = nodes[1].url if server == "gevent runsocket" else request.getfixturevalue("gevent_node")
+    assert_a_slow_query_holds_up_no_one(url)
 
 
 def assert_a_slow_query_holds_up_no_one(url: str) -> None:
