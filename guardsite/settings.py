@@ -163,7 +163,8 @@ LOGGING = {
 
 # Socket.IO server (guardsite/sockets.py) and runsocket (guardsite/serving/).
 GUARDSITE_SOCKETIO_HANDLERS = ["guardsite.events"]
-# eventlet (runsocket, gunicorn's eventlet worker) or threading (gunicorn's gthread worker).
+# eventlet (runsocket, gunicorn's eventlet worker), gevent (runsocket, gunicorn's gevent worker)
+# or threading (gunicorn's gthread worker); runsocket reads it from the environment.
 GUARDSITE_SOCKETIO_ASYNC_MODE = os.environ.get("GUARDSITE_SOCKETIO_ASYNC_MODE", "eventlet")
 if GUARDSITE_SOCKETIO_ASYNC_MODE not in {"eventlet", "gevent", "threading"}:
     raise ValueError(f"GUARDSITE_SOCKETIO_ASYNC_MODE={GUARDSITE_SOCKETIO_ASYNC_MODE!r}")

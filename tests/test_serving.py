@@ -64,6 +64,14 @@ def test_busy_port_is_one_clear_error(migrated_template: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_runsocket_refuses_the_threading_mode_and_names_gthread(migrated_template: Path) -> None:
+    result = manage(migrated_template, "runsocket", GUARDSITE_SOCKETIO_ASYNC_MODE="threading")
+    assert result.returncode == 1
+    assert "runsocket serves eventlet or gevent, not threading" in result.stderr
+    assert "GUARDSITE_WORKER=gthread" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_banner_names_the_rules_and_the_addresses(start_server: Callable[..., LiveServer]) -> None:
     server = start_server("http://localhost:5000")
     log = server.log()
