@@ -23,6 +23,7 @@ import requests
 
 from harness.live import ROOT, free_port
 from tests.clients import try_connect
+from tests.gunicorn_releases import gunicorn_path
 
 pytestmark = pytest.mark.live  # starts processes of its own
 
@@ -136,7 +137,8 @@ run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=True)
 """
 
 
-# Served by gunicorn's eventlet worker, as the README's reuse guide runs it.
+# Served by gunicorn's eventlet worker (gunicorn before 26), and with "gevent" in place of
+# "eventlet" by gunicorn 27's gevent worker, as the README's reuse guide runs it.
 WSGI = """\
 from django.core.wsgi import get_wsgi_application
 
@@ -278,7 +280,7 @@ def test_wheel_protects_a_fresh_django_project(
     # This pip installs into the new virtualenv (--python): bootstrapping a pip of its own
     # there, and compiling every module it installs, cost seconds of CPU and proved nothing.
     pip = (sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "--python", python)
-    install = ("install", "--no-compile", f"{wheel}[eventlet]", "gunicorn<26", "werkzeug")
+    install = ("install", "--no-compile", f"{wheel}[eventlet,gevent]", "gunicorn<26", "werkzeug")
     run(*pip, *install, env=env, cwd=tmp_path, timeout=240)
     get_purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
     site_packages = Path(run(python, "-c", get_purelib, env=env, cwd=tmp_path).strip())
@@ -317,16 +319,22 @@ def test_wheel_protects_a_fresh_django_project(
         stop(server)
     assert f"Refused {EVIL} on / from 127.0.0.1" in log.read_text()  # the LOGGING entry
     run(python, "manage.py", "whitelist", "remove", EVIL, env=env, cwd=project)
-    served_by_gunicorn_quietly(venv, project, env, tmp_path / "gunicorn.log")
+    served_by_gunicorn_quietly(venv, project, env, tmp_path / "gunicorn.log", "eventlet")
+    # The reuse guide's first choice: the gevent extra on gunicorn 27 (the test's own copy).
+    (project / "wsgi.py").write_text(WSGI.replace('"eventlet"', '"gevent"'))
+    env |= {"PYTHONPATH": os.pathsep.join((str(project), gunicorn_path("current")["PYTHONPATH"]))}
+    served_by_gunicorn_quietly(venv, project, env, tmp_path / "gunicorn-gevent.log", "gevent")
 
 
-def served_by_gunicorn_quietly(venv: Path, project: Path, env: dict[str, str], log: Path) -> None:
+def served_by_gunicorn_quietly(
+    venv: Path, project: Path, env: dict[str, str], log: Path, worker: str
+) -> None:
     """The README's gunicorn command: every WebSocket a client closes, and no notice of the
     pinned eventlet worker, leave the console to the project's own lines."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [venv / "bin" / "gunicorn", "-c", "python:whitelist.gunicorn_conf"]
-    command += ["-k", "eventlet", "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:application"]
+    command = [venv / "bin" / "python", "-m", "gunicorn", "-c", "python:whitelist.gunicorn_conf"]
+    command += ["-k", worker, "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:application"]
     with log.open("wb") as output:
         server = subprocess.Popen(command, env=env, cwd=project, stdout=output, stderr=output)
     try:
