@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +25,14 @@ import websocket
 from django.test import override_settings
 
 from harness.live import wait_until
-from tests.clients import Outcome, merged, polling_handshake, try_connect, welcomed_websocket
+from tests.clients import (
+    Outcome,
+    merged,
+    polling_handshake,
+    polling_post,
+    try_connect,
+    welcomed_websocket,
+)
 from tests.inprocess import MODES, serving
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import messages
@@ -815,3 +823,27 @@ def test_an_open_sessions_upgrade_that_is_not_rfc_6455_is_answered_whatever_its_
         timeout=10,
     )
     assert response.status_code == 426, response.text
+
+
+def test_an_upgrade_whose_client_leaves_at_the_probe_fails_as_an_upgrade(
+    server: GuardedServer, url: str
+) -> None:
+    """python-engineio answers the probe unguarded: under threading and gevent a client gone
+    by then raised out of the handler (HTTP 500, a traceback) and left the session
+    "upgrading", its polls answered with nothing."""
+    sid = polling_handshake(url, ALLOWED)
+    endpoint = url.replace("http", "ws", 1) + f"/socket.io/?EIO=4&transport=websocket&sid={sid}"
+    for _ in range(5):  # the probe's answer must find the client gone at least once
+        ws = websocket.create_connection(endpoint, origin=ALLOWED, timeout=10)
+        ws.send("2probe")
+        ws.sock.shutdown(socket.SHUT_RDWR)
+        ws.sock.close()
+        session = server.eio.sockets[sid]
+        assert wait_until(lambda session=session: not session.upgrading), "still upgrading"
+    assert not server.eio.sockets[sid].upgraded
+    # The session still polls: the Socket.IO connect it sends is acknowledged.
+    assert polling_post(url, sid, ALLOWED, "40").status_code == 200
+    answer = requests.get(
+        f"{url}/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid}, timeout=10
+    )
+    assert "\x1e40{" in "\x1e" + answer.text  # after the probe's NOOPs, if any

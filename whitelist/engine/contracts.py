@@ -234,7 +234,7 @@ def _engineio_sockets(probe: Probe) -> None:
     if not isinstance(getattr(probe.eio.reason, "SERVER_DISCONNECT", None), str):
         raise Broken("engineio.Server.reason.SERVER_DISCONNECT is gone")
     socket = Socket(probe.eio, PROBE_SID)
-    for name in ("closed", "closing", "upgraded"):
+    for name in ("closed", "closing", "upgraded", "upgrading"):
         if not isinstance(getattr(socket, name, None), bool):
             raise Broken(f"engineio.socket.Socket.{name} is not a flag")
     if not callable(getattr(socket.queue, "empty", None)) or not callable(socket.send):

@@ -71,11 +71,21 @@ class PacketCheckingHandler:
     def __init__(self, handler: Callable[[Any], Any]) -> None:
         self.handler = handler
         # python-engineio passes its bound Socket._websocket_handler: the session's sid.
-        socket = sockets.owning_socket(handler)
-        self.eio_sid: str = socket.sid if socket is not None else ""
+        self.socket = sockets.owning_socket(handler)
+        self.eio_sid: str = self.socket.sid if self.socket is not None else ""
 
     def __call__(self, ws: Any) -> Any:
-        return self.handler(EngineIOPacketsOnly(ws, self.eio_sid))
+        try:
+            return self.handler(EngineIOPacketsOnly(ws, self.eio_sid))
+        except OSError:
+            # python-engineio answers an upgrade's probe unguarded: a client that closed
+            # the WebSocket by then (a refused page, a tab closed) raised out of the
+            # handler under threading and gevent, an HTTP 500 and a traceback, and left
+            # the session "upgrading", its polls answered with nothing. A failed
+            # upgrade, ended as python-engineio ends one.
+            if self.socket is not None and not self.socket.upgraded:
+                self.socket.upgrading = False
+            return []
 
 
 def use_guarded_websockets(server: GuardHost) -> None:
