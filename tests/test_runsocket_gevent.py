@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import socket
+import ssl
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -205,3 +206,30 @@ def test_an_unhandled_error_is_logged_once_and_answered_500(
     [record] = caplog.records
     assert record.getMessage() == "Unhandled error answering GET '/x'"
     assert record.exc_info and record.exc_info[0] is RuntimeError
+
+
+@pytest.mark.parametrize(
+    ("error", "logged"),
+    [
+        (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"), False),
+        (BrokenPipeError(32, "Broken pipe"), False),
+        (RuntimeError("a bug in a result's iteration"), True),
+    ],
+    ids=["TLS client gone", "client gone", "a bug"],
+)
+def test_an_error_while_answering_is_quiet_if_the_client_left_and_logged_once_if_not(
+    caplog: pytest.LogCaptureFixture, error: Exception, logged: bool
+) -> None:
+    """gevent printed a traceback through its hub for any write error but EPIPE and
+    ECONNRESET: over TLS, a client gone during a long-poll's answer (the seed demo's
+    revocation in Chromium) was a traceback."""
+    from guardsite.serving.gevent_server import Handler
+
+    handler = Handler.__new__(Handler)  # the method reads only the request's environ
+    handler.environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/socket.io/"}
+    with caplog.at_level("DEBUG", logger="guardsite.serving"):
+        handler.handle_error(type(error), error, error.__traceback__)
+    assert handler.close_connection
+    assert [r.getMessage() for r in caplog.records] == (
+        ["Unhandled error answering GET '/socket.io/'"] if logged else []
+    )

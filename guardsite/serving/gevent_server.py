@@ -7,7 +7,7 @@ a silent connection closed after the socket timeout, a failed TLS handshake
 told in one line, and nothing a client wrote ever printed raw or as a
 traceback. It only overrides the methods gevent documents for subclasses
 (``WSGIServer.handle``, ``WSGIHandler.read_requestline``, ``read_request``,
-``handle_one_response`` and ``log_error``); ``handler_contract_breaches``
+``handle_one_response``, ``handle_error`` and ``log_error``); ``handler_contract_breaches``
 checks them at start-up (``guardsite.E005``).
 """
 
@@ -49,6 +49,7 @@ OVERRIDDEN = {
         "read_requestline": [],
         "read_request": ["raw_requestline"],
         "handle_one_response": [],
+        "handle_error": ["t", "v", "tb"],
         "log_error": ["msg", "args"],
     },
 }
@@ -113,6 +114,21 @@ class Handler(gevent.pywsgi.WSGIHandler):
         super().handle_one_response()
         if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":
             self.close_connection = True
+
+    def handle_error(self, kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        """An error while answering, past the app's own call (``answering_errors``).
+
+        A client gone while its answer was written is no error: gevent let only
+        EPIPE and ECONNRESET pass quietly, and printed a traceback through its hub
+        for the rest (over TLS, the SSL layer's own errors). Anything else is
+        logged once, through LOGGING, and the connection closed.
+        """
+        self.close_connection = True
+        if not isinstance(error, OSError):
+            method, path = self.environ.get("REQUEST_METHOD"), self.environ.get("PATH_INFO")
+            logger.error(
+                "Unhandled error answering %s %r", method, path, exc_info=(kind, error, tb)
+            )
 
     def log_error(self, msg: str, *args: Any) -> None:
         """gevent's lines about malformed requests: a client provokes them at will."""
