@@ -1,15 +1,15 @@
-"""Guardsite in each async mode, guarded against guarded, as gunicorn serves them.
+"""Guardsite in each async mode, guarded against guarded, as gunicorn and runsocket serve them.
 
 eventlet on the pinned gunicorn's eventlet worker, gevent on gunicorn 27's
-gevent worker, threading on its gthread worker, each with gunicorn.conf.py:
-admitted and refused connects a second (alternating rounds, eventlet first
-then gevent, fresh servers each round), sockets held at once and KiB each
-(eventlet and gevent: gthread holds an OS thread per socket), and how soon a
-rule change made by the CLI is enforced. The goal of issue 20: gevent holds
-10,000 sockets within 10 % of eventlet's memory per socket and connects within
-5 % of its rate.
+gevent worker, threading on its gthread worker, each with gunicorn.conf.py,
+and runsocket in eventlet and in gevent mode: admitted and refused connects a
+second (alternating rounds in that order, fresh servers each round), sockets
+held at once and KiB each (the green servers: gthread holds an OS thread per
+socket), and how soon a rule change made by the CLI is enforced. The goal of
+issue 20: gevent holds 10,000 sockets within 10 % of eventlet's memory per
+socket and connects within 5 % of its rate.
 
-    .venv/bin/python bench/modes.py        # about 4 minutes; BENCH_QUICK=1 for a smoke run
+    .venv/bin/python bench/modes.py        # about 8 minutes; BENCH_QUICK=1 for a smoke run
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import statistics
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,6 +41,7 @@ from bench.servers import (  # noqa: E402
     prepare_database,
     spawn,
     stop,
+    wait_for,
 )
 from harness.live import free_port, wait_for_gunicorn  # noqa: E402
 
@@ -51,84 +53,125 @@ HOLD_COUNT = 200 if QUICK else 10_000
 HOLD_SECONDS = 3.0 if QUICK else 30.0  # longer than Engine.IO's 25 s ping interval
 PROPAGATION_TRIALS = 2 if QUICK else 10
 CURRENT_GUNICORN = ROOT / ".venv" / "gunicorn-current"
-# The worker of each mode, and the gunicorn it needs: 26 removed the eventlet worker.
-WORKERS = {
-    "eventlet": ("eventlet", False),
-    "gevent": ("gevent", True),
-    "threading": ("gthread", True),
-}
 
 
-def start(work: Path, mode: str, database: Path, label: str) -> tuple[Target, dict[str, str]]:
-    """gunicorn -c gunicorn.conf.py in ``mode`` on ``database``, pinned to the server core."""
-    worker, newest = WORKERS[mode]
+@dataclass(frozen=True)
+class Server:
+    """How one mode is served: a gunicorn worker (and whether it needs gunicorn 27), or
+    runsocket."""
+
+    mode: str
+    worker: str | None = None  # None: runsocket
+    newest_gunicorn: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} ({self.worker or 'runsocket'})"
+
+
+SERVERS = [
+    Server("eventlet", "eventlet"),
+    Server("gevent", "gevent", newest_gunicorn=True),
+    Server("threading", "gthread", newest_gunicorn=True),
+    Server("eventlet"),
+    Server("gevent"),
+]
+GREEN = [server for server in SERVERS if server.mode != "threading"]
+
+
+def start(work: Path, server: Server, database: Path, label: str) -> tuple[Target, dict[str, str]]:
+    """``server`` on ``database``, pinned to the server core."""
     port = free_port()
     env = guardsite_env(
         work,
         database,
-        GUARDSITE_WORKER=worker,
-        GUARDSITE_THREADS="200",
-        GUARDSITE_BIND=f"127.0.0.1:{port}",
+        GUARDSITE_SOCKETIO_ASYNC_MODE=server.mode,
         # Room for the held sockets, above guardsite_env's per-address cap (one client
         # address makes every connect).
         GUARDSITE_MAX_CONNECTIONS=str(max(HOLD_COUNT, 10_000) + 2_000),
-        **({"PYTHONPATH": str(CURRENT_GUNICORN)} if newest else {}),
     )
-    log = work / f"gunicorn-{label}.log"
+    url = f"http://127.0.0.1:{port}"
+    log = work / f"server-{label}.log"
+    if server.worker is None:
+        command = [sys.executable, "manage.py", "runsocket", f"127.0.0.1:{port}"]
+        process = spawn(command, env, log, SERVER_CORE)
+        wait_for(log, "Quit with CONTROL-C.", process)
+        return Target(server.label, url, process), env
+    env |= {
+        "GUARDSITE_WORKER": server.worker,
+        "GUARDSITE_THREADS": "200",
+        "GUARDSITE_BIND": f"127.0.0.1:{port}",
+        **({"PYTHONPATH": str(CURRENT_GUNICORN)} if server.newest_gunicorn else {}),
+    }
     command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
     process = spawn(command, env, log, SERVER_CORE)
-    url = f"http://127.0.0.1:{port}"
     wait_for_gunicorn(url, process, log)
-    return Target(f"{mode} ({worker})", url, process), env
+    return Target(server.label, url, process), env
 
 
-def worker_pid(target: Target) -> int:
-    """gunicorn's one worker: its memory and CPU are the server's (the master only waits)."""
-    children = Path(f"/proc/{target.process.pid}/task/{target.process.pid}/children")
-    (pid,) = [int(child) for child in children.read_text().split()]
-    return pid
-
-
-def as_worker(target: Target) -> Target:
-    """``target`` with the worker's pid, where the measures read CPU and memory."""
-    worker = SimpleNamespace(pid=worker_pid(target))
-    return Target(target.label, target.url, worker)  # type: ignore[arg-type]
+def as_served(target: Target, server: Server) -> Target:
+    """``target`` with the pid of the process that serves, where the measures read CPU and
+    memory: gunicorn's one worker (the master only waits), or runsocket itself (taskset
+    execs it)."""
+    pid = target.process.pid
+    if server.worker is not None:
+        (pid,) = [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    return Target(target.label, target.url, SimpleNamespace(pid=pid))  # type: ignore[arg-type]
 
 
 def connect_rates(work: Path, database: Path) -> dict[str, dict[str, list[float]]]:
-    """Admitted and refused connects a second per mode, fresh servers each round."""
+    """Admitted and refused connects a second per server, fresh servers each round."""
     rates: dict[str, dict[str, list[float]]] = {}
     for round_number in range(ROUNDS):
-        for mode in WORKERS:
-            target, _ = start(work, mode, database, f"{mode}-{round_number}")
+        for server in SERVERS:
+            name = f"{server.mode}-{server.worker or 'runsocket'}-{round_number}"
+            target, _ = start(work, server, database, name)
             try:
-                measured = as_worker(target)
+                measured = as_served(target, server)
                 for kind, origin in (("admitted", ALLOWED_EXACT), ("refused", DENIED)):
                     row = run_connects(measured, origin, CONCURRENCY, RUN_SECONDS)
                     rate = (row["connected"] + row["refused"]) / row["seconds"]
-                    rates.setdefault(mode, {}).setdefault(kind, []).append(rate)
+                    rates.setdefault(server.label, {}).setdefault(kind, []).append(rate)
             finally:
                 stop(target.process)
     return rates
 
 
 def propagation_and_held(work: Path, database: Path) -> dict[str, dict]:
-    """Propagation, then sockets held at once and KiB each, for the green modes.
+    """Propagation, then sockets held at once and KiB each, for the green servers.
 
     Propagation first: a server dropping 10,000 sockets stays busy a while.
     """
     found = {}
-    for mode in ("eventlet", "gevent"):
-        target, env = start(work, mode, database, f"{mode}-held")
+    for server in GREEN:
+        name = f"{server.mode}-{server.worker or 'runsocket'}-held"
+        target, env = start(work, server, database, name)
         try:
             stamp = functools.partial(sqlite_changed_at, database)
             spread = propagation(target, env, stamp, PROPAGATION_TRIALS)
-            (row,) = hold_connections([as_worker(target)], ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
+            served = as_served(target, server)
+            (row,) = hold_connections([served], ALLOWED_EXACT, HOLD_COUNT, HOLD_SECONDS)
             row["propagation"] = spread
-            found[mode] = row
+            found[server.label] = row
         finally:
             stop(target.process)
     return found
+
+
+def gevent_over_eventlet(
+    median: dict[str, dict[str, float]], held: dict[str, dict], how: str | None
+) -> dict[str, float]:
+    """gevent's figures over eventlet's, both served the same way (``how``: a gunicorn
+    worker's name, or None for runsocket)."""
+    gevent = Server("gevent", how).label
+    eventlet = Server("eventlet", "eventlet" if how else None).label
+    return {
+        "admitted": median[gevent]["admitted"] / median[eventlet]["admitted"],
+        "refused": median[gevent]["refused"] / median[eventlet]["refused"],
+        "kib_per_socket": held[gevent]["kib_per_connection"] / held[eventlet]["kib_per_connection"],
+    }
 
 
 def run(work: Path) -> dict:
@@ -136,8 +179,8 @@ def run(work: Path) -> dict:
     rates = connect_rates(work, database)
     held = propagation_and_held(work, database)
     median = {
-        mode: {kind: statistics.median(values) for kind, values in kinds.items()}
-        for mode, kinds in rates.items()
+        label: {kind: statistics.median(values) for kind, values in kinds.items()}
+        for label, kinds in rates.items()
     }
     return {
         "rounds": ROUNDS,
@@ -148,10 +191,8 @@ def run(work: Path) -> dict:
         "median": median,
         "held": held,
         "gevent_over_eventlet": {
-            "admitted": median["gevent"]["admitted"] / median["eventlet"]["admitted"],
-            "refused": median["gevent"]["refused"] / median["eventlet"]["refused"],
-            "kib_per_socket": held["gevent"]["kib_per_connection"]
-            / held["eventlet"]["kib_per_connection"],
+            "gunicorn": gevent_over_eventlet(median, held, "gevent"),
+            "runsocket": gevent_over_eventlet(median, held, None),
         },
     }
 
@@ -160,20 +201,20 @@ def table(numbers: dict) -> list[str]:
     """The modes section of bench/RESULTS.md."""
     lines = [
         f"{numbers['rounds']} rounds of {numbers['run_seconds']:.0f} s, concurrency "
-        f"{numbers['concurrency']}, fresh gunicorn servers each round; medians, "
-        "with the rounds' range.",
+        f"{numbers['concurrency']}, fresh servers each round; medians, with the rounds' "
+        "range.",
         "",
-        "| mode (gunicorn worker) | admitted connects/s | refused connects/s | "
+        "| mode (served by) | admitted connects/s | refused connects/s | "
         f"held of {numbers['hold_count']:,} | KiB per socket | rule change enforced, "
         "median / p99 |",
         "|---|---|---|---|---|---|",
     ]
-    for mode, kinds in numbers["rates"].items():
+    for label, kinds in numbers["rates"].items():
         cells = [
             f"{statistics.median(v):,.0f} [{min(v):,.0f}–{max(v):,.0f}]"
             for v in (kinds["admitted"], kinds["refused"])
         ]
-        held = numbers["held"].get(mode)
+        held = numbers["held"].get(label)
         if held:
             spread = held["propagation"]
             cells += [
@@ -183,13 +224,14 @@ def table(numbers: dict) -> list[str]:
             ]
         else:
             cells += ["–", "–", "–"]
-        lines.append(f"| {mode} ({WORKERS[mode][0]}) | " + " | ".join(cells) + " |")
-    ratio = numbers["gevent_over_eventlet"]
-    lines += [
-        "",
-        f"gevent over eventlet: admitted connects {ratio['admitted']:.2f}, refused "
-        f"{ratio['refused']:.2f}, KiB per held socket {ratio['kib_per_socket']:.2f}.",
-    ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for how, ratio in numbers["gevent_over_eventlet"].items():
+        lines.append(
+            f"gevent over eventlet on {how}: admitted connects {ratio['admitted']:.2f}, "
+            f"refused {ratio['refused']:.2f}, KiB per held socket "
+            f"{ratio['kib_per_socket']:.2f}."
+        )
     return lines
 
 

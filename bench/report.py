@@ -154,7 +154,7 @@ def render(results: dict[str, Any]) -> str:
     if "refusal_log" in results:
         lines += refusal_log(results["refusal_log"])
     if "modes" in results:
-        lines += ["### Async modes under gunicorn, guarded against guarded", ""]
+        lines += ["### Async modes under gunicorn and runsocket, guarded against guarded", ""]
         lines += [*modes.table(results["modes"]), ""]
     return "\n".join(lines)
 

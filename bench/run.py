@@ -247,7 +247,7 @@ def main() -> None:
             work, rounds=2 if QUICK else 4, seconds=RUN_SECONDS
         )
 
-        print("Async modes under gunicorn ...", flush=True)
+        print("Async modes under gunicorn and runsocket ...", flush=True)
         results["modes"] = modes.run(work)
 
         print("Cross-node propagation ...", flush=True)
