@@ -70,8 +70,16 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def server_env(database: Path, **extra: str) -> dict[str, str]:
+# What coverage.py's subprocess patch puts in the environment to measure each child.
+COVERAGE_VARIABLES = ("COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+
+
+def server_env(database: Path, *, measured: bool = True, **extra: str) -> dict[str, str]:
+    """A server's environment; ``measured=False`` keeps coverage out of it (a server under
+    load, whose tracing cost CPU time and proved nothing new)."""
     prefixes = ("DJANGO_", "WHITELIST_", "GUARDSITE_")  # a developer's own never leak in
+    if not measured:
+        prefixes += COVERAGE_VARIABLES
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update(
         DATABASE_URL=f"sqlite:///{database}",
@@ -110,9 +118,11 @@ class LiveServer:
         ports: int = 1,
         tls_ports: int = 0,
         options: tuple[str, ...] = (),
+        measured: bool = True,
         **extra_env: str,
     ) -> None:
         self.database = database
+        self.measured = measured
         self.log_path = log
         self.ports = [free_port() for _ in range(ports)]
         self.tls_ports = [free_port() for _ in range(tls_ports)]
@@ -150,7 +160,7 @@ class LiveServer:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(ROOT / "manage.py"), *command],
-                env=server_env(self.database, **self.extra_env),
+                env=server_env(self.database, measured=self.measured, **self.extra_env),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,

@@ -61,9 +61,11 @@ def start_server(
         ports: int = 1,
         tls_ports: int = 0,
         options: tuple[str, ...] = (),
+        measured: bool = True,
         **env: str,
     ) -> LiveServer:
-        """Rules may name the server's own pages: ``{url0}``, ``{url1}``, ``{tls0}``."""
+        """Rules may name the server's own pages: ``{url0}``, ``{url1}``, ``{tls0}``;
+        ``measured=False`` serves without coverage (harness.live.server_env)."""
         folder = tmp_path_factory.mktemp("server")
         env.setdefault("GUARDSITE_STATE_DIR", str(tls_state))
         database = folder / "db.sqlite3"
@@ -77,6 +79,7 @@ def start_server(
             ports=ports,
             tls_ports=tls_ports,
             options=options,
+            measured=measured,
             **env,
         )
         if rules:
@@ -160,23 +163,28 @@ LIVE_FIXTURES = {"migrated_template", "start_server", "redis_url", "postgres"}
 # order: these start at once instead of holding up the end of the run. Only a scheduling
 # hint: a file missing here costs time, never a result.
 LONGEST_FIRST = [
-    "test_tls.py",
-    "test_fuzz.py",
-    "test_socketio.py",
-    "test_socketio_gevent.py",
-    "test_serving.py",
     "test_postgres.py",
-    "test_wheel.py",
-    "test_operations.py",
-    "test_live_operations.py",
     "test_gunicorn.py",
-    "test_origin_properties.py",
-    "test_live_guard.py",
     "test_message_queue.py",
+    "test_wheel.py",
+    "test_serving.py",
+    "test_origin_properties.py",
+    "test_socketio.py",
+    "test_runsocket_gevent.py",
+    "test_fuzz.py",
+    "test_fuzz_gevent.py",
+    "test_socketio_gevent.py",
     "test_log_injection.py",
-    "test_browser.py",
+    "test_tls.py",
     "test_cleanup.py",
+    "test_browser.py",
+    "test_live_operations.py",
     "test_deadlines.py",
+    "test_nginx.py",
+    "test_documented_settings.py",
+    "test_instrument.py",
+    "test_operations.py",
+    "test_browser_gevent.py",
 ]
 
 

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-# make test's run on the lowest releases names its own (GUARDSITE_TEST_MODES): gevent's
-# release is no part of that matrix, and the run shares the two cores with the suite.
+# make test's run on the lowest releases names its own (GUARDSITE_TEST_MODES=eventlet): the
+# design's default, and the run shares the two cores with the suite.
 MODES = os.environ.get("GUARDSITE_TEST_MODES", "threading,eventlet,gevent").split(",")
 START_TIMEOUT = 15
 
