@@ -7,6 +7,7 @@ own, is then a gevent runsocket, with the same tests as the eventlet ones.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,18 @@ def socket_server(start_server: Callable[..., LiveServer]) -> LiveServer:
 def dev_ca(socket_server: LiveServer, tls_state: Path) -> Path:
     """conftest's ``dev_ca`` for this module's shared server: the same state folder."""
     return tls_state / "tls" / "dev-cert.pem"
+
+
+# The fixtures a live test takes: one of these names a test that starts a server.
+LIVE = {"socket_server", "start_server", "capped_server", "secure_only", "server", "behind_a_proxy"}
+
+
+def collect_live_tests(module: Any, into: dict[str, Any], *, skip: tuple[str, ...] = ()) -> None:
+    """``module``'s live tests, and the fixtures and helpers they use, as ``into``'s own
+    (a test module's ``globals()``): collected there, they run on its gevent servers."""
+    for name, value in vars(module).items():
+        if name.startswith("test_"):
+            if name not in skip and LIVE & set(inspect.signature(value).parameters):
+                into[name] = value
+        elif name not in into:
+            into[name] = value  # its fixtures (capped_server, secure_only) and helpers

@@ -1,6 +1,7 @@
 """runsocket in gevent mode (``GUARDSITE_SOCKETIO_ASYNC_MODE=gevent``): the live tests of
-the guard, the server's hardening and TLS, collected from their own files with
-gevent servers, and what only gevent's server needed.
+the guard, the gate, the flood drop and the access log, collected from their own files
+with gevent servers, and what only gevent's server needed (test_serving_gevent.py has
+the server's hardening and TLS).
 
 Every server this module starts, shared or its own, is a gevent runsocket:
 ``tests.gevent_mode``'s fixtures take the place of conftest's for the tests
@@ -9,7 +10,6 @@ collected here.
 
 from __future__ import annotations
 
-import inspect
 import socket
 import ssl
 import struct
@@ -26,11 +26,10 @@ from tests import (
     test_live_guard,
     test_log_injection,
     test_ratelimit,
-    test_serving,
-    test_tls,
 )
 from tests.clients import polling_handshake, try_connect
 from tests.conftest import ALLOWED
+from tests.gevent_mode import collect_live_tests
 
 # conftest's fixtures, in gevent mode, for every test below.
 start_server = gevent_mode.start_server
@@ -38,47 +37,26 @@ socket_server = gevent_mode.socket_server
 dev_ca = gevent_mode.dev_ca
 
 
-def _collect(module: Any, *, skip: tuple[str, ...] = ()) -> None:
-    """The module's live tests, and the fixtures they use, as this module's own."""
-    for name, value in vars(module).items():
-        if name.startswith("test_"):
-            if name not in skip and LIVE & set(inspect.signature(value).parameters):
-                globals()[name] = value
-        elif name not in globals():
-            globals()[name] = value  # its fixtures (capped_server, secure_only) and helpers
-
-
-LIVE = {"socket_server", "start_server", "capped_server", "secure_only", "server", "behind_a_proxy"}
-_collect(test_live_guard)
-_collect(test_live_gate)
+collect_live_tests(test_live_guard, globals())
+collect_live_tests(test_live_gate, globals())
 # Flooding addresses dropped unread: the server's part. Whose address a handshake counts
 # against is the gate's, the same whatever serves it.
-_collect(
+collect_live_tests(
     test_ratelimit,
+    globals(),
     skip=(
         "test_a_direct_client_rotating_x_forwarded_for_is_limited_by_its_own_address",
         "test_a_direct_client_cannot_spend_a_victims_handshakes",
         "test_a_trusted_proxys_x_forwarded_for_names_the_client",
     ),
 )
-_collect(
+collect_live_tests(
     test_log_injection,
+    globals(),
     skip=(
         "test_gunicorns_own_log_lines_show_client_headers_escaped",
         "test_client_values_reach_the_log_escaped",  # in plain format below
     ),
-)
-_collect(
-    test_serving,
-    skip=(
-        "test_a_changed_eventlet_protocol_is_a_named_check_error",  # gevent's is below
-        "test_banner_names_the_rules_and_the_addresses",  # test_banner_names_gevent
-    ),
-)
-_collect(
-    test_tls,
-    # gunicorn's, not runsocket's.
-    skip=("test_gunicorn_serves_wss_with_the_eventlet_worker",),
 )
 
 
