@@ -86,9 +86,10 @@ def start(work: Path, server: Server, database: Path, label: str) -> tuple[Targe
         work,
         database,
         GUARDSITE_SOCKETIO_ASYNC_MODE=server.mode,
-        # Room for the held sockets, above guardsite_env's per-address cap (one client
-        # address makes every connect).
+        # Room for the held sockets, in the pool and, for runsocket, under the per-address
+        # cap (one client address makes every connect; gunicorn has no such cap).
         GUARDSITE_MAX_CONNECTIONS=str(max(HOLD_COUNT, 10_000) + 2_000),
+        GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS=str(max(HOLD_COUNT, 10_000) + 1_000),
     )
     url = f"http://127.0.0.1:{port}"
     log = work / f"server-{label}.log"

@@ -93,8 +93,8 @@ class Handler(gevent.pywsgi.WSGIHandler):
     def read_request(self, raw_requestline: str) -> bool:
         """The head is complete (or refused) when this returns: the deadline ends here.
 
-        A header line over http.client's limits is refused as a bad request; gevent
-        printed its traceback to stderr.
+        A head http.client refuses (over 100 headers) is a bad request; gevent printed
+        its traceback to stderr.
         """
         try:
             return super().read_request(raw_requestline)
@@ -121,7 +121,8 @@ class Handler(gevent.pywsgi.WSGIHandler):
         A client gone while its answer was written is no error: gevent let only
         EPIPE and ECONNRESET pass quietly, and printed a traceback through its hub
         for the rest (over TLS, the SSL layer's own errors). Anything else is
-        logged once, through LOGGING, and the connection closed.
+        logged once, through LOGGING, and the connection closed; an error in the app's
+        own call never comes here (``answering_errors`` answers it with a 500).
         """
         self.close_connection = True
         if not isinstance(error, OSError):
