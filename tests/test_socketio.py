@@ -847,3 +847,35 @@ def test_an_upgrade_whose_client_leaves_at_the_probe_fails_as_an_upgrade(
         f"{url}/socket.io/", params={"EIO": "4", "transport": "polling", "sid": sid}, timeout=10
     )
     assert "\x1e40{" in "\x1e" + answer.text  # after the probe's NOOPs, if any
+
+
+def test_a_blank_transport_field_first_does_not_hide_a_websocket_upgrade(
+    server: GuardedServer, url: str
+) -> None:
+    """python-engineio's parse_qs drops blank fields: "transport=&transport=websocket" is a
+    WebSocket handshake to it, and reached simple-websocket without a key (a 500)."""
+    response = requests.get(
+        f"{url}/socket.io/",
+        params=[("EIO", "4"), ("transport", ""), ("transport", "websocket")],
+        headers={"Upgrade": "websocket", "Connection": "Upgrade", "Origin": ALLOWED},
+        timeout=10,
+    )
+    assert response.status_code == 426, response.text
+    assert server.eio.sockets == {}
+
+
+def test_an_upgrade_without_a_host_is_answered_before_any_session(
+    server: GuardedServer, url: str
+) -> None:
+    """wsproto refuses an upgrade without Host by raising: a 500 and a traceback."""
+    port = int(url.rsplit(":", 1)[1])
+    head = (
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Origin: {ALLOWED}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(head.encode())
+        answer = raw.recv(1024)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert server.eio.sockets == {}

@@ -39,16 +39,20 @@ def refuse_unsound_upgrade(
 def _engineio_upgrades(environ: dict[str, Any], query: dict[str, list[str]]) -> bool:
     """Would python-engineio hand this ``Upgrade: websocket`` request to its WebSocket?
 
-    A handshake does when its first ``transport`` field says ``websocket``; a
-    GET of an open session does whenever ``Connection`` names ``upgrade``,
-    whatever its query says.
+    A handshake does when its first non-blank ``transport`` field says
+    ``websocket``, a GET of an open session whatever its query says; both only
+    when ``Connection`` names ``upgrade``.
     """
     if environ.get("REQUEST_METHOD") != "GET":
         return False
-    if session_id(query) is None:
-        return query.get("transport", ["polling"])[0] == "websocket"
     tokens = environ.get("HTTP_CONNECTION", "").lower().split(",")
-    return "upgrade" in (token.strip() for token in tokens)
+    upgrade = "upgrade" in (token.strip() for token in tokens)
+    if session_id(query) is None:
+        # python-engineio reads the first non-blank field (its parse_qs drops blank ones),
+        # and without "Connection: upgrade" answers a websocket handshake as a poll.
+        transport = next((value for value in query.get("transport", ()) if value), "polling")
+        return upgrade and transport == "websocket"
+    return upgrade
 
 
 def upgrade_problem(environ: dict[str, Any]) -> tuple[str, str] | None:
@@ -57,6 +61,8 @@ def upgrade_problem(environ: dict[str, Any]) -> tuple[str, str] | None:
     if version != VERSION:
         # Section 4.2.2: a version the server does not speak gets 426 and the one it does.
         return "426 Upgrade Required", f"Sec-WebSocket-Version must be {VERSION}"
+    if not environ.get("HTTP_HOST"):  # wsproto raises without one; HTTP/1.1 requires it
+        return "400 Bad Request", "a WebSocket upgrade needs a Host header"
     key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
         nonce = base64.b64decode(key, validate=True)
