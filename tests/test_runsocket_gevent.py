@@ -233,3 +233,17 @@ def test_an_error_while_answering_is_quiet_if_the_client_left_and_logged_once_if
     assert [r.getMessage() for r in caplog.records] == (
         ["Unhandled error answering GET '/socket.io/'"] if logged else []
     )
+
+
+def test_a_head_cut_short_by_a_reset_leaves_no_traceback(
+    socket_server: LiveServer, shared_log: Callable[[], str]
+) -> None:
+    """http.client's header reading raised OSError at a reset: gevent printed a traceback."""
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", socket_server.ports[0]), timeout=10) as raw:
+            raw.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Half: ")
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with socket.create_connection(("127.0.0.1", socket_server.ports[0]), timeout=10) as raw:
+        answer = answer_to(raw, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    assert "Traceback" not in shared_log()

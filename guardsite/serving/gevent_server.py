@@ -100,6 +100,8 @@ class Handler(gevent.pywsgi.WSGIHandler):
             return super().read_request(raw_requestline)
         except http.client.HTTPException as exc:
             raise ValueError(f"request head refused ({type(exc).__name__})") from None
+        except OSError:  # reset or timed out mid-head: gevent printed a traceback for it
+            raise ValueError("request head cut short") from None
         finally:
             _stop_timer(self.head_timer)
 
