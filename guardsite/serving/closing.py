@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from guardsite.peers import PeerCounter
 from whitelist.core.ratelimited_log import RateLimitedLog
 
 logger = logging.getLogger("guardsite.serving")
@@ -33,6 +36,25 @@ HANDSHAKE_HINTS = {
     "WRONG_VERSION_NUMBER": "not TLS, or a TLS version below 1.2",
     "UNSUPPORTED_PROTOCOL": "a TLS version below 1.2",
 }
+
+
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    """What both servers hold a connection to: the pool, the per-address cap (a trusted
+    proxy is not capped), flooding addresses, the head deadline and the socket timeout."""
+
+    max_connections: int
+    socket_timeout: float | None = None
+    head_timeout: float | None = None
+    max_per_address: int | None = None
+    is_flooding: Callable[[str], bool] | None = None
+    is_trusted_proxy: Callable[[str], bool] = lambda _: False
+
+    def peer_counter(self) -> PeerCounter | None:
+        """A server's count of open connections per peer, or None without a cap."""
+        if not self.max_per_address:
+            return None
+        return PeerCounter(self.max_per_address, self.is_trusted_proxy)
 
 
 def log_over_cap(peer: str, limit: int) -> None:

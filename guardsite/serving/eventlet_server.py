@@ -21,6 +21,7 @@ from guardsite.request_heads import parse_request_head
 from guardsite.serving.addresses import Endpoint
 from guardsite.serving.closing import (
     FLOOD_HOLD_SECONDS,
+    ConnectionPolicy,
     log_over_cap,
     log_slow_head,
     log_tls_failure,
@@ -193,23 +194,20 @@ def logging_errors(app: Callable[..., Any]) -> Callable[..., Any]:
 def serve_until_stopped(
     app: Callable[..., Any],
     listeners: Sequence[Any],
+    endpoints: Sequence[Endpoint],
     *,
-    max_connections: int,
+    tls_context: ssl.SSLContext | None,
+    policy: ConnectionPolicy,
     access_log: bool,
     on_ready: Callable[[], None],
     on_stop: Callable[[str], None],
-    socket_timeout: float | None = None,
-    is_flooding: Callable[[str], bool] | None = None,
-    head_timeout: float | None = None,
-    max_per_address: int | None = None,
-    is_trusted_proxy: Callable[[str], bool] = lambda _: False,
 ) -> None:
     """Serve on every listener from one connection pool until SIGINT or SIGTERM.
 
     ``on_ready`` runs once the signal handlers are in place, so a signal sent
-    after it has announced readiness always stops the server cleanly.
-    ``max_per_address`` caps each peer's open connections, except a trusted
-    proxy's; ``head_timeout`` bounds each request head (``Protocol``).
+    after it has announced readiness always stops the server cleanly. The TLS
+    endpoints' listeners are wrapped here (``wrap_tls``); ``Protocol`` holds
+    each connection to ``policy``.
     """
     stop = eventlet.event.Event()
 
@@ -218,18 +216,18 @@ def serve_until_stopped(
             stop.send(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    pool = eventlet.GreenPool(max_connections)
-    peers = PeerCounter(max_per_address, is_trusted_proxy) if max_per_address else None
+    pool = eventlet.GreenPool(policy.max_connections)
     protocol = type(
         "Protocol",
         (Protocol,),
         {
-            "is_flooding": staticmethod(is_flooding),
-            "peers": peers,
-            "head_timeout": head_timeout,
-            "idle_timeout": socket_timeout,
+            "is_flooding": staticmethod(policy.is_flooding),
+            "peers": policy.peer_counter(),
+            "head_timeout": policy.head_timeout,
+            "idle_timeout": policy.socket_timeout,
         },
     )
+    listeners = wrap_tls(listeners, endpoints, tls_context)
     servers = [
         eventlet.spawn(
             eventlet.wsgi.server,
@@ -248,8 +246,8 @@ def serve_until_stopped(
             # line, nothing between requests) is closed after socket_timeout: it
             # held a green thread and a descriptor for good. A healthy WebSocket
             # answers Engine.IO's ping every 25 s, so it never waits that long.
-            keepalive=socket_timeout or True,
-            socket_timeout=socket_timeout,
+            keepalive=policy.socket_timeout or True,
+            socket_timeout=policy.socket_timeout,
             protocol=protocol,
         )
         for listener in listeners

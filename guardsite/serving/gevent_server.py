@@ -31,6 +31,7 @@ from guardsite.peers import EXEMPT, PeerCounter
 from guardsite.serving.addresses import Endpoint
 from guardsite.serving.closing import (
     FLOOD_HOLD_SECONDS,
+    ConnectionPolicy,
     limited_log,
     log_over_cap,
     log_slow_head,
@@ -268,15 +269,10 @@ def serve_until_stopped(
     endpoints: Sequence[Endpoint],
     *,
     tls_context: ssl.SSLContext | None,
-    max_connections: int,
+    policy: ConnectionPolicy,
     access_log: bool,
     on_ready: Callable[[], None],
     on_stop: Callable[[str], None],
-    socket_timeout: float | None = None,
-    is_flooding: Callable[[str], bool] | None = None,
-    head_timeout: float | None = None,
-    max_per_address: int | None = None,
-    is_trusted_proxy: Callable[[str], bool] = lambda _: False,
 ) -> None:
     """Serve every listener from one pool of greenlets until SIGINT or SIGTERM.
 
@@ -288,10 +284,12 @@ def serve_until_stopped(
         gevent.signal_handler(sig, lambda sig=sig: stop.set(sig.name))
         for sig in (signal.SIGINT, signal.SIGTERM)
     ]
-    pool = gevent.pool.Pool(max_connections)
-    peers = PeerCounter(max_per_address, is_trusted_proxy) if max_per_address else None
+    pool = gevent.pool.Pool(policy.max_connections)
+    peers = policy.peer_counter()
     handler = type(
-        "Handler", (Handler,), {"head_timeout": head_timeout, "idle_timeout": socket_timeout}
+        "Handler",
+        (Handler,),
+        {"head_timeout": policy.head_timeout, "idle_timeout": policy.socket_timeout},
     )
     servers = [
         GuardedServer(
@@ -301,8 +299,8 @@ def serve_until_stopped(
             pool=pool,
             tls_context=tls_context if endpoint.tls else None,
             peers=peers,
-            is_flooding=is_flooding,
-            socket_timeout=socket_timeout,
+            is_flooding=policy.is_flooding,
+            socket_timeout=policy.socket_timeout,
             access_log=access_log,
         )
         for listener, endpoint in zip(listeners, endpoints, strict=True)

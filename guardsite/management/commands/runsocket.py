@@ -12,6 +12,7 @@ connection for every socket).
 from __future__ import annotations
 
 import gc
+import importlib
 import importlib.metadata
 import sys
 from argparse import ArgumentParser
@@ -30,6 +31,7 @@ from guardsite.serving.addresses import (
     parse_addrport,
     raise_open_files_limit,
 )
+from guardsite.serving.closing import ConnectionPolicy
 from guardsite.tls import (
     CertificateInfo,
     TLSError,
@@ -139,21 +141,24 @@ class Command(BaseCommand):
             write("Quit with CONTROL-C.")
             sys.stdout.flush()
 
-        serve = _serve_with_eventlet if library == "eventlet" else _serve_with_gevent
-        serve(
+        # Imported once the mode is known: each server's module imports its library.
+        server = importlib.import_module(f"guardsite.serving.{library}_server")
+        server.serve_until_stopped(
             application,
             listeners,
             endpoints,
             tls_context=context,
-            max_connections=max_connections,
+            policy=ConnectionPolicy(
+                max_connections=max_connections,
+                socket_timeout=settings.GUARDSITE_SOCKET_TIMEOUT,
+                head_timeout=settings.GUARDSITE_REQUEST_HEAD_TIMEOUT,
+                max_per_address=settings.GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS,
+                is_flooding=gate.is_flooding,
+                is_trusted_proxy=lambda address: address in conf.WHITELIST_TRUSTED_PROXIES,
+            ),
             access_log=options["access_log"],
             on_ready=announce_ready,
             on_stop=lambda name: write(f"Stopped ({name})."),
-            socket_timeout=settings.GUARDSITE_SOCKET_TIMEOUT,
-            is_flooding=gate.is_flooding,
-            head_timeout=settings.GUARDSITE_REQUEST_HEAD_TIMEOUT,
-            max_per_address=settings.GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS,
-            is_trusted_proxy=lambda address: address in conf.WHITELIST_TRUSTED_PROXIES,
         )
         sio.shutdown()
 
@@ -201,22 +206,6 @@ class Command(BaseCommand):
         count = len(snapshot.index)
         plural = "" if count == 1 else "s"
         return f"Allowlist: {count} enabled rule{plural} (revision {snapshot.revision})"
-
-
-def _serve_with_eventlet(
-    app: Any, listeners: list[Any], endpoints: list[Endpoint], *, tls_context: Any, **options: Any
-) -> None:
-    from guardsite.serving.eventlet_server import serve_until_stopped, wrap_tls
-
-    serve_until_stopped(app, wrap_tls(listeners, endpoints, tls_context), **options)
-
-
-def _serve_with_gevent(
-    app: Any, listeners: list[Any], endpoints: list[Endpoint], **options: Any
-) -> None:
-    from guardsite.serving.gevent_server import serve_until_stopped
-
-    serve_until_stopped(app, listeners, endpoints, **options)
 
 
 def _proxies() -> str:
