@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import subprocess
@@ -225,3 +226,19 @@ def test_a_ping_that_does_more_than_ping_timers_stops_the_server(
         GuardedServer(async_mode="eventlet")
     assert "whitelist.E109" in str(raised.value)
     assert "pong_deadline" in str(raised.value)
+
+
+def test_gevent_hiding_an_upgrades_socket_stops_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gevent release whose upgrade stream no longer leads to the socket (E115)."""
+    from gevent import pywsgi
+
+    original = pywsgi.WSGIHandler.get_environ
+
+    def buffered_copy(self: Any) -> dict[str, Any]:
+        environ = original(self)
+        environ["wsgi.input"] = io.BytesIO()
+        return environ
+
+    monkeypatch.setattr(pywsgi.WSGIHandler, "get_environ", buffered_copy)
+    with pytest.raises(contracts.EngineContractError, match="whitelist.E115: gevent.pywsgi"):
+        GuardedServer(async_mode="gevent")

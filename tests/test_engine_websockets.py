@@ -158,16 +158,23 @@ def test_only_this_servers_driver_table_gets_the_guarded_websocket(mode: str) ->
     assert rest == {name: value for name, value in upstream.items() if name != "websocket"}
 
 
-def test_threading_websockets_wrap_python_engineios_handler() -> None:
-    from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
+@pytest.mark.parametrize("mode", [mode for mode in MODES if mode != "eventlet"])
+def test_simple_websocket_modes_get_the_wsproto_websocket_and_the_servers_budget(
+    mode: str,
+) -> None:
+    """simple-websocket, python-engineio's choice here, ran without a message limit."""
+    from whitelist.engine.wsproto_websocket import WSProtoWebSocket
 
-    eio = engine_server("threading")
-    use_guarded_websockets(guard_host(eio))
+    eio = engine_server(mode, max_http_buffer_size=4096)
+    host = guard_host(eio)
+    use_guarded_websockets(host)
     sid = open_polling_session(eio)
     connection = eio._async["websocket"](eio.sockets[sid]._websocket_handler, eio)
-    assert isinstance(connection, SimpleWebSocketWSGI)
+    assert isinstance(connection, WSProtoWebSocket)
     assert isinstance(connection.app, PacketCheckingHandler)
-    assert connection.app.eio_sid == sid
+    assert connection.eio_sid == sid
+    assert connection.preconnect_limit is host.preconnect_limit
+    assert connection.message_limit == 4096
 
 
 def test_eventlet_websockets_get_the_guarded_class_and_the_servers_budget() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 import socketio
+import websocket
 
 from harness.commands import command_on
 from harness.live import (
@@ -32,6 +33,8 @@ from harness.live import (
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
 from tests.gunicorn_releases import gunicorn_path
+from tests.test_websocket import close_code
+from whitelist.engine.wsproto_websocket import MESSAGE_TOO_BIG
 
 TRANSPORTS = ["polling", "websocket"]
 
@@ -144,6 +147,32 @@ def test_the_worker_guards_namespaces_added_by_handler_modules(worker: str) -> N
         client.disconnect()
     refused, _ = try_connect(worker, origin="https://evil.test", namespace="/late")
     assert refused.error is not None and refused.error["data"]["reason"] == "origin-not-allowed"
+
+
+def test_the_workers_websockets_cap_messages_and_inflate_nothing(worker: str) -> None:
+    """python-engineio built these modes' WebSockets (simple-websocket) with no message
+    limit, and accepted permessage-deflate: a client could make the worker buffer any
+    size, or inflate a megabyte on the wire into a gigabyte."""
+    connection = websocket.create_connection(
+        worker.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+        origin=ALLOWED,
+        header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+        timeout=15,
+    )
+    try:
+        assert "sec-websocket-extensions" not in connection.getheaders()
+        assert connection.recv().startswith("0{")
+        connection.send("40/late,")
+        while not connection.recv().startswith("40/late,"):
+            pass
+        fragment = b"x" * 65_536
+        opcode = websocket.ABNF.OPCODE_TEXT
+        for _ in range(16):  # 1,048,576 bytes: past python-engineio's 1,000,000
+            connection.send_frame(websocket.ABNF.create_frame(fragment, opcode, fin=0))
+            opcode = websocket.ABNF.OPCODE_CONT
+        assert close_code(connection) == MESSAGE_TOO_BIG
+    finally:
+        connection.shutdown()
 
 
 def test_the_worker_upgrades_a_client_from_polling_to_websocket(worker: str) -> None:

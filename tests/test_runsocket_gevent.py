@@ -26,6 +26,7 @@ from tests import (
     test_live_guard,
     test_log_injection,
     test_ratelimit,
+    test_websocket,
 )
 from tests.clients import polling_handshake, try_connect
 from tests.conftest import ALLOWED
@@ -39,6 +40,9 @@ dev_ca = gevent_mode.dev_ca
 
 collect_live_tests(test_live_guard, globals())
 collect_live_tests(test_live_gate, globals())
+# The whole-message cap and the pre-connect budget: python-engineio gave gevent's
+# WebSockets (simple-websocket) neither (whitelist.engine.wsproto_websocket).
+collect_live_tests(test_websocket, globals())
 # Flooding addresses dropped unread: the server's part. Whose address a handshake counts
 # against is the gate's, the same whatever serves it.
 collect_live_tests(

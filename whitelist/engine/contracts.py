@@ -369,6 +369,35 @@ def _eventlet_websocket(probe: Probe) -> None:
         raise Broken("eventlet.websocket.FailedConnectionError is not an exception")
 
 
+def _gevent_upgrade_socket(probe: Probe) -> None:
+    """gevent.pywsgi gives an upgrade's socket only through its wsgi.input; the WebSocket
+    would answer every upgrade with a 500 without it (``wsproto_websocket``)."""
+    if probe.async_mode != "gevent":
+        return
+    import socket
+
+    from gevent import pywsgi
+
+    from whitelist.engine.wsproto_websocket import connection_socket
+
+    server = pywsgi.WSGIServer(("127.0.0.1", 0), lambda environ, start: [], log=None)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(
+            b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: probe\r\n"
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        )
+        handler = server.handler_class(ours, ("127.0.0.1", 1), server)
+        try:
+            line = handler.read_requestline()
+            handler.read_request(line)
+            found = connection_socket(handler.get_environ())
+        finally:
+            handler.rfile.close()
+    if found != (ours, "gevent"):
+        raise Broken(f"an upgrade's wsgi.input gives {found[0]!r}, not the connection")
+
+
 def _server_loggers(probe: Probe) -> None:
     for name, holder in (("socketio.Server", probe.server), ("engineio.Server", probe.eio)):
         if not isinstance(logs.logger_of(holder), logging.Logger):
@@ -439,6 +468,12 @@ CONTRACTS = (
     Contract("whitelist.E112", "eventlet.websocket.RFC6455WebSocket", ERROR, _eventlet_websocket),
     Contract("whitelist.E113", "socketio.Server._handle_eio_message", ERROR, _malformed_messages),
     Contract("whitelist.E114", "socketio/engineio Server.logger", ERROR, _server_loggers),
+    Contract(
+        "whitelist.E115",
+        "gevent.pywsgi.WSGIHandler.get_environ (wsgi.input)",
+        ERROR,
+        _gevent_upgrade_socket,
+    ),
     Contract("whitelist.W101", "engineio.Server._log_error_once", WARNING, _closed_session_log),
     Contract("whitelist.W102", "eventlet.websocket (wsgi.errors)", WARNING, _socket_shutdown_text),
     Contract("whitelist.W103", "socketio.RedisManager (its log)", WARNING, _redis_retry_text),

@@ -14,9 +14,8 @@ class (``websockets.use_guarded_websockets``) and changes each connection it ope
   most ``WHITELIST_PRECONNECT_BYTES`` (a Socket.IO connect with its auth fits);
 * only RFC 6455 is spoken, not the 2010 draft eventlet also supports.
 
-The threading mode's WebSocket (simple-websocket on wsproto) already unmasks
-with translation tables and caps whole messages; it gets no pre-connect budget.
-Every mode checks that messages are Engine.IO packets (``whitelist.engine.websockets``).
+gevent and threading get the same limits from ``wsproto_websocket``. Every mode
+checks that messages are Engine.IO packets (``whitelist.engine.websockets``).
 
 This reaches eventlet's private ``RFC6455WebSocket`` internals (``_recv_frame``,
 ``_apply_mask``, ``max_frame_length``, ``_handle_hybi_request``), checked

@@ -1,4 +1,4 @@
-"""Locks for bookkeeping that never waits while it holds one.
+"""Locks for bookkeeping that never waits while it holds one, and for I/O that does.
 
 Under eventlet's monkey-patching ``threading.Lock`` is a green lock: taking and
 giving it back costs four Python calls, and a connect took eight of them. A
@@ -28,3 +28,17 @@ def bookkeeping_lock() -> Any:
 
         return monkey.get_original("threading", "Lock")()
     return threading.Lock()
+
+
+def io_lock(async_mode: str) -> Any:
+    """A lock that may be held across a blocking write: a green one in a green mode.
+
+    gevent's own lock even where ``threading`` is not patched (a gevent server run
+    without ``monkey.patch_all()``): a native lock held by a waiting greenlet would
+    block the thread, and so every greenlet, at the next taker.
+    """
+    if async_mode == "gevent":
+        from gevent.lock import Semaphore
+
+        return Semaphore()
+    return threading.Lock()  # eventlet's green lock once it patched threading

@@ -7,8 +7,9 @@ the ping timeout, and reached the WSGI server as a 500 after the 101.
 ``use_guarded_websockets`` wraps the WebSocket class in the server's own copy
 of python-engineio's driver table (``Server._async``, ``whitelist.E110``):
 python-engineio's handler gets a socket whose ``wait()`` checks each message
-first, and under eventlet the connection is a ``GuardedWebSocketWSGI``
-(``eventlet_websocket``).
+first, and the connection is one with limits: ``GuardedWebSocketWSGI`` under
+eventlet (``eventlet_websocket``), ``WSProtoWebSocket`` under gevent and
+threading (``wsproto_websocket``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine import sockets
 from whitelist.engine.host import GuardHost
 from whitelist.engine.packets import decodes_plainly
+from whitelist.engine.wsproto_websocket import WSProtoWebSocket
 
 logger = logging.getLogger(__name__)
+# The modes python-engineio serves with simple-websocket: theirs is WSProtoWebSocket.
+WSPROTO_MODES = ("gevent", "threading")
 malformed_log = RateLimitedLog(logger)
 
 
@@ -89,13 +93,17 @@ class PacketCheckingHandler:
 
 
 def use_guarded_websockets(server: GuardHost) -> None:
-    """Serve this server's WebSockets through ``PacketCheckingHandler`` (and eventlet's limits)."""
+    """Serve this server's WebSockets through ``PacketCheckingHandler``, with limits."""
     websocket_class = server.eio._async["websocket"]
     if server.eio.async_mode == "eventlet":
         from whitelist.engine.eventlet_websocket import GuardedWebSocketWSGI
 
         websocket_class = functools.partial(
             GuardedWebSocketWSGI, preconnect_limit=server.preconnect_limit
+        )
+    elif server.eio.async_mode in WSPROTO_MODES:
+        websocket_class = functools.partial(
+            WSProtoWebSocket, preconnect_limit=server.preconnect_limit
         )
 
     def websocket(handler: Any, eio_server: Any) -> Any:
