@@ -14,8 +14,13 @@ def main() -> None:
         # The green library must patch the standard library before Django creates
         # its thread-locals and locks; see guardsite/management/commands/runsocket.py.
         if os.environ.get("GUARDSITE_SOCKETIO_ASYNC_MODE") == "gevent":
-            from gevent import monkey
-
+            try:
+                from gevent import monkey
+            except ImportError:
+                sys.exit(
+                    "GUARDSITE_SOCKETIO_ASYNC_MODE=gevent needs gevent: "
+                    "pip install 'gevent>=26.9,<27' (requirements.txt has it)"
+                )
             monkey.patch_all()
         else:
             # Its deprecation notice is known: the stack is pinned on purpose.

@@ -10,16 +10,20 @@ collected here.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from harness.live import LiveServer, wait_until
+from harness.live import ROOT, LiveServer, wait_until
 from tests import (
     gevent_mode,
     test_live_gate,
@@ -251,3 +255,20 @@ def test_a_head_cut_short_by_a_reset_leaves_no_traceback(
         answer = answer_to(raw, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert "Traceback" not in shared_log()
+
+
+@pytest.mark.live
+def test_gevent_mode_without_gevent_says_what_to_install(tmp_path: Path) -> None:
+    """It was an ImportError's traceback from manage.py."""
+    (tmp_path / "gevent.py").write_text('raise ImportError("No module named gevent")\n')
+    finished = subprocess.run(
+        [sys.executable, "manage.py", "runsocket", "127.0.0.1:0"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "GUARDSITE_SOCKETIO_ASYNC_MODE": "gevent"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "GUARDSITE_SOCKETIO_ASYNC_MODE=gevent needs gevent" in finished.stderr
+    assert "Traceback" not in finished.stderr
