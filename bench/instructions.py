@@ -7,6 +7,10 @@ exactly ``--connects`` admitted connects from bench/loadgen.mjs, and the count i
 divided by them. Guardsite and plain python-socketio, both transports.
 
     python bench/instructions.py [--connects N] [--only guardsite] [--refused | --echo BYTES]
+                                 [--mode gevent]
+
+``--mode gevent`` serves Guardsite's runsocket in gevent mode: gevent's connect
+against eventlet's, steadier than the connect rates of ``bench/modes.py``.
 """
 
 from __future__ import annotations
@@ -142,10 +146,21 @@ def main() -> None:
         action="store_true",
         help="Count Guardsite's refusals (an origin no rule allows) instead of admissions.",
     )
+    parser.add_argument(
+        "--mode",
+        choices=["eventlet", "gevent"],
+        default="eventlet",
+        help="Guardsite's async mode (GUARDSITE_SOCKETIO_ASYNC_MODE) on runsocket.",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="guardsite-instructions-") as folder:
         work = Path(folder)
-        guarded_env, _ = prepare_database(work, "count", DJANGO_SETTINGS_MODULE="bench.settings")
+        guarded_env, _ = prepare_database(
+            work,
+            "count",
+            DJANGO_SETTINGS_MODULE="bench.settings",
+            GUARDSITE_SOCKETIO_ASYNC_MODE=args.mode,
+        )
         envs = {"guardsite": guarded_env, "plain": guardsite_env(work, work / "unused.sqlite3")}
         kinds = [args.only] if args.only else ["guardsite", "plain"]
         if args.refused:
