@@ -9,6 +9,7 @@ test_gunicorn.py's worker tests) prove the same through python-engineio.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ import websocket
 
 from whitelist.engine.wsproto_websocket import (
     MESSAGE_TOO_BIG,
+    PART_CHARGE,
     NoSocketError,
     WSProtoWebSocket,
     accept_token,
@@ -153,7 +155,7 @@ def test_a_fragmented_message_past_the_limit_is_closed_with_1009(
 def test_a_session_without_a_welcomed_socket_gets_the_budget(
     served: Callable[..., Served],
 ) -> None:
-    connection = served(budget=100)
+    connection = served(budget=100 + PART_CHARGE)  # a message in one part
     connection.client.sendall(frame("4" + "a" * 99))
     assert read_frame(connection.client) == (TEXT, b"echo:100")
     connection.client.sendall(frame("4" + "a" * 100))
@@ -162,7 +164,7 @@ def test_a_session_without_a_welcomed_socket_gets_the_budget(
 
 
 def test_text_is_counted_in_utf8_bytes(served: Callable[..., Served]) -> None:
-    connection = served(budget=100)
+    connection = served(budget=100 + PART_CHARGE)
     connection.client.sendall(frame("4" + "é" * 60))  # 61 characters, 121 bytes
     opcode, payload = read_frame(connection.client)
     assert (opcode, int.from_bytes(payload[:2], "big")) == (8, MESSAGE_TOO_BIG)
@@ -226,3 +228,15 @@ def test_gevents_upgrade_stream_gives_its_socket() -> None:
     with left, right, left.makefile("rb", -1) as stream:
         environ = {"SERVER_SOFTWARE": "gevent/26.9 Python/3.11", "wsgi.input": stream}
         assert connection_socket(environ) == (left, "gevent")
+
+
+def test_empty_fragments_count_against_the_limit(served: Callable[..., Served]) -> None:
+    """Zero-length continuations added nothing to the count: the list of parts grew
+    without a bound until the ping timeout (a review of this class found it)."""
+    connection = served()
+    empty = frame(b"", CONT, 0)
+    with contextlib.suppress(OSError):  # the server may close before all of it is sent
+        connection.client.sendall(frame("4", fin=0) + empty * (LIMIT // 64 + 1))
+    opcode, payload = read_frame(connection.client)
+    assert (opcode, int.from_bytes(payload[:2], "big")) == (8, MESSAGE_TOO_BIG)
+    assert connection.received == []

@@ -17,8 +17,9 @@ greenlet (or thread) besides python-engineio's own two.
   python-engineio's request greenlet, no reader of its own;
 * a message may hold at most ``max_http_buffer_size`` bytes, and until its
   session has a welcomed socket at most ``WHITELIST_PRECONNECT_BYTES``, counted
-  as it arrives, frame by frame: the server closes with 1009 past either,
-  as eventlet's WebSocket does here (``eventlet_websocket``).
+  as it arrives, frame by frame (each part also charged ``PART_CHARGE``): the
+  server closes with 1009 past either, as eventlet's WebSocket does here
+  (``eventlet_websocket``).
 
 The connection's socket comes from the WSGI server: ``gunicorn.socket``,
 ``werkzeug.socket``, or gevent.pywsgi's request stream (``whitelist.E115``).
@@ -50,6 +51,9 @@ MESSAGE_TOO_BIG = 1009
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # A read of the socket: large messages in few calls, and no more than this past a limit.
 RECEIVE_BYTES = 65_536
+# What each part of a message costs beyond its bytes, as a Python object in the list: a
+# message of a million empty fragments would otherwise grow the list without counting.
+PART_CHARGE = 64
 # After closing for a limit: how long, and how much, to read on for the client's close.
 DRAIN_SECONDS = 2.0
 DRAIN_BYTES = 1_048_576
@@ -158,7 +162,7 @@ class WSProtoWebSocket:
                 event = self._pending.popleft()
                 if isinstance(event, TextMessage | BytesMessage):
                     parts.append(event.data)
-                    size += _size(event.data)
+                    size += _size(event.data) + PART_CHARGE
                     limit = self._limit()
                     if size > limit:
                         reason = f"Message above the limit of {limit} bytes"
