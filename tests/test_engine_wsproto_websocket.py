@@ -240,3 +240,21 @@ def test_empty_fragments_count_against_the_limit(served: Callable[..., Served]) 
     opcode, payload = read_frame(connection.client)
     assert (opcode, int.from_bytes(payload[:2], "big")) == (8, MESSAGE_TOO_BIG)
     assert connection.received == []
+
+
+def test_under_gevent_pywsgi_the_request_reader_is_closed_after_the_websocket() -> None:
+    """gevent.pywsgi reads the next request unless its reader is closed: a bare gevent
+    server took the client's close frame for a request line (runsocket's own handler
+    closes the connection anyway)."""
+    client, served = socket.socketpair()
+    with client, served, served.makefile("rb", -1) as stream:
+        ws = WSProtoWebSocket(
+            lambda ws: [], SimpleNamespace(max_http_buffer_size=LIMIT), lambda eio_sid: None
+        )
+        environ = {
+            "HTTP_SEC_WEBSOCKET_KEY": KEY,
+            "SERVER_SOFTWARE": "gevent/26.9 Python/3.11",
+            "wsgi.input": stream,
+        }
+        assert ws(environ, lambda *args: None) == []
+        assert stream.closed

@@ -109,10 +109,10 @@ class Handler(gevent.pywsgi.WSGIHandler):
     def handle_one_response(self) -> None:
         """After a WebSocket request, no more HTTP on the connection.
 
-        python-engineio's WebSocket (simple-websocket) runs on a copy of the
-        socket and answers the upgrade itself; when it ends, gevent read what
-        was left (a close frame) as the next request line and logged its raw
-        bytes ("Invalid HTTP method"). A refused upgrade is closed too.
+        The WebSocket (``whitelist.engine.wsproto_websocket``) answers the
+        upgrade itself on the socket; when it ended, gevent read what was left
+        (a close frame) as the next request line and logged its raw bytes
+        ("Invalid HTTP method"). A refused upgrade is closed too.
         """
         super().handle_one_response()
         if self.environ.get("HTTP_UPGRADE", "").lower() == "websocket":

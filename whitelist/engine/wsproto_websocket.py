@@ -141,16 +141,21 @@ class WSProtoWebSocket:
             raise StopIteration
         if served_by == "werkzeug":
             raise ConnectionError("WebSocket closed")
+        # gevent.pywsgi reads the next request unless its reader is closed (the socket
+        # stays its own): it took the client's close frame for a request line.
+        with contextlib.suppress(Exception):
+            environ["wsgi.input"].close()
         return result
 
     def send(self, message: str | bytes) -> None:
         """One message, as python-engineio encoded it; OSError once the connection is closed."""
         event = BytesMessage(data=message) if isinstance(message, bytes) else TextMessage(message)
-        with self._lock:
-            if self._closed or self._protocol.state is not ConnectionState.OPEN:
-                raise OSError("WebSocket closed")
-            data = self._protocol.send(event)
-        self._write(data)
+        with self._write_lock:
+            with self._lock:
+                if self._closed or self._protocol.state is not ConnectionState.OPEN:
+                    raise OSError("WebSocket closed")
+                data = self._protocol.send(event)
+            self._socket().sendall(data)
 
     def wait(self) -> str | bytes | None:
         """The next whole message; None once the client closed, the connection broke or a
@@ -184,7 +189,7 @@ class WSProtoWebSocket:
                 return None
             try:
                 data = self._socket().recv(RECEIVE_BYTES)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: an SSL socket shut down meanwhile
                 data = b""
             with self._lock:
                 try:
@@ -206,31 +211,36 @@ class WSProtoWebSocket:
         return self.message_limit if budget is None else min(budget, self.message_limit)
 
     def _reply(self, event: Any) -> None:
-        with self._lock:
-            if self._protocol.state is not ConnectionState.OPEN:
-                return
-            data = self._protocol.send(event)
         try:
-            self._write(data)
+            with self._write_lock:
+                with self._lock:
+                    if self._protocol.state is not ConnectionState.OPEN:
+                        return
+                    data = self._protocol.send(event)
+                self._socket().sendall(data)
         except OSError:
             self._closed = True
 
     def _close(self, code: int, reason: str | None, *, shutdown: bool = True) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+        # Under the write lock from the frame's making to the shutdown: no message the
+        # writer made before it may follow the close frame out (RFC 6455 section 5.5.1),
+        # and no write may meet an SSL socket half shut down (it would go out in clear).
+        with self._write_lock:
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+                try:
+                    data = self._protocol.send(CloseConnection(code=code, reason=reason))
+                except LocalProtocolError:  # closed already, both ways
+                    data = b""
             try:
-                data = self._protocol.send(CloseConnection(code=code, reason=reason))
-            except LocalProtocolError:  # closed already, both ways
-                data = b""
-        try:
-            if data:
-                self._write(data)
-            if shutdown:
-                self._socket().shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # the client left first
+                if data:
+                    self._socket().sendall(data)
+                if shutdown:
+                    self._socket().shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the client left first
 
     def _drain(self) -> None:
         """Read on, discarding, until the client's own close (a bounded while).
@@ -239,6 +249,8 @@ class WSProtoWebSocket:
         closed with bytes unread answers with a reset, which can destroy the close
         frame, and its code, before the client reads it.
         """
+        if any(isinstance(event, CloseConnection) for event in self._pending):
+            return  # it came in the same read as the message's last part
         sock = self._socket()
         deadline = time.monotonic() + DRAIN_SECONDS
         left = DRAIN_BYTES
@@ -257,12 +269,8 @@ class WSProtoWebSocket:
     def _end(self) -> None:
         """After python-engineio's handler: nothing more is read or written here."""
         self._closed = True
-        with contextlib.suppress(OSError):
+        with self._write_lock, contextlib.suppress(OSError):
             self._socket().shutdown(socket.SHUT_RDWR)
-
-    def _write(self, data: bytes) -> None:
-        with self._write_lock:
-            self._socket().sendall(data)
 
     def _socket(self) -> socket.socket:
         if self._sock is None:
