@@ -9,7 +9,6 @@ test_gunicorn.py's worker tests) prove the same through python-engineio.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -21,7 +20,6 @@ import websocket
 
 from whitelist.engine.wsproto_websocket import (
     MESSAGE_TOO_BIG,
-    PART_CHARGE,
     NoSocketError,
     WSProtoWebSocket,
     accept_token,
@@ -155,7 +153,7 @@ def test_a_fragmented_message_past_the_limit_is_closed_with_1009(
 def test_a_session_without_a_welcomed_socket_gets_the_budget(
     served: Callable[..., Served],
 ) -> None:
-    connection = served(budget=100 + PART_CHARGE)  # a message in one part
+    connection = served(budget=100)
     connection.client.sendall(frame("4" + "a" * 99))
     assert read_frame(connection.client) == (TEXT, b"echo:100")
     connection.client.sendall(frame("4" + "a" * 100))
@@ -164,7 +162,7 @@ def test_a_session_without_a_welcomed_socket_gets_the_budget(
 
 
 def test_text_is_counted_in_utf8_bytes(served: Callable[..., Served]) -> None:
-    connection = served(budget=100 + PART_CHARGE)
+    connection = served(budget=100)
     connection.client.sendall(frame("4" + "é" * 60))  # 61 characters, 121 bytes
     opcode, payload = read_frame(connection.client)
     assert (opcode, int.from_bytes(payload[:2], "big")) == (8, MESSAGE_TOO_BIG)
@@ -230,16 +228,20 @@ def test_gevents_upgrade_stream_gives_its_socket() -> None:
         assert connection_socket(environ) == (left, "gevent")
 
 
-def test_empty_fragments_count_against_the_limit(served: Callable[..., Served]) -> None:
-    """Zero-length continuations added nothing to the count: the list of parts grew
-    without a bound until the ping timeout (a review of this class found it)."""
+def test_a_message_in_many_fragments_arrives_whole_and_is_counted_by_its_bytes(
+    served: Callable[..., Served],
+) -> None:
+    """Parts go into one buffer: a list of them cost 40 bytes or more each, so a message
+    of empty or 1-byte fragments held many times its counted size (a review found it)."""
     connection = served()
     empty = frame(b"", CONT, 0)
-    with contextlib.suppress(OSError):  # the server may close before all of it is sent
-        connection.client.sendall(frame("4", fin=0) + empty * (LIMIT // 64 + 1))
+    ones = b"".join(frame(b"a", CONT, 0) + empty for _ in range(LIMIT - 2))
+    connection.client.sendall(frame("4", fin=0) + ones + frame(b"b", CONT))
+    assert read_frame(connection.client) == (TEXT, f"echo:{LIMIT}".encode())
+    assert connection.received == ["4" + "a" * (LIMIT - 2) + "b"]
+    connection.client.sendall(frame("4", fin=0) + ones + frame(b"bc", CONT))
     opcode, payload = read_frame(connection.client)
     assert (opcode, int.from_bytes(payload[:2], "big")) == (8, MESSAGE_TOO_BIG)
-    assert connection.received == []
 
 
 def test_under_gevent_pywsgi_the_request_reader_is_closed_after_the_websocket() -> None:

@@ -17,9 +17,9 @@ greenlet (or thread) besides python-engineio's own two.
   python-engineio's request greenlet, no reader of its own;
 * a message may hold at most ``max_http_buffer_size`` bytes, and until its
   session has a welcomed socket at most ``WHITELIST_PRECONNECT_BYTES``, counted
-  as it arrives, frame by frame (each part also charged ``PART_CHARGE``): the
-  server closes with 1009 past either, as eventlet's WebSocket does here
-  (``eventlet_websocket``).
+  as it arrives, frame by frame, into one buffer (a part costs no more than
+  its bytes, however many empty fragments come): the server closes with 1009
+  past either, as eventlet's WebSocket does here (``eventlet_websocket``).
 
 The connection's socket comes from the WSGI server: ``gunicorn.socket``,
 ``werkzeug.socket``, or gevent.pywsgi's request stream (``whitelist.E115``).
@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import logging
 import socket
 import time
@@ -51,9 +52,6 @@ MESSAGE_TOO_BIG = 1009
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # A read of the socket: large messages in few calls, and no more than this past a limit.
 RECEIVE_BYTES = 65_536
-# What each part of a message costs beyond its bytes, as a Python object in the list: a
-# message of a million empty fragments would otherwise grow the list without counting.
-PART_CHARGE = 64
 # After closing for a limit: how long, and how much, to read on for the client's close.
 DRAIN_SECONDS = 2.0
 DRAIN_BYTES = 1_048_576
@@ -160,22 +158,31 @@ class WSProtoWebSocket:
     def wait(self) -> str | bytes | None:
         """The next whole message; None once the client closed, the connection broke or a
         message passed its limit (closed with 1009)."""
-        parts: list[Any] = []
+        text_so_far = io.StringIO()
+        bytes_so_far = bytearray()
         size = 0
         while True:
             while self._pending:
                 event = self._pending.popleft()
                 if isinstance(event, TextMessage | BytesMessage):
-                    parts.append(event.data)
-                    size += _size(event.data) + PART_CHARGE
+                    part = _size(event.data)
+                    size += part
                     limit = self._limit()
                     if size > limit:
                         reason = f"Message above the limit of {limit} bytes"
                         self._close(MESSAGE_TOO_BIG, reason, shutdown=False)
                         self._drain()
                         return None
+                    if event.message_finished and size == part:  # in one part: no copy
+                        return event.data if isinstance(event.data, str) else bytes(event.data)
+                    if isinstance(event, TextMessage):
+                        text_so_far.write(event.data)
+                    else:
+                        bytes_so_far += event.data
                     if event.message_finished:
-                        return "".join(parts) if isinstance(event, TextMessage) else b"".join(parts)
+                        if isinstance(event, TextMessage):
+                            return text_so_far.getvalue()
+                        return bytes(bytes_so_far)
                 elif isinstance(event, Ping):
                     self._reply(event.response())
                 elif isinstance(event, CloseConnection):
