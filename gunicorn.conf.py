@@ -49,6 +49,11 @@ if WORKER not in ASYNC_MODES:
 os.environ["GUARDSITE_SOCKETIO_ASYNC_MODE"] = ASYNC_MODES[WORKER]
 if WORKER == "gthread":
     threads = int(os.environ.get("GUARDSITE_THREADS", "100"))
+if WORKER == "gevent":
+    # gevent's default records, for every greenlet spawned, the stack and greenlet that
+    # spawned it: a debugging aid that walked the frames of each socket's writer at
+    # every connect, and keeps them for the socket's life. Set it to "true" to debug.
+    os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
 
 wsgi_app = "guardsite.wsgi:application"
 worker_class = WORKER

@@ -14,6 +14,8 @@ def main() -> None:
         # The green library must patch the standard library before Django creates
         # its thread-locals and locks; see guardsite/management/commands/runsocket.py.
         if os.environ.get("GUARDSITE_SOCKETIO_ASYNC_MODE") == "gevent":
+            # As in gunicorn.conf.py: no spawning stack kept for every greenlet.
+            os.environ.setdefault("GEVENT_TRACK_GREENLET_TREE", "false")
             try:
                 from gevent import monkey
             except ImportError:
