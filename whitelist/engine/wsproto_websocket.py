@@ -31,7 +31,6 @@ import base64
 import contextlib
 import hashlib
 import io
-import logging
 import socket
 import time
 from collections import deque
@@ -43,8 +42,6 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 from wsproto.utilities import LocalProtocolError
 
 from whitelist.engine.locks import bookkeeping_lock, io_lock
-
-logger = logging.getLogger(__name__)
 
 # RFC 6455: "Message Too Big".
 MESSAGE_TOO_BIG = 1009
@@ -106,7 +103,6 @@ class WSProtoWebSocket:
         self.eio_sid: str = getattr(handler, "eio_sid", "")
         self.message_limit = int(server.max_http_buffer_size)
         self.preconnect_limit = preconnect_limit
-        self.environ: dict[str, Any] = {}
         # python-engineio sets its ping deadline on ``_sock`` (a read that long idle ends).
         self._sock: socket.socket | None = None
         self._protocol = Connection(ConnectionType.SERVER)
@@ -123,7 +119,7 @@ class WSProtoWebSocket:
             start_response("400 Bad Request", [("Content-Type", "text/plain")])
             return (b"Bad WebSocket upgrade",)
         sock, served_by = connection_socket(environ)
-        self.environ, self._sock = environ, sock
+        self._sock = sock
         sock.sendall(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: "

@@ -1,10 +1,12 @@
 """A WebSocket upgrade is RFC 6455's, or it is answered here, before any session opens.
 
-Under threading and gevent, python-engineio hands the upgrade to
-simple-websocket, whose handshake (wsproto) raises on a missing
+Under threading and gevent, python-engineio handed the upgrade to
+simple-websocket, whose handshake (wsproto) raised on a missing
 ``Sec-WebSocket-Key`` or a version other than 13: the WSGI server answered
 500 and logged a traceback for a request anyone can send. eventlet's own
 WebSocket answered 400, after python-engineio had opened a session for it.
+Those modes' WebSocket is now ``whitelist.engine.wsproto_websocket``, which
+relies on this check and only refuses a missing key itself.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def upgrade_problem(environ: dict[str, Any]) -> tuple[str, str] | None:
     if version != VERSION:
         # Section 4.2.2: a version the server does not speak gets 426 and the one it does.
         return "426 Upgrade Required", f"Sec-WebSocket-Version must be {VERSION}"
-    if not environ.get("HTTP_HOST"):  # wsproto raises without one; HTTP/1.1 requires it
+    if not environ.get("HTTP_HOST"):  # HTTP/1.1 requires it (simple-websocket raised without)
         return "400 Bad Request", "a WebSocket upgrade needs a Host header"
     key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
     try:
