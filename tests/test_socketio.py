@@ -126,6 +126,58 @@ def test_refused_origin_gets_a_polite_connect_error_and_no_session(
     assert list(server.manager.get_participants("/", None)) == []
 
 
+@pytest.mark.parametrize("transport", ["polling", "websocket"])
+def test_a_refused_origins_connect_is_answered_without_python_socketio(
+    server: GuardedServer, url: str, transport: str
+) -> None:
+    """The guard sends the refusal itself: through python-socketio (a socket id allotted,
+    the guard called, its refusal caught, the id taken back) it cost nearly an admission."""
+    handled: list[str] = []
+    handle_connect = server._handle_connect
+
+    def spy(eio_sid: str, namespace: str, data: Any) -> Any:
+        handled.append(namespace or "/")
+        return handle_connect(eio_sid, namespace, data)
+
+    server._handle_connect = spy  # type: ignore[method-assign]
+    outcome = attempt(url, REFUSED, transport=transport)
+    assert refused(outcome, "origin-not-allowed", REFUSED)
+    assert handled == []
+    counted = (
+        'whitelist_connects_total{namespace="/",outcome="refused",reason="origin-not-allowed"} 1.0'
+    )
+    assert counted in server.metrics.exposition().decode()
+    assert wait_until(lambda: len(server.sessions) == 0), "the refused session stayed open"
+    # Allowed origins still go through python-socketio, which acknowledges them.
+    assert attempt(url, ALLOWED, transport=transport).welcome is not None
+    assert handled == ["/"]
+
+
+def test_a_connect_after_a_rule_allowed_its_origin_is_welcomed(
+    server: GuardedServer, url: str
+) -> None:
+    """A session opened while its origin was refused is judged again at its connect."""
+    sid = polling_handshake(url, REFUSED)
+    AllowedOrigin.objects.create(pattern=REFUSED)
+    allowlist.invalidate()
+    assert polling_post(url, sid, REFUSED, "40").status_code == 200
+    answer = requests.get(
+        f"{url}/socket.io/",
+        params={"EIO": "4", "transport": "polling", "sid": sid},
+        headers={"Origin": REFUSED},
+        timeout=10,
+    )
+    assert answer.text.startswith("40{") and "permission.message" in answer.text, answer.text
+
+
+def test_a_refused_origins_connect_to_an_unknown_namespace_is_python_socketios_to_answer(
+    server: GuardedServer, url: str
+) -> None:
+    """A namespace python-socketio does not take gets its own answer, as before the guard."""
+    outcome = attempt(url, REFUSED, namespace="/nowhere")
+    assert not outcome.connected and outcome.error == "Unable to connect"
+
+
 def test_an_open_socket_is_pinged_again_after_each_pong(server: GuardedServer, url: str) -> None:
     """Engine.IO's heartbeat (a hub timer under eventlet, engine.ping_timers): a client
     whose pings stopped would close after ping_interval + ping_timeout."""

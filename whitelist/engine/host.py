@@ -35,6 +35,9 @@ class GuardHost(Protocol):
     def is_welcomed(self, eio_sid: str, namespace: str, sid: str | None) -> bool:
         """May this socket's events reach the handlers yet?"""
 
+    def refuse_connect(self, eio_sid: str, namespace: str) -> bool:
+        """Answer this connect with its ``connect_error`` if the rules refuse it; True if so."""
+
     def welcome(self, eio_sid: str, namespace: str) -> None:
         """python-socketio has just acknowledged a connect: welcome it if admitted."""
 

@@ -10,6 +10,10 @@ the only place where the guard can:
   5.18 python-socketio dispatches them while the connect handler still decides);
 * welcome a socket right after python-socketio acknowledged its connect, which
   happens inside this call, whatever else the session sends meanwhile;
+* answer the connect of a session whose origin the rules refused at its
+  handshake with the guard's ``connect_error`` itself (``refuse_connect``):
+  python-socketio's allotting a socket id, calling the guard, catching its
+  refusal and taking the id back made a refusal cost nearly what an admission did;
 * cap binary attachments (``WHITELIST_MAX_ATTACHMENTS``,
   ``WHITELIST_MAX_BINARY_BYTES`` per packet, ``WHITELIST_MAX_PENDING_BINARY_BYTES``
   for all the server's sessions), reading python-socketio's pending binary
@@ -81,6 +85,8 @@ def hook_messages(server: GuardHost) -> None:
             return None
         connect = decoded is not None and decoded.packet_type == packet.CONNECT
         if connect:
+            if state.origin_refused and server.refuse_connect(eio_sid, decoded.namespace or "/"):
+                return None  # answered with its connect_error; python-socketio never saw it
             server.sessions.connecting(eio_sid)
         event = decoded is not None and decoded.packet_type in _EVENT_TYPES
         if event:

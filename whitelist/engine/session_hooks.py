@@ -34,7 +34,8 @@ def hook_sessions(server: GuardHost) -> None:
         accepted = on_connect(eio_sid, environ, *args)
         if accepted is not False:
             allowed = server.handshake_allowed(environ)
-            server.sessions.opened(eio_sid, request_origin(environ), allowed=allowed)
+            origin = request_origin(environ)
+            server.sessions.opened(eio_sid, origin, allowed=allowed, environ=environ)
             server.start_session_sweeper()
         return accepted
 

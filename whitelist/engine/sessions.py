@@ -58,6 +58,10 @@ class EngineSession:
 
     # The origin of its handshake: every later request must name the same one.
     origin: str | None
+    # The handshake's WSGI environ (python-socketio keeps the same object for the session).
+    environ: Any = None
+    # The rules refused the handshake's origin: its connects are refused without python-socketio.
+    origin_refused: bool = False
     # Bytes of binary attachments received for the packet being assembled.
     pending_binary_bytes: int = 0
     # python-engineio's ping task, killed when the session closes (eventlet).
@@ -133,12 +137,16 @@ class EngineSessions:
         """The session's state, or None when it is closed or was never opened here."""
         return self._states.get(sid)  # type: ignore[arg-type]
 
-    def opened(self, sid: str, origin: str | None, *, allowed: bool) -> EngineSession:
+    def opened(
+        self, sid: str, origin: str | None, *, allowed: bool, environ: Any = None
+    ) -> EngineSession:
         """python-engineio accepted a new session: it must have a welcomed socket in time."""
         seconds = conf.WHITELIST_CONNECT_TIMEOUT
         if not allowed:
             seconds = min(seconds, REFUSED_CONNECT_SECONDS)
-        state = self._states[sid] = EngineSession(origin, connect_budget=seconds)
+        state = self._states[sid] = EngineSession(
+            origin, environ, not allowed, connect_budget=seconds
+        )
         self._start_connect_clock(sid, state)
         return state
 

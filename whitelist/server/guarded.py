@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import socketio
+from socketio import packet
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from whitelist.conf import conf
@@ -103,6 +104,8 @@ class GuardedServer(socketio.Server):
         kwargs["always_connect"] = False
         kwargs["cors_allowed_origins"] = []
         super().__init__(*args, **kwargs)
+        # The namespaces python-socketio takes a connect to besides those with handlers.
+        self.declared_namespaces = kwargs.get("namespaces") or ["/"]
         self.allowlist = allowlist_cache
         self.metrics = GuardMetrics(self, allowlist_cache)
         # The refusal log and rule counters, written by the flusher task.
@@ -312,6 +315,40 @@ class GuardedServer(socketio.Server):
         self.open_sockets.add(socket)
         state.unwelcomed[call.namespace] = socket
         return result
+
+    def refuse_connect(self, eio_sid: str, namespace: str) -> bool:
+        """Answer a connect the rules refuse with its ``connect_error`` here; True if it was.
+
+        Asked only for a session whose handshake the rules refused. Through
+        python-socketio, a refusal cost nearly what an admission does: it allots
+        the socket an id, calls the guard, catches its refusal and takes the id
+        back. The client gets the same ``connect_error`` either way. Anything
+        else goes through python-socketio: an origin a rule allows now, one that
+        report-only lets in, and a namespace python-socketio would answer
+        "Unable to connect" (or ``"*"``, which it takes itself).
+        """
+        state = self.sessions.get(eio_sid)
+        if state is None or state.environ is None or not self._takes_namespace(namespace):
+            return False
+        decision = decide(state.environ, self.allowlist, namespace)
+        if decision.allowed or admitted_by_report_only(decision, namespace):
+            return False
+        self.reporter.refused(decision, namespace, state.environ)
+        reason = Refused(*refusal_data(decision)).error_args
+        refusal = self.packet_class(packet.CONNECT_ERROR, data=reason, namespace=namespace)
+        encoded = refusal.encode()
+        for part in encoded if isinstance(encoded, list) else [encoded]:
+            self.eio.send(eio_sid, part)
+        if not state.joined:
+            self.sessions.refused(eio_sid)
+        return True
+
+    def _takes_namespace(self, namespace: str) -> bool:
+        """Would python-socketio hand a connect to ``namespace`` to the guard?"""
+        if namespace == CATCH_ALL:
+            return False
+        declared = self.declared_namespaces
+        return namespace in self.handled_namespaces or declared == "*" or namespace in declared
 
     def _refuse(self, call: ConnectCall, decision: Decision, raise_: bool = True) -> None:
         """Report the refusal; raise it to python-socketio unless the handler already did."""
