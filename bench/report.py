@@ -205,7 +205,10 @@ def hostile(numbers: dict[str, Any]) -> list[str]:
     for key, label in (
         ("flood_one_address", "one address, limit on (default)"),
         ("flood_many_addresses", "250 addresses, limit off"),
+        ("flood_many_addresses_handshake", "250 addresses, limit off, refused at the handshake"),
     ):
+        if key not in numbers:  # a run from before the handshake's flood
+            continue
         run = numbers[key]
         flood = run["flood"]
         answered = (
@@ -248,9 +251,10 @@ def hostile(numbers: dict[str, Any]) -> list[str]:
         ("mixed", "mixed load"),
         ("flood_one_address", "flood, one address"),
         ("flood_many_addresses", "flood, 250 addresses"),
+        ("flood_many_addresses_handshake", "flood, 250 addresses, at the handshake"),
         ("handshake", "refusal at the handshake"),
     ):
-        resources = numbers[key].get("resources")
+        resources = numbers.get(key, {}).get("resources")
         if resources:
             lines.append(_resources_row(f"{label}, before", resources["before"]))
             lines.append(_resources_row(f"{label}, right after", resources["after"]))
