@@ -68,9 +68,10 @@ test: $(VENV)/.dev $(LOWEST)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.i
 	@$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(python-socketio|python-engineio|eventlet) '
 	rm -f .coverage .coverage.*
 	@# Side by side: the whole suite leaves a core idle while its tests wait on servers.
-	@# Lowest releases in eventlet mode only: the design's default, and most of the reaches.
+	@# Lowest releases in eventlet mode only: the design's default, and most of the reaches;
+	@# in-process only: real servers in the test process, none started beside the suite's.
 	GUARDSITE_TEST_MODES=eventlet \
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_XDIST) $(GUARD_TESTS) \
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_XDIST) -m "not live" $(GUARD_TESTS) \
 		> $(LOWEST)/last-run.log 2>&1 & lowest=$$!; \
 	$(VENV)/bin/coverage run -m pytest $(XDIST) -m "not alone"; suite=$$?; \
 	wait $$lowest; low=$$?; \

@@ -3,6 +3,9 @@
 A module binds ``start_server`` (and ``socket_server`` and ``dev_ca`` if it uses
 the shared server) to these: every runsocket its tests start, shared or their
 own, is then a gevent runsocket, with the same tests as the eventlet ones.
+They run without coverage unless a test asks for it: they run the code the
+eventlet servers measure, and gevent's own parts are measured in process
+(tests/test_socketio_gevent.py, tests/test_engine_wsproto_websocket.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ def start_server(start_server: Callable[..., LiveServer]) -> Callable[..., LiveS
     """conftest's ``start_server``, in gevent mode."""
 
     def start(*rules: str, **options: Any) -> LiveServer:
+        options.setdefault("measured", False)
         return start_server(*rules, **(GEVENT | options))
 
     return start
