@@ -19,6 +19,11 @@ if os.environ.get("WHITELIST_USER_RECHECK_INTERVAL"):
 if os.environ.get("WHITELIST_FLUSH_INTERVAL"):
     WHITELIST_FLUSH_INTERVAL = float(os.environ["WHITELIST_FLUSH_INTERVAL"])
 
+# The live tests refuse by the hundred a second and wait for each answer: no pace unless
+# a test sets one (tests/test_refusal_pace.py).
+if not os.environ.get("WHITELIST_REFUSAL_RATE"):
+    WHITELIST_REFUSAL_RATE = None
+
 # Logins in the live tests: Django's real hasher spends about half a second of the event
 # loop per login (a million PBKDF2 rounds), several seconds beside a CPU hog, and one timed
 # out at 10 s. What the tests prove does not depend on the hash.

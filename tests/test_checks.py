@@ -159,6 +159,8 @@ def test_no_driver_warning_on_sqlite() -> None:
         ("WHITELIST_PRECONNECT_BYTES", 16384.0),
         ("WHITELIST_CONNECT_RATE", "50"),
         ("WHITELIST_CONNECT_RATE", 0),
+        ("WHITELIST_REFUSAL_RATE", "200"),
+        ("WHITELIST_REFUSAL_RATE", -1),
         ("WHITELIST_CONNECT_BURST", None),
         ("WHITELIST_PROXY_COUNT", -1),
         ("WHITELIST_PROXY_COUNT", 1.5),
@@ -177,7 +179,12 @@ def test_a_limit_that_is_not_a_positive_number_is_an_error(name: str, value: obj
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("WHITELIST_CONNECT_RATE", None), ("WHITELIST_PROXY_COUNT", 0), ("WHITELIST_PROXY_COUNT", 2)],
+    [
+        ("WHITELIST_CONNECT_RATE", None),
+        ("WHITELIST_REFUSAL_RATE", None),
+        ("WHITELIST_PROXY_COUNT", 0),
+        ("WHITELIST_PROXY_COUNT", 2),
+    ],
 )
 def test_no_rate_limit_and_proxy_counts_are_valid(name: str, value: object) -> None:
     with override_settings(**{name: value}):

@@ -126,6 +126,9 @@ def _limits() -> list[CheckMessage]:
     rate = conf.raw("WHITELIST_CONNECT_RATE", 1)
     if rate is not None and not is_positive_number(rate):
         messages.append(_not_positive("WHITELIST_CONNECT_RATE", rate, "or None for no limit"))
+    pace = conf.raw("WHITELIST_REFUSAL_RATE", 1)
+    if pace is not None and not is_positive_number(pace):
+        messages.append(_not_positive("WHITELIST_REFUSAL_RATE", pace, "or None for no pace"))
     proxies = conf.raw("WHITELIST_PROXY_COUNT", 0)
     if not is_whole_number(proxies, minimum=0):
         messages.append(_not_positive("WHITELIST_PROXY_COUNT", proxies, "or 0, a whole number"))

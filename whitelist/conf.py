@@ -152,6 +152,14 @@ class WhitelistSettings:
         return self._positive("WHITELIST_CONNECT_RATE", 50.0)
 
     @cached_property
+    def WHITELIST_REFUSAL_RATE(self) -> float | None:  # noqa: N802
+        """Refusals of unlisted origins a second one server answers at once; under a flood
+        the rest wait their turn (None: none waits)."""
+        if self.raw("WHITELIST_REFUSAL_RATE", 200.0) is None:
+            return None
+        return self._positive("WHITELIST_REFUSAL_RATE", 200.0)
+
+    @cached_property
     def WHITELIST_CONNECT_BURST(self) -> float:  # noqa: N802
         """Handshakes one client address may make at once, before the rate applies."""
         return self._positive("WHITELIST_CONNECT_BURST", 200.0)

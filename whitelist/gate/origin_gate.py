@@ -63,11 +63,14 @@ class OriginGate:
         path: str = "/socket.io/",
         metrics: GuardMetrics | None = None,
         reporter: Reporter | None = None,
+        refusal_turn: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
         self.path = "/" + path.strip("/") + "/"
         self.metrics = metrics
         self.reporter = reporter
+        # Waits for a refusal's turn under a flood (GuardedServer.wait_for_refusal_turn).
+        self.refusal_turn = refusal_turn
         self._limiter: AttemptLimiter | None = None
 
     @property
@@ -148,6 +151,8 @@ class OriginGate:
         ):
             if self.reporter is not None:
                 self.reporter.refused(decision, HANDSHAKE, environ)
+            if self.refusal_turn is not None:
+                self.refusal_turn()
             body = {"message": conf.WHITELIST_REFUSAL_MESSAGE, "data": decision.as_error_data()}
             return respond_json(start_response, "403 Forbidden", body, cors)
         if environ.get("REQUEST_METHOD") == "OPTIONS":
@@ -266,4 +271,5 @@ def guarded_application(
         path=socketio_path,
         metrics=getattr(server, "metrics", None),
         reporter=getattr(server, "reporter", None),
+        refusal_turn=getattr(server, "wait_for_refusal_turn", None),
     )

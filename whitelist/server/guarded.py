@@ -35,6 +35,7 @@ from whitelist.conf import conf
 from whitelist.core.display import escaped
 from whitelist.core.query import query_fields, session_id
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.core.refusal_pace import RefusalPace
 from whitelist.engine import hooks as engine
 from whitelist.engine import sockets
 from whitelist.engine.calls import (
@@ -81,6 +82,8 @@ logger = logging.getLogger(__name__)
 session_log = RateLimitedLog(logger)
 
 _UNDECIDED = object()
+# The longest a refusal waits for its turn under a flood (whitelist.core.refusal_pace).
+REFUSAL_MAX_WAIT = 2.0
 # The metrics' reason for a connect the application's own handler refused.
 REFUSED_BY_HANDLER = "refused-by-handler"
 
@@ -104,6 +107,13 @@ class GuardedServer(socketio.Server):
         kwargs["always_connect"] = False
         kwargs["cors_allowed_origins"] = []
         super().__init__(*args, **kwargs)
+        # In green modes, a flood's refusals wait their turn; a thread would be held.
+        rate = conf.WHITELIST_REFUSAL_RATE
+        self.refusal_pace = (
+            RefusalPace(rate, burst=max(1.0, rate / 4), max_wait=REFUSAL_MAX_WAIT)
+            if rate is not None and self.async_mode != "threading"
+            else None
+        )
         # The namespaces python-socketio takes a connect to besides those with handlers.
         self.declared_namespaces = kwargs.get("namespaces") or ["/"]
         self.allowlist = allowlist_cache
@@ -334,6 +344,9 @@ class GuardedServer(socketio.Server):
         if decision.allowed or admitted_by_report_only(decision, namespace):
             return False
         self.reporter.refused(decision, namespace, state.environ)
+        self.wait_for_refusal_turn()
+        if self.sessions.get(eio_sid) is not state:
+            return True  # closed while it waited: nobody left to tell
         reason = Refused(*refusal_data(decision)).error_args
         refusal = self.packet_class(packet.CONNECT_ERROR, data=reason, namespace=namespace)
         encoded = refusal.encode()
@@ -342,6 +355,16 @@ class GuardedServer(socketio.Server):
         if not state.joined:
             self.sessions.refused(eio_sid)
         return True
+
+    def wait_for_refusal_turn(self) -> None:
+        """Under a flood of refusals, wait for this one's turn: admitted work goes first.
+
+        Green modes only (``whitelist.core.refusal_pace``); a thread would be held.
+        """
+        if self.refusal_pace is not None:
+            wait = self.refusal_pace.wait()
+            if wait:
+                self.sleep(wait)
 
     def _takes_namespace(self, namespace: str) -> bool:
         """Would python-socketio hand a connect to ``namespace`` to the guard?"""
