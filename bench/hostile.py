@@ -133,8 +133,10 @@ def fuzz_run(url: str, allowed: str, seconds: float, count: int) -> dict:
 def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool) -> dict:
     """Every hostile-traffic measurement, on fresh servers."""
     seconds = 1.0 if quick else 4.0
-    # The per-address limit at its default, unless a measurement switches it off.
-    env = {key: value for key, value in env.items() if key != "WHITELIST_CONNECT_RATE"}
+    # The per-address limit and the pace of refusals at their defaults, unless a measurement
+    # switches them off.
+    defaults = ("WHITELIST_CONNECT_RATE", "WHITELIST_REFUSAL_RATE")
+    env = {key: value for key, value in env.items() if key not in defaults}
     results: dict[str, Any] = {}
     logs: list[Path] = []
 
@@ -159,11 +161,15 @@ def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool
         )
     finally:
         stop(process)
-    # No per-address limit can help against 250 addresses: refusals in band (the default),
-    # and at the handshake.
+    # No per-address limit can help against 250 addresses: refusals in band (the default)
+    # and at the handshake, each at the default pace of refusals and without one.
+    unpaced = {"WHITELIST_REFUSAL_RATE": "off"}
+    at_handshake = {"WHITELIST_REFUSE_AT_HANDSHAKE": "1"}
     for key, settings in (
         ("flood_many_addresses", {}),
-        ("flood_many_addresses_handshake", {"WHITELIST_REFUSE_AT_HANDSHAKE": "1"}),
+        ("flood_many_addresses_unpaced", unpaced),
+        ("flood_many_addresses_handshake", at_handshake),
+        ("flood_many_addresses_handshake_unpaced", at_handshake | unpaced),
     ):
         print(f"A flood from 250 addresses, no per-address limit ({key}) ...", flush=True)
         url, process = measured(f"hostile-{key}", WHITELIST_CONNECT_RATE="off", **settings)
@@ -179,7 +185,10 @@ def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool
             stop(process)
     print("Refusal at the handshake ...", flush=True)
     url, process = measured(
-        "hostile-handshake", WHITELIST_CONNECT_RATE="off", WHITELIST_REFUSE_AT_HANDSHAKE="1"
+        "hostile-handshake",
+        WHITELIST_CONNECT_RATE="off",
+        WHITELIST_REFUSE_AT_HANDSHAKE="1",
+        WHITELIST_REFUSAL_RATE="off",  # what a refusal costs, not the pace
     )
     try:
         results["handshake"] = around(
@@ -193,7 +202,9 @@ def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool
     finally:
         stop(process)
     print("Fuzzing ...", flush=True)
-    url, process = measured("hostile-fuzz", WHITELIST_CONNECT_RATE="off")
+    url, process = measured(
+        "hostile-fuzz", WHITELIST_CONNECT_RATE="off", WHITELIST_REFUSAL_RATE="off"
+    )
     try:
         results["fuzz"] = fuzz_run(url, allowed, 10 if quick else 60, 1_000 if quick else 20_000)
     finally:

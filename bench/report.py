@@ -205,7 +205,9 @@ def hostile(numbers: dict[str, Any]) -> list[str]:
     for key, label in (
         ("flood_one_address", "one address, limit on (default)"),
         ("flood_many_addresses", "250 addresses, limit off"),
+        ("flood_many_addresses_unpaced", "250 addresses, limit off, refusals unpaced"),
         ("flood_many_addresses_handshake", "250 addresses, limit off, refused at the handshake"),
+        ("flood_many_addresses_handshake_unpaced", "the same, unpaced"),
     ):
         if key not in numbers:  # a run from before the handshake's flood
             continue

@@ -116,6 +116,8 @@ def guardsite_env(work: Path, database: Path, **extra: str) -> dict[str, str]:
         # One client address makes every connect here: measure the server, not the
         # per-address limit (bench/hostile.py measures that).
         "WHITELIST_CONNECT_RATE": "off",
+        # ... and what a refusal costs, not the pace of a flood's (bench/hostile.py measures it).
+        "WHITELIST_REFUSAL_RATE": "off",
         # ... and holds 5,000 sockets: the per-address connection cap (100) would close them.
         "GUARDSITE_MAX_CONNECTIONS_PER_ADDRESS": "9000",
     }
