@@ -31,6 +31,7 @@ from bench.servers import (
 )
 from harness.fuzz import fuzz
 from harness.live import free_port
+from whitelist.conf import DEFAULT_REFUSAL_RATE
 
 LOADGEN = str(ROOT / "bench" / "loadgen.mjs")
 READY = "Quit with CONTROL-C."
@@ -141,8 +142,10 @@ def run(work: Path, env: dict[str, str], allowed: str, refused: str, quick: bool
     logs: list[Path] = []
 
     def measured(name: str, **extra: str) -> tuple[str, Any]:
-        # tests.live_settings: the project's settings plus the server_stats event.
+        # tests.live_settings: the project's settings plus the server_stats event; it turns
+        # the pace of refusals off for the tests, so the default is set here.
         extra.setdefault("DJANGO_SETTINGS_MODULE", "tests.live_settings")
+        extra.setdefault("WHITELIST_REFUSAL_RATE", str(DEFAULT_REFUSAL_RATE))
         url, process, log = start_guardsite(work, env, name, **extra)
         logs.append(log)
         return url, process

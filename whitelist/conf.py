@@ -27,6 +27,7 @@ DEFAULT_REFUSAL_MESSAGE = "Who invited you to this party?"
 DEFAULT_WELCOME_MESSAGE = "Okay, you're cool."
 MAX_REFRESH_INTERVAL = 60
 MIN_TOKEN_LENGTH = 16
+DEFAULT_REFUSAL_RATE = 200.0
 
 
 def _unusable(name: str, value: object, used: object) -> None:
@@ -155,9 +156,9 @@ class WhitelistSettings:
     def WHITELIST_REFUSAL_RATE(self) -> float | None:  # noqa: N802
         """Refusals of unlisted origins a second one server answers at once; under a flood
         the rest wait their turn (None: none waits)."""
-        if self.raw("WHITELIST_REFUSAL_RATE", 200.0) is None:
+        if self.raw("WHITELIST_REFUSAL_RATE", DEFAULT_REFUSAL_RATE) is None:
             return None
-        return self._positive("WHITELIST_REFUSAL_RATE", 200.0)
+        return self._positive("WHITELIST_REFUSAL_RATE", DEFAULT_REFUSAL_RATE)
 
     @cached_property
     def WHITELIST_CONNECT_BURST(self) -> float:  # noqa: N802
