@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgpack
 import pytest
 import requests
 import socketio
@@ -176,6 +177,27 @@ def test_a_refused_origins_connect_to_an_unknown_namespace_is_python_socketios_t
     """A namespace python-socketio does not take gets its own answer, as before the guard."""
     outcome = attempt(url, REFUSED, namespace="/nowhere")
     assert not outcome.connected and outcome.error == "Unable to connect"
+
+
+def test_a_refused_origins_msgpack_connect_to_no_namespace_closes_its_session(
+    rules: None,
+) -> None:
+    """msgpack may carry a namespace of any type: the guard hands it to python-socketio,
+    which cannot decode it (the session closes); it raised in the guard, a traceback a
+    message, and the session stayed open."""
+    server = GuardedServer(async_mode="threading", serializer="msgpack")
+    app = OriginGate(socketio.WSGIApp(server))
+    with serving(app, "threading", before_stop=server.shutdown) as url:
+        endpoint = url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+        ws = websocket.create_connection(endpoint, origin=REFUSED, timeout=WAIT)
+        try:
+            assert ws.recv().startswith("0")
+            ws.send_binary(msgpack.packb({"type": 0, "nsp": [1]}))
+            # Before its refused origin's connect deadline (3 s) would close it.
+            closed = wait_until(lambda: len(server.sessions) == 0, timeout=2)
+            assert closed, "the session stayed open"
+        finally:
+            ws.close()
 
 
 def test_an_open_socket_is_pinged_again_after_each_pong(server: GuardedServer, url: str) -> None:

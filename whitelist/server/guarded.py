@@ -366,10 +366,10 @@ class GuardedServer(socketio.Server):
             if wait:
                 self.sleep(wait)
 
-    def _takes_namespace(self, namespace: str) -> bool:
+    def _takes_namespace(self, namespace: object) -> bool:
         """Would python-socketio hand a connect to ``namespace`` to the guard?"""
-        if namespace == CATCH_ALL:
-            return False
+        if not isinstance(namespace, str) or namespace == CATCH_ALL:
+            return False  # msgpack may carry any type: python-socketio's to refuse
         declared = self.declared_namespaces
         return namespace in self.handled_namespaces or declared == "*" or namespace in declared
 
