@@ -212,7 +212,7 @@ WHITELIST_REQUIRE_SECURE = env_bool("WHITELIST_REQUIRE_SECURE", False)
 if os.environ.get("WHITELIST_CONNECT_RATE"):
     rate = os.environ["WHITELIST_CONNECT_RATE"]
     WHITELIST_CONNECT_RATE = None if rate.lower() == "off" else float(rate)
-# Refusals in band a second answered at once; more wait their turn (off: none waits).
+# Refusals of unlisted origins a second, past which each waits its turn (off: none waits).
 if os.environ.get("WHITELIST_REFUSAL_RATE"):
     refusals = os.environ["WHITELIST_REFUSAL_RATE"]
     WHITELIST_REFUSAL_RATE = None if refusals.lower() == "off" else float(refusals)

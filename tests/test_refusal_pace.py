@@ -86,3 +86,15 @@ def test_a_refusal_at_the_handshake_waits_its_turn() -> None:
     assert client.get(POLLING, headers={"Origin": REFUSED}).status_code == 403
     assert client.get(POLLING, headers={"Origin": ALLOWED}).status_code == 200
     assert turns == ["turn"]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(WHITELIST_REFUSAL_RATE=0.5, WHITELIST_CONNECT_TIMEOUT=0.5)
+def test_a_refusal_waiting_past_the_connect_deadline_still_reaches_its_client() -> None:
+    """The connect clock stops while a connect is handled, its wait for a turn included:
+    the session must not be closed under the waiting refusal."""
+    server = GuardedServer(async_mode="eventlet")
+    with serving(socketio.WSGIApp(server), "eventlet", before_stop=server.shutdown) as url:
+        for _ in range(2):  # the second waits its turn, about 2 s, four times the deadline
+            outcome, _ = try_connect(url, origin=REFUSED)
+            assert outcome.refusal_reason == "origin-not-allowed", outcome

@@ -154,8 +154,8 @@ class WhitelistSettings:
 
     @cached_property
     def WHITELIST_REFUSAL_RATE(self) -> float | None:  # noqa: N802
-        """Refusals of unlisted origins a second one server answers at once; under a flood
-        the rest wait their turn (None: none waits)."""
+        """Refusals of unlisted origins a second, past which each waits its turn (None: none
+        waits; ``whitelist.core.refusal_pace``)."""
         if self.raw("WHITELIST_REFUSAL_RATE", DEFAULT_REFUSAL_RATE) is None:
             return None
         return self._positive("WHITELIST_REFUSAL_RATE", DEFAULT_REFUSAL_RATE)

@@ -5,9 +5,9 @@ clients start again the moment they are refused: from 250 addresses (which no
 per-address limit stops), 64 of them left allowed visitors a fifth of their
 connect rate, and refusing at the handshake instead only let them cycle faster.
 Each refusal past ``burst`` takes the next free slot of ``rate`` a second and
-waits for it (a green sleep), so a flood gets at most ``rate`` refusals a second
-of the server, however many clients it has, and admitted work goes first. The
-wait is capped at ``max_wait``.
+waits for it (a green sleep), so a flood gets ``rate`` refusals a second of the
+server, plus one a client every ``max_wait`` (the longest wait) past what the
+turns hold, and admitted work goes first.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class RefusalPace:
 
     def __init__(self, rate: float, burst: float, max_wait: float) -> None:
         self.interval = 1.0 / rate
-        self.tolerance = (burst - 1) * self.interval
+        self.tolerance = (burst - 1) / rate
         self.max_wait = max_wait
         self._due = 0.0  # when the next refusal is due, were none early
 

@@ -85,9 +85,9 @@ def hook_messages(server: GuardHost) -> None:
             return None
         connect = decoded is not None and decoded.packet_type == packet.CONNECT
         if connect:
+            server.sessions.connecting(eio_sid)  # the clock stops, a refusal's wait included
             if state.origin_refused and server.refuse_connect(eio_sid, decoded.namespace or "/"):
                 return None  # answered with its connect_error; python-socketio never saw it
-            server.sessions.connecting(eio_sid)
         event = decoded is not None and decoded.packet_type in _EVENT_TYPES
         if event:
             namespace = decoded.namespace or "/"

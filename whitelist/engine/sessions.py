@@ -37,6 +37,7 @@ import heapq
 import itertools
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +60,7 @@ class EngineSession:
     # The origin of its handshake: every later request must name the same one.
     origin: str | None
     # The handshake's WSGI environ (python-socketio keeps the same object for the session).
-    environ: Any = None
+    environ: Mapping[str, Any] | None = None
     # The rules refused the handshake's origin: its connects are refused without python-socketio.
     origin_refused: bool = False
     # Bytes of binary attachments received for the packet being assembled.
@@ -145,7 +146,7 @@ class EngineSessions:
         if not allowed:
             seconds = min(seconds, REFUSED_CONNECT_SECONDS)
         state = self._states[sid] = EngineSession(
-            origin, environ, not allowed, connect_budget=seconds
+            origin, environ=environ, origin_refused=not allowed, connect_budget=seconds
         )
         self._start_connect_clock(sid, state)
         return state
@@ -191,6 +192,10 @@ class EngineSessions:
             self._unjoined.pop(sid)
             if sid not in self._refused:
                 self._refused.set(sid, time.monotonic() + REFUSAL_GRACE_SECONDS)
+
+    def is_closing(self, sid: str) -> bool:
+        """Was this polling session told CLOSE (nothing more may be queued for it)?"""
+        return sid in self._closing
 
     def has_joined(self, sid: str) -> bool:
         """Has a socket of this session been welcomed?"""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -82,8 +83,10 @@ logger = logging.getLogger(__name__)
 session_log = RateLimitedLog(logger)
 
 _UNDECIDED = object()
-# The longest a refusal waits for its turn under a flood (whitelist.core.refusal_pace).
+# The longest a refusal waits for its turn under a flood (whitelist.core.refusal_pace), and
+# how many may wait at once (each holds its connection).
 REFUSAL_MAX_WAIT = 2.0
+MAX_WAITING_REFUSALS = 1000
 # The metrics' reason for a connect the application's own handler refused.
 REFUSED_BY_HANDLER = "refused-by-handler"
 
@@ -107,15 +110,17 @@ class GuardedServer(socketio.Server):
         kwargs["always_connect"] = False
         kwargs["cors_allowed_origins"] = []
         super().__init__(*args, **kwargs)
-        # In green modes, a flood's refusals wait their turn; a thread would be held.
+        # In green modes, a flood's refusals wait their turn; a thread would be held. A
+        # quarter of a second's refusals go at once: a burst of them is no flood.
         rate = conf.WHITELIST_REFUSAL_RATE
         self.refusal_pace = (
             RefusalPace(rate, burst=max(1.0, rate / 4), max_wait=REFUSAL_MAX_WAIT)
-            if rate is not None and self.async_mode != "threading"
+            if rate is not None and math.isfinite(rate) and self.async_mode != "threading"
             else None
         )
+        self._waiting_refusals = 0
         # The namespaces python-socketio takes a connect to besides those with handlers.
-        self.declared_namespaces = kwargs.get("namespaces") or ["/"]
+        self.declared_namespaces: list[str] | str = kwargs.get("namespaces") or ["/"]
         self.allowlist = allowlist_cache
         self.metrics = GuardMetrics(self, allowlist_cache)
         # The refusal log and rule counters, written by the flusher task.
@@ -335,17 +340,24 @@ class GuardedServer(socketio.Server):
         back. The client gets the same ``connect_error`` either way. Anything
         else goes through python-socketio: an origin a rule allows now, one that
         report-only lets in, and a namespace python-socketio would answer
-        "Unable to connect" (or ``"*"``, which it takes itself).
+        "Unable to connect" (or ``"*"``, which it takes itself, or one this
+        session is connected to already).
+
+        Under a flood the answer waits its turn (``wait_for_refusal_turn``); the
+        refusal is decided and reported before the wait, so a rule added
+        meanwhile takes effect from the next connect.
         """
         state = self.sessions.get(eio_sid)
         if state is None or state.environ is None or not self._takes_namespace(namespace):
+            return False
+        if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
             return False
         decision = decide(state.environ, self.allowlist, namespace)
         if decision.allowed or admitted_by_report_only(decision, namespace):
             return False
         self.reporter.refused(decision, namespace, state.environ)
         self.wait_for_refusal_turn()
-        if self.sessions.get(eio_sid) is not state:
+        if self.sessions.get(eio_sid) is not state or self.sessions.is_closing(eio_sid):
             return True  # closed while it waited: nobody left to tell
         reason = Refused(*refusal_data(decision)).error_args
         refusal = self.packet_class(packet.CONNECT_ERROR, data=reason, namespace=namespace)
@@ -360,11 +372,18 @@ class GuardedServer(socketio.Server):
         """Under a flood of refusals, wait for this one's turn: admitted work goes first.
 
         Green modes only (``whitelist.core.refusal_pace``); a thread would be held.
+        Each waiting refusal holds its connection: past ``MAX_WAITING_REFUSALS``
+        of them, the rest are answered at once.
         """
-        if self.refusal_pace is not None:
-            wait = self.refusal_pace.wait()
-            if wait:
+        if self.refusal_pace is None or self._waiting_refusals >= MAX_WAITING_REFUSALS:
+            return
+        wait = self.refusal_pace.wait()
+        if wait:
+            self._waiting_refusals += 1
+            try:
                 self.sleep(wait)
+            finally:
+                self._waiting_refusals -= 1
 
     def _takes_namespace(self, namespace: object) -> bool:
         """Would python-socketio hand a connect to ``namespace`` to the guard?"""
