@@ -28,7 +28,7 @@ class RefusalPace:
         """Seconds this refusal waits for its turn (0: none), at most ``max_wait``.
 
         One that would wait longer waits ``max_wait`` without taking a turn: a
-        flood with more clients than turns still gets no more of the server.
+        flood's clients beyond what the turns hold are each held that long.
         """
         now = time.monotonic()
         due = max(self._due, now)
