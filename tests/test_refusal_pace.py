@@ -7,8 +7,6 @@ and that nothing waits in threading mode, where a wait would hold a thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import socketio
 from django.test import override_settings
@@ -17,7 +15,6 @@ from werkzeug.test import Client
 from tests.clients import try_connect
 from tests.inprocess import serving
 from tests.test_wsgi import POLLING, REFUSED, Recorder
-from whitelist.core import refusal_pace as pace_module
 from whitelist.core.refusal_pace import RefusalPace
 from whitelist.gate.origin_gate import OriginGate
 from whitelist.models import AllowedOrigin
@@ -27,15 +24,9 @@ from whitelist.server.guarded import REFUSAL_MAX_WAIT, GuardedServer
 ALLOWED = "https://shop.example.com"
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
-    now = [500.0]
-    monkeypatch.setattr(pace_module.time, "monotonic", lambda: now[0])
-    yield now
-
-
-def test_refusals_past_the_burst_wait_their_turn(clock: list[float]) -> None:
-    pace = RefusalPace(rate=10, burst=3, max_wait=0.25)
+def test_refusals_past_the_burst_wait_their_turn() -> None:
+    clock = [500.0]
+    pace = RefusalPace(rate=10, burst=3, max_wait=0.25, clock=lambda: clock[0])
     assert [round(pace.wait(), 3) for _ in range(3)] == [0.0, 0.0, 0.0]
     assert [round(pace.wait(), 3) for _ in range(2)] == [0.1, 0.2]
     # Past the longest wait: it waits that long, and takes no turn.

@@ -13,15 +13,24 @@ turns hold, and admitted work goes first.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 class RefusalPace:
     """``rate`` refusals a second, ``burst`` of them at once (the generic cell rate algorithm)."""
 
-    def __init__(self, rate: float, burst: float, max_wait: float) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        max_wait: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.interval = 1.0 / rate
         self.tolerance = (burst - 1) / rate
         self.max_wait = max_wait
+        self._clock = clock
         self._due = 0.0  # when the next refusal is due, were none early
 
     def wait(self) -> float:
@@ -30,7 +39,7 @@ class RefusalPace:
         One that would wait longer waits ``max_wait`` without taking a turn: a
         flood's clients beyond what the turns hold are each held that long.
         """
-        now = time.monotonic()
+        now = self._clock()
         due = max(self._due, now)
         wait = due - self.tolerance - now
         if wait > self.max_wait:
