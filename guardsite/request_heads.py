@@ -41,7 +41,9 @@ def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
     ``handler.raw_requestline`` is read; its header lines are read here from
     ``handler.rfile``. ``parse_in_full`` is the standard library's method,
     called with ``rfile`` reading a copy of those lines when the head is not plain.
+    ``handler.head_bytes`` is then the size of a plain head as received, else None.
     """
+    handler.head_bytes = None
     raw = handler.raw_requestline
     request = REQUEST_LINE.fullmatch(raw) if isinstance(raw, bytes) else None
     if request is None:  # read by the standard library from the start
@@ -64,6 +66,7 @@ def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
         message.set_raw(name, value)
     message.set_payload("")  # the feed parser's, for the empty body after the head
     handler.headers = message
+    handler.head_bytes = len(raw) + sum(map(len, lines))
     persistent = version == "HTTP/1.1" and handler.protocol_version >= "HTTP/1.1"
     handler.close_connection = not persistent
     connection = message.get("Connection", "").lower()

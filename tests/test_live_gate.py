@@ -32,6 +32,16 @@ def test_jsonp_with_an_upgrade_header_opens_no_session(server: LiveServer, trans
     assert (response.status_code, response.json()) == (400, {"error": "JSONP is not supported"})
 
 
+def test_a_head_over_the_cap_is_refused_before_any_session(server: LiveServer) -> None:
+    """runsocket tells the gate the size of each head it read; the cap holds on it."""
+    url = f"{server.url}/socket.io/?EIO=4&transport=polling"
+    padding = {f"X-Pad-{n}": "a" * 7000 for n in range(3)}
+    padded = requests.get(url, headers={"Origin": ALLOWED, **padding}, timeout=10)
+    assert padded.status_code == 431, padded.text
+    usual = requests.get(url, headers={"Origin": ALLOWED, "Cookie": "s=" + "x" * 4000}, timeout=10)
+    assert usual.status_code == 200, usual.text
+
+
 def test_an_upgrade_of_an_open_session_naming_no_origin_is_refused(server: LiveServer) -> None:
     sid = polling_handshake(server.url, ALLOWED)
     endpoint = server.url.replace("http", "ws", 1)

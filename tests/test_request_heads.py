@@ -135,6 +135,26 @@ def test_a_socket_io_head_is_read_without_the_email_parser(monkeypatch: Any) -> 
     assert outcome(quick, parse_request_head(quick, full)) == standard
 
 
+def test_a_plain_heads_size_is_told_for_the_gates_header_cap() -> None:
+    """The gate caps a head's size from it (``whitelist.head_bytes``) without adding up the
+    environ; a head read by the standard library is not told, and the gate adds it up."""
+    head = (
+        b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+        b"Origin: https://shop.example.com\r\nCookie: " + b"c" * 9000 + b"\r\n\r\n"
+    )
+    for body, told in ((b"", len(head)), (b"BODY", len(head))):
+        quick = Handler(head + body)
+        full = functools.partial(http.server.BaseHTTPRequestHandler.parse_request, quick)
+        assert parse_request_head(quick, full)
+        assert quick.head_bytes == told
+    folded = head.replace(b"Cookie: ", b"Cookie:\r\n ", 1)
+    quick = Handler(folded)
+    quick.head_bytes = len(head)  # a previous request's, on the same connection
+    full = functools.partial(http.server.BaseHTTPRequestHandler.parse_request, quick)
+    assert parse_request_head(quick, full)
+    assert quick.head_bytes is None
+
+
 def test_heads_at_http_clients_limits_fail_as_they_do() -> None:
     many = b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n"
     long = b"GET / HTTP/1.1\r\nX-A: " + b"b" * 70000 + b"\r\n\r\n"

@@ -11,7 +11,7 @@ from django.test import override_settings
 from werkzeug.test import Client
 
 from whitelist.gate import origin_gate
-from whitelist.gate.origin_gate import OriginGate
+from whitelist.gate.origin_gate import HEAD_BYTES, MAX_HEADER_BYTES, OriginGate, header_bytes
 from whitelist.models import AllowedOrigin
 from whitelist.rules.cache import allowlist
 
@@ -171,6 +171,18 @@ def test_padded_headers_are_refused_before_any_session(
     assert inner.paths == []
     usual = client.get(POLLING, headers={"Origin": ALLOWED, "Cookie": "sessionid=" + "x" * 4000})
     assert usual.status_code == 200
+
+
+def test_a_head_size_the_server_tells_is_the_one_capped() -> None:
+    """runsocket tells the size of each head it read (``HEAD_BYTES``): the gate takes it
+    as it stands; from any other server it adds up the headers in the environ."""
+    padded = {f"HTTP_X_PAD_{n}": "a" * 7000 for n in range(3)}
+    assert header_bytes(padded) > MAX_HEADER_BYTES
+    assert header_bytes({**padded, HEAD_BYTES: 900}) == 900
+    assert header_bytes({"HTTP_ORIGIN": ALLOWED, HEAD_BYTES: MAX_HEADER_BYTES + 1}) == (
+        MAX_HEADER_BYTES + 1
+    )
+    assert header_bytes({**padded, HEAD_BYTES: "900"}) > MAX_HEADER_BYTES  # not the server's
 
 
 @override_settings(WHITELIST_CONNECT_RATE=1, WHITELIST_CONNECT_BURST=3)

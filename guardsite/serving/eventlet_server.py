@@ -26,6 +26,7 @@ from guardsite.serving.closing import (
     log_slow_head,
     log_tls_failure,
 )
+from whitelist.gate.origin_gate import HEAD_BYTES
 
 logger = logging.getLogger(__name__)
 ACCESS_LOGGER = logging.getLogger("eventlet.wsgi.server")
@@ -51,11 +52,12 @@ def protocol_contract_breaches() -> list[str]:
     """What ``Protocol`` relies on in eventlet's ``HttpProtocol`` and no longer finds.
 
     ``handle`` runs the connection; each request's head is read by
-    ``_read_request_line`` and then ``parse_request`` (the standard library's).
+    ``_read_request_line`` and then ``parse_request`` (the standard library's), and
+    ``get_environ`` makes its environ.
     """
     base = eventlet.wsgi.HttpProtocol
     breaches = []
-    for name in ("handle", "_read_request_line", "parse_request"):
+    for name in ("handle", "_read_request_line", "parse_request", "get_environ"):
         method = getattr(base, name, None)
         if not callable(method):
             breaches.append(f"{name}() is gone")
@@ -86,6 +88,8 @@ class Protocol(eventlet.wsgi.HttpProtocol):
 
     _read_a_line = False
     _head_timer: eventlet.Timeout | None = None
+    # The size of the request's head, when request_heads read it (else None).
+    head_bytes: int | None = None
     # Set per server (serve_until_stopped):
     # addresses whose connections are dropped unread (a flood);
     is_flooding: Callable[[str], bool] | None = None
@@ -149,6 +153,14 @@ class Protocol(eventlet.wsgi.HttpProtocol):
             return parse_request_head(self, super().parse_request)
         finally:
             self._stop_head_timer()
+
+    def get_environ(self) -> dict[str, Any]:
+        """eventlet's environ, with the size of a plain head: the gate's header cap reads
+        it instead of adding up every header of every request again."""
+        environ = super().get_environ()
+        if self.head_bytes is not None:
+            environ[HEAD_BYTES] = self.head_bytes
+        return environ
 
     def _next_request_began(self) -> bool:
         """Wait for the first byte of the connection's next request, up to ``idle_timeout``.
