@@ -7,10 +7,15 @@ exactly ``--connects`` admitted connects from bench/loadgen.mjs, and the count i
 divided by them. Guardsite and plain python-socketio, both transports.
 
     python bench/instructions.py [--connects N] [--only guardsite] [--refused | --echo BYTES]
-                                 [--mode gevent]
+                                 [--mode gevent] [--rounds N]
 
 ``--mode gevent`` serves Guardsite's runsocket in gevent mode: gevent's connect
 against eventlet's, steadier than the connect rates of ``bench/modes.py``.
+
+The count is not fixed: how many events each wake of the hub finds depends on
+the machine's load, and the same code counted 2.39 M and 2.46 M an hour apart.
+``--rounds N`` keeps both servers up and counts them in turn, N times, and
+prints each round's ratio and their median: a change is judged by that ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,6 +153,12 @@ def main() -> None:
         help="Count Guardsite's refusals (an origin no rule allows) instead of admissions.",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="Count the servers in turn this many times; with both, print the ratios.",
+    )
+    parser.add_argument(
         "--mode",
         choices=["eventlet", "gevent"],
         default="eventlet",
@@ -170,18 +182,51 @@ def main() -> None:
             print(f"| server | instructions an echo of {args.echo} B |\n|---|---|")
         else:
             print(f"| server | transport | instructions an {outcome} connect |\n|---|---|---|")
-        for kind in kinds:
-            target, out = start(work, kind, envs[kind])
-            try:
-                if args.echo is not None:
-                    each = counted_echoes(target, out, args.echo, args.connects * 10)
-                    print(f"| {kind} | {each:,.0f} |", flush=True)
-                    continue
-                for transport in ("websocket", "polling"):
-                    each = counted(target, out, transport, args.connects, args.keep, args.refused)
-                    print(f"| {kind} | {transport} | {each:,.0f} |", flush=True)
-            finally:
+        started = {}
+        try:
+            for kind in kinds:
+                started[kind] = start(work, kind, envs[kind])
+            counts = count_in_turn(started, args)
+        finally:
+            for target, _ in started.values():
                 stop(target.process)
+        if args.echo is None and len(kinds) == 2 and args.rounds > 1:
+            print_ratios(counts)
+
+
+def count_in_turn(
+    started: dict[str, tuple[Target, Path]], args: argparse.Namespace
+) -> dict[tuple[str, str], list[float]]:
+    """Each server's count a connect (or an echo), ``args.rounds`` times, in turn."""
+    counts: dict[tuple[str, str], list[float]] = {}
+    for number in range(1, args.rounds + 1):
+        label = f" (round {number})" if args.rounds > 1 else ""
+        for kind, (target, out) in started.items():
+            if args.echo is not None:
+                each = counted_echoes(target, out, args.echo, args.connects * 10)
+                print(f"| {kind}{label} | {each:,.0f} |", flush=True)
+                continue
+            for transport in ("websocket", "polling"):
+                each = counted(target, out, transport, args.connects, args.keep, args.refused)
+                counts.setdefault((kind, transport), []).append(each)
+                print(f"| {kind}{label} | {transport} | {each:,.0f} |", flush=True)
+    return counts
+
+
+def print_ratios(counts: dict[tuple[str, str], list[float]]) -> None:
+    """plain's instructions over Guardsite's, round by round: the connect rate ratio they imply."""
+    print("\n| transport | plain / Guardsite, median [range] | rounds |\n|---|---|---|")
+    for transport in ("websocket", "polling"):
+        ratios = [
+            plain / guarded
+            for plain, guarded in zip(
+                counts[("plain", transport)], counts[("guardsite", transport)], strict=True
+            )
+        ]
+        print(
+            f"| {transport} | {statistics.median(ratios):.3f} "
+            f"[{min(ratios):.3f}–{max(ratios):.3f}] | {len(ratios)} |"
+        )
 
 
 if __name__ == "__main__":
