@@ -97,7 +97,7 @@ test-newest: node_modules/.installed
 	$(NEWEST)/bin/python -W ignore manage.py check
 	$(NEWEST)/bin/python -m pytest -q -p no:cacheprovider $(GUARD_TESTS)
 
-# Benchmarks (about 9 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
+# Benchmarks (about 26 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
 bench: $(VENV)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed redis nginx postgresql
 	$(PY) bench/run.py
 
