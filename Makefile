@@ -99,10 +99,12 @@ test-newest: node_modules/.installed
 
 # Benchmarks (about 26 minutes): results in bench/results/; bench/RESULTS.md keeps the latest.
 bench: $(VENV)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed redis nginx postgresql
+	$(PY) manage.py collectstatic --no-input -v0
 	$(PY) bench/run.py
 
 # eventlet, gevent and threading under gunicorn, guarded against guarded (about 5 minutes).
 bench-modes: $(VENV)/.dev $(GUNICORN_CURRENT)/.installed node_modules/.installed
+	$(PY) manage.py collectstatic --no-input -v0
 	$(PY) bench/modes.py
 
 # Before and after a change on the connect or message path (under 2 minutes): Guardsite
