@@ -86,6 +86,16 @@ def json_after_any_type(self: Any, encoded_packet: Any) -> None:
         self.data = encoded_packet[1:]
 
 
+original_send = Socket.send
+
+
+def open_with_a_new_field(self: Any, pkt: Any) -> None:
+    """A release that tells a new session one more setting in its OPEN packet."""
+    if pkt.packet_type == eio_packet.OPEN:
+        pkt.data = {**pkt.data, "maxBinaryAttachments": 10}
+    original_send(self, pkt)
+
+
 # (contract id, what to replace, with what): each a plausible upstream change.
 BREAKAGES: list[tuple[str, Any, str, Callable[..., Any]]] = [
     ("whitelist.E102", socketio.Server, "get_environ", environ_copy),
@@ -95,6 +105,7 @@ BREAKAGES: list[tuple[str, Any, str, Callable[..., Any]]] = [
     ("whitelist.E109", Socket, "_send_ping", ping_loop),
     ("whitelist.E111", eio_packet.Packet, "decode", json_after_any_type),
     ("whitelist.E114", socketio.Server, "__init__", logging_through_a_callable),
+    ("whitelist.E116", Socket, "send", open_with_a_new_field),
 ]
 
 

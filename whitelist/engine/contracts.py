@@ -369,6 +369,29 @@ def _eventlet_websocket(probe: Probe) -> None:
         raise Broken("eventlet.websocket.FailedConnectionError is not an exception")
 
 
+def _open_packet(probe: Probe) -> None:
+    """A refused origin's WebSocket gets the OPEN packet python-engineio sends a new session."""
+    from whitelist.engine import refused_websockets
+
+    answer: list[Any] = []
+    probe.eio.start_background_task = lambda *args, **kwargs: None  # no ping task
+    try:
+        body = probe.eio.handle_request(
+            dict(HANDSHAKE_ENVIRON, **{"wsgi.input": io.BytesIO()}),
+            lambda *status: answer.append(status),
+        )
+    finally:
+        del probe.eio.start_background_task
+    sent = eio_packet.Packet(encoded_packet=b"".join(body).decode())
+    if sent.packet_type != eio_packet.OPEN or not isinstance(sent.data, dict):
+        raise Broken(f"a handshake was answered {body!r}, not an OPEN packet")
+    ours = refused_websockets.open_packet(
+        probe.eio, sent.data.get("sid"), sent.data.get("upgrades")
+    )
+    if ours.data != sent.data:
+        raise Broken(f"python-engineio's OPEN packet is {sent.data}, not {ours.data}")
+
+
 def _gevent_upgrade_socket(probe: Probe) -> None:
     """gevent.pywsgi gives an upgrade's socket only through its wsgi.input; the WebSocket
     would answer every upgrade with a 500 without it (``wsproto_websocket``)."""
@@ -474,6 +497,7 @@ CONTRACTS = (
         ERROR,
         _gevent_upgrade_socket,
     ),
+    Contract("whitelist.E116", "engineio.Server._handle_connect (OPEN)", ERROR, _open_packet),
     Contract("whitelist.W101", "engineio.Server._log_error_once", WARNING, _closed_session_log),
     Contract("whitelist.W102", "eventlet.websocket (wsgi.errors)", WARNING, _socket_shutdown_text),
     Contract("whitelist.W103", "socketio.RedisManager (its log)", WARNING, _redis_retry_text),

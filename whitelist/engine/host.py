@@ -19,6 +19,8 @@ class GuardHost(Protocol):
 
     eio: Any
     manager: Any
+    # python-socketio's packet class (its serializer's).
+    packet_class: Any
     sessions: EngineSessions
     # Connect outcomes decided ahead of the admin UI's report, by (namespace, sid).
     decided: dict[tuple[str, str], Any]
@@ -37,6 +39,10 @@ class GuardHost(Protocol):
 
     def refuse_connect(self, eio_sid: str, namespace: str) -> bool:
         """Answer this connect with its ``connect_error`` if the rules refuse it; True if so."""
+
+    def refusal_for(self, environ: Mapping[str, Any], namespace: Any) -> list[Any] | None:
+        """A refused handshake's connect, answered: its encoded ``connect_error``, or None
+        if the rules allow it now."""
 
     def welcome(self, eio_sid: str, namespace: str) -> None:
         """python-socketio has just acknowledged a connect: welcome it if admitted."""

@@ -38,7 +38,7 @@ from whitelist.core.query import query_fields, session_id
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.core.refusal_pace import RefusalPace
 from whitelist.engine import hooks as engine
-from whitelist.engine import sockets
+from whitelist.engine import refused_websockets, sockets
 from whitelist.engine.calls import (
     CATCH_ALL,
     ConnectCall,
@@ -89,6 +89,10 @@ REFUSAL_MAX_WAIT = 2.0
 MAX_WAITING_REFUSALS = 1000
 # The metrics' reason for a connect the application's own handler refused.
 REFUSED_BY_HANDLER = "refused-by-handler"
+# The handshake's decision, kept in its environ for the session it opens.
+HANDSHAKE_ALLOWED = "whitelist.handshake_allowed"
+# What python-socketio answers a connect to a namespace it does not serve.
+UNABLE_TO_CONNECT = "Unable to connect"
 
 
 class GuardedServer(socketio.Server):
@@ -181,9 +185,19 @@ class GuardedServer(socketio.Server):
 
         Engine.IO identifies a session by the ``sid`` in the query alone: a page
         that learned one could poll and post on it from any origin. A request
-        naming another origin than the session's gets HTTP 403.
+        naming another origin than the session's gets HTTP 403. A WebSocket
+        handshake from an origin the rules refuse gets no session at all
+        (``whitelist.engine.refused_websockets``).
         """
-        sid = session_id(query_fields(environ.get("QUERY_STRING", "")))
+        fields = query_fields(environ.get("QUERY_STRING", ""))
+        sid = session_id(fields)
+        if (
+            sid is None
+            and refused_websockets.answers(self.eio, environ, fields)
+            and not self.handshake_allowed(environ)
+            and not conf.WHITELIST_REPORT_ONLY  # its admissions depend on the namespace
+        ):
+            return refused_websockets.serve(self, environ, start_response)
         state = self.sessions.get(sid)
         if state is not None:
             opened_by = state.origin
@@ -359,14 +373,33 @@ class GuardedServer(socketio.Server):
         self.wait_for_refusal_turn()
         if self.sessions.get(eio_sid) is not state or self.sessions.is_closing(eio_sid):
             return True  # closed while it waited: nobody left to tell
-        reason = Refused(*refusal_data(decision)).error_args
-        refusal = self.packet_class(packet.CONNECT_ERROR, data=reason, namespace=namespace)
-        encoded = refusal.encode()
-        for part in encoded if isinstance(encoded, list) else [encoded]:
+        for part in self._connect_error(Refused(*refusal_data(decision)).error_args, namespace):
             self.eio.send(eio_sid, part)
         if not state.joined:
             self.sessions.refused(eio_sid)
         return True
+
+    def refusal_for(self, environ: Mapping[str, Any], namespace: Any) -> list[Any] | None:
+        """The answer to a connect over a refused handshake's WebSocket, which has no session.
+
+        Its ``connect_error``, reported and after its turn under a flood, as
+        ``refuse_connect`` answers; python-socketio's own "Unable to connect" for a
+        namespace it would not hand to the guard; None if the rules allow the
+        origin now.
+        """
+        if not self._takes_namespace(namespace):
+            return self._connect_error(UNABLE_TO_CONNECT, namespace)
+        decision = decide(environ, self.allowlist, namespace)
+        if decision.allowed:
+            return None
+        self.reporter.refused(decision, namespace, environ)
+        self.wait_for_refusal_turn()
+        return self._connect_error(Refused(*refusal_data(decision)).error_args, namespace)
+
+    def _connect_error(self, data: Any, namespace: Any) -> list[Any]:
+        """A ``connect_error`` packet, encoded as python-socketio sends it (one or more parts)."""
+        encoded = self.packet_class(packet.CONNECT_ERROR, data=data, namespace=namespace).encode()
+        return encoded if isinstance(encoded, list) else [encoded]
 
     def wait_for_refusal_turn(self) -> None:
         """Under a flood of refusals, wait for this one's turn: admitted work goes first.
@@ -431,8 +464,16 @@ class GuardedServer(socketio.Server):
         return decision._replace(allowed=False, reason=reason, detail=detail)
 
     def handshake_allowed(self, environ: Mapping[str, Any]) -> bool:
-        """Would the rules admit this Engine.IO handshake's origin? (Its connect deadline.)"""
-        return decide(environ, self.allowlist).allowed
+        """Would the rules admit this Engine.IO handshake's origin? (Its connect deadline.)
+
+        Decided once per handshake: a WebSocket's, before python-engineio opens its session.
+        """
+        allowed = environ.get(HANDSHAKE_ALLOWED)
+        if allowed is None:
+            allowed = decide(environ, self.allowlist).allowed
+            if isinstance(environ, dict):
+                environ[HANDSHAKE_ALLOWED] = allowed
+        return bool(allowed)
 
     def is_connect_call(self, namespace: str, args: tuple[Any, ...]) -> bool:
         """Are these the arguments python-socketio passes to a real connect?"""
