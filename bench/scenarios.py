@@ -123,7 +123,11 @@ def hold_connections(targets: list[Target], origin: str, count: int, seconds: fl
 
 
 def probe(url: str, origin: str) -> bool:
-    """One real Socket.IO connect over websocket: True when welcomed, False when refused."""
+    """One real Socket.IO connect over websocket: True when welcomed, False when not.
+
+    A connect the rules allow only since its handshake is closed for the client to
+    retry (``whitelist.engine.refused_websockets``): not welcomed yet.
+    """
     ws = websocket.create_connection(
         url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
         origin=origin,
@@ -136,6 +140,10 @@ def probe(url: str, origin: str) -> bool:
             answer = ws.recv()
             if answer.startswith(("40", "44")):
                 return answer.startswith("40")
+            if answer == "1":  # Engine.IO's CLOSE
+                return False
+    except websocket.WebSocketConnectionClosedException:
+        return False
     finally:
         ws.close()
 
