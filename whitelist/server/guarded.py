@@ -366,14 +366,12 @@ class GuardedServer(socketio.Server):
             return False
         if self.manager.sid_from_eio_sid(eio_sid, namespace) is not None:
             return False
-        decision = decide(state.environ, self.allowlist, namespace)
-        if decision.allowed or admitted_by_report_only(decision, namespace):
+        refusal = self._paced_refusal(state.environ, namespace)
+        if refusal is None:
             return False
-        self.reporter.refused(decision, namespace, state.environ)
-        self.wait_for_refusal_turn()
         if self.sessions.get(eio_sid) is not state or self.sessions.is_closing(eio_sid):
             return True  # closed while it waited: nobody left to tell
-        for part in self._connect_error(Refused(*refusal_data(decision)).error_args, namespace):
+        for part in refusal:
             self.eio.send(eio_sid, part)
         if not state.joined:
             self.sessions.refused(eio_sid)
@@ -384,13 +382,18 @@ class GuardedServer(socketio.Server):
 
         Its ``connect_error``, reported and after its turn under a flood, as
         ``refuse_connect`` answers; python-socketio's own "Unable to connect" for a
-        namespace it would not hand to the guard; None if the rules allow the
-        origin now.
+        namespace it would not hand to the guard; None if the rules (or report-only)
+        let it in now.
         """
         if not self._takes_namespace(namespace):
             return self._connect_error(UNABLE_TO_CONNECT, namespace)
+        return self._paced_refusal(environ, namespace)
+
+    def _paced_refusal(self, environ: Mapping[str, Any], namespace: str) -> list[Any] | None:
+        """This connect's encoded ``connect_error``, reported, after its turn under a flood;
+        None if the rules (or report-only) let it in."""
         decision = decide(environ, self.allowlist, namespace)
-        if decision.allowed:
+        if decision.allowed or admitted_by_report_only(decision, namespace):
             return None
         self.reporter.refused(decision, namespace, environ)
         self.wait_for_refusal_turn()
