@@ -373,12 +373,10 @@ def _open_packet(probe: Probe) -> None:
     """A refused origin's WebSocket gets the OPEN packet python-engineio sends a new session."""
     from whitelist.engine import refused_websockets
 
-    answer: list[Any] = []
     probe.eio.start_background_task = lambda *args, **kwargs: None  # no ping task
     try:
         body = probe.eio.handle_request(
-            dict(HANDSHAKE_ENVIRON, **{"wsgi.input": io.BytesIO()}),
-            lambda *status: answer.append(status),
+            dict(HANDSHAKE_ENVIRON, **{"wsgi.input": io.BytesIO()}), lambda *status: None
         )
     finally:
         del probe.eio.start_background_task
