@@ -32,7 +32,9 @@ LINE_ENDS = (b"\r\n", b"\n", b"")
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 REQUEST_LINE = re.compile(rb"(%s) ((?!//)[\x21-\x7e]+) (HTTP/1\.[01])\r?\n" % TOKEN)
 # "Name: value": a token, a colon, and printable ASCII, spaces or tabs, ending in CRLF.
-HEADER_LINE = re.compile(rb"(%s):[ \t]*([\x20-\x7e\t]*?)\r\n" % TOKEN)
+# Greedy: the value's class holds no CR, so it stops where the lazy form would, without
+# trying the line's end at every character.
+HEADER_LINE = re.compile(rb"(%s):[ \t]*([\x20-\x7e\t]*)\r\n" % TOKEN)
 
 
 def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
