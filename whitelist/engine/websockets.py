@@ -44,8 +44,12 @@ class EngineIOPacketsOnly:
         self._ws = ws
         self._eio_sid = eio_sid
         # Bound once: python-engineio sends every packet through here, and each lookup
-        # through __getattr__ cost a Python call.
+        # through __getattr__ cost a failed look-up and a Python call. It also reads the
+        # connection's socket three times (to set its timeout) and closes it once.
         self.send = ws.send
+        for name in ("socket", "close"):
+            if hasattr(ws, name):
+                setattr(self, name, getattr(ws, name))
 
     def wait(self) -> Any:
         message = self._ws.wait()
