@@ -13,7 +13,12 @@ from typing import Any, NamedTuple
 
 from whitelist.conf import conf
 from whitelist.core.index import AllowlistIndex
-from whitelist.core.origins import OriginError, origin_of_referer, parse_origin_header
+from whitelist.core.origins import (
+    MAX_HEADER_LENGTH,
+    OriginError,
+    origin_of_referer,
+    parse_origin_header,
+)
 from whitelist.rules.cache import AllowlistCache, allowlist
 
 logger = logging.getLogger(__name__)
@@ -77,6 +82,51 @@ def decide_headers(
     return Decision(True, ALLOWED, str(parsed), header, str(rule))
 
 
+class HeaderDecisions:
+    """``decide_headers``, each distinct answer kept for the index it was decided on.
+
+    A site's visitors send the same few ``Origin`` and ``Referer`` values, and
+    each connect is decided several times: the gate on every request (its CORS
+    answer), the handshake, the connect. A new index (the rules changed) starts
+    afresh. Bounded: past ``size`` answers, or for a header longer than an origin
+    may be, it starts afresh or does not keep one, so a flood of invented values
+    costs what deciding each anew costs. Without either header the answer depends
+    on a setting, and is not kept.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        # One attribute, read once a call: an index and its answers are always replaced
+        # together, so an answer is never kept under another index than its own.
+        self._kept: tuple[AllowlistIndex | None, dict[tuple[Any, ...], Decision]] = (None, {})
+
+    def decide(
+        self,
+        origin: str | None,
+        referer: str | None,
+        index: AllowlistIndex,
+        namespace: str | None = None,
+    ) -> Decision:
+        if origin is None and referer is None:
+            return decide_headers(origin, referer, index, namespace)
+        kept_index, kept = self._kept
+        if kept_index is not index:
+            kept = {}
+            self._kept = (index, kept)
+        key = (origin, referer, namespace)
+        decision = kept.get(key)
+        if decision is None:
+            decision = decide_headers(origin, referer, index, namespace)
+            if len(origin or "") + len(referer or "") <= MAX_HEADER_LENGTH:
+                if len(kept) >= self.size:
+                    kept.clear()
+                kept[key] = decision
+        return decision
+
+
+header_decisions = HeaderDecisions()
+
+
 def request_origin(environ: Mapping[str, Any]) -> str | None:
     """The origin a browser request names: ``Origin``, else the origin of ``Referer``.
 
@@ -128,7 +178,7 @@ def decide(
         secure = is_secure(environ)
         if conf.WHITELIST_REQUIRE_SECURE and not secure:
             return Decision(False, INSECURE, detail="the connection is not encrypted")
-        decision = decide_headers(
+        decision = header_decisions.decide(
             environ.get("HTTP_ORIGIN"),
             environ.get("HTTP_REFERER"),
             cache.snapshot().index,
