@@ -7,7 +7,7 @@ from urllib.parse import parse_qs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whitelist.core.query import query_fields, session_id
+from whitelist.core.query import query_fields, request_query, session_id
 
 PIECES = ["EIO", "4", "j", "sid", "t", "=", "&", "%", "6A", "%6a", "+", " ", "é", ";", "%zz"]
 
@@ -37,3 +37,13 @@ def test_a_socket_io_query_without_escapes() -> None:
 def test_the_session_is_the_one_python_engineio_serves(query: str) -> None:
     """A request is refused or served for this sid: python-engineio must look up the same."""
     assert session_id(query_fields(query)) == parse_qs(query).get("sid", [None])[0]
+
+
+def test_a_request_query_is_read_once_and_again_after_a_rewrite() -> None:
+    environ = {"QUERY_STRING": "EIO=4&transport=polling"}
+    first = request_query(environ)
+    assert first == {"EIO": ["4"], "transport": ["polling"]}
+    assert request_query(environ) is first
+    environ["QUERY_STRING"] = "EIO=4&transport=polling&sid=abc"  # a middleware's rewrite
+    assert session_id(request_query(environ)) == "abc"
+    assert request_query({}) == {}

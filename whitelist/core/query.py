@@ -2,12 +2,17 @@
 
 Every Socket.IO request's query is read by the gate (``sid``, ``j``), by the
 server (``sid``) and again by python-engineio (``urllib.parse.parse_qs``).
-Socket.IO clients encode nothing in it, so the common case needs no decoding.
+Socket.IO clients encode nothing in it, so the common case needs no decoding,
+and the gate and the server share one reading (``request_query``).
 """
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs
+
+# The environ key of the request's query, as read: (QUERY_STRING, its fields).
+QUERY = "whitelist.query"
 
 
 def query_fields(query_string: str) -> dict[str, list[str]]:
@@ -20,6 +25,21 @@ def query_fields(query_string: str) -> dict[str, list[str]]:
         if field:
             name, _, value = field.partition("=")
             fields.setdefault(name, []).append(value)
+    return fields
+
+
+def request_query(environ: dict[str, Any]) -> dict[str, list[str]]:
+    """``query_fields`` of the request's query string, read once a request.
+
+    Kept with the string it was read from: a middleware that rewrites
+    ``QUERY_STRING`` afterwards gets it read again. Read-only for its callers.
+    """
+    query_string = environ.get("QUERY_STRING", "")
+    kept = environ.get(QUERY)
+    if kept is not None and kept[0] is query_string:
+        return kept[1]
+    fields = query_fields(query_string)
+    environ[QUERY] = (query_string, fields)
     return fields
 
 

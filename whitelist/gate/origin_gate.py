@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from whitelist.conf import conf
-from whitelist.core.query import query_fields, session_id
+from whitelist.core.query import request_query, session_id
 from whitelist.core.ratelimit import AttemptLimiter, address_key, client_key, retry_after
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.engine.logs import ErrorsStream
@@ -110,7 +110,7 @@ class OriginGate:
             body = {"error": f"request headers over {MAX_HEADER_BYTES} bytes"}
             return respond_json(start_response, "431 Request Header Fields Too Large", body)
         # Decoded as Engine.IO decodes it ("%6A=0" is "j=0" too), blank values kept.
-        query = query_fields(environ.get("QUERY_STRING", ""))
+        query = request_query(environ)
         # A handshake, as python-engineio tells one: no non-empty sid in the query.
         handshake = session_id(query) is None
         if handshake and not _told_of_forwarded_for and "HTTP_X_FORWARDED_FOR" in environ:

@@ -34,7 +34,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from whitelist.conf import conf
 from whitelist.core.display import escaped
-from whitelist.core.query import query_fields, session_id
+from whitelist.core.query import request_query, session_id
 from whitelist.core.ratelimited_log import RateLimitedLog
 from whitelist.core.refusal_pace import RefusalPace
 from whitelist.engine import hooks as engine
@@ -189,7 +189,7 @@ class GuardedServer(socketio.Server):
         handshake from an origin the rules refuse gets no session at all
         (``whitelist.engine.refused_websockets``).
         """
-        fields = query_fields(environ.get("QUERY_STRING", ""))
+        fields = request_query(environ)
         sid = session_id(fields)
         if (
             sid is None
