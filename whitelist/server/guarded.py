@@ -193,8 +193,8 @@ class GuardedServer(socketio.Server):
         sid = session_id(fields)
         if (
             sid is None
+            and not self.handshake_allowed(environ)  # kept for the session's connect deadline
             and refused_websockets.answers(self.eio, environ, fields)
-            and not self.handshake_allowed(environ)
             and not conf.WHITELIST_REPORT_ONLY  # its admissions depend on the namespace
         ):
             return refused_websockets.serve(self, environ, start_response)
