@@ -50,22 +50,27 @@ def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
     request = REQUEST_LINE.fullmatch(raw) if isinstance(raw, bytes) else None
     if request is None:  # read by the standard library from the start
         return parse_in_full()
-    lines = _read_header_lines(handler.rfile)
-    headers = _plain_headers(lines)
-    if headers is None:
+    lines: list[bytes] = []
+    read = _read_plain_headers(handler.rfile, lines)
+    if read is None:
         rfile = handler.rfile
         handler.rfile = io.BytesIO(b"".join(lines))
         try:
             return parse_in_full()
         finally:
             handler.rfile = rfile
-    method, target, version = (part.decode("ascii") for part in request.groups())
-    handler.command, handler.path, handler.request_version = method, target, version
+    headers, first = read
+    # The request line matched: one space between each of its three parts.
     handler.requestline = raw.decode("ascii").rstrip("\r\n")
+    method, target, version = handler.requestline.split(" ")
+    handler.command, handler.path, handler.request_version = method, target, version
     message_class = handler.MessageClass
-    message = PlainHeaders() if message_class is http.client.HTTPMessage else message_class()
-    for name, value in headers:
-        message.set_raw(name, value)
+    if message_class is http.client.HTTPMessage:
+        message = PlainHeaders(headers, first)
+    else:
+        message = message_class()
+        for name, value in headers:
+            message.set_raw(name, value)
     message.set_payload("")  # the feed parser's, for the empty body after the head
     handler.headers = message
     handler.head_bytes = len(raw) + sum(map(len, lines))
@@ -93,6 +98,23 @@ class PlainHeaders(http.client.HTTPMessage):
     _first_list: list[Any] | None = None
     _first_length = 0
 
+    def __init__(
+        self,
+        headers: list[tuple[str, str]] | None = None,
+        first: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
+        """Optionally the head's headers as ``set_raw`` would store them, and their dict."""
+        super().__init__()
+        if headers is not None and first is not None:
+            self._headers = headers
+            self._first, self._first_list, self._first_length = first, headers, len(headers)
+
+    @property
+    def type(self) -> str:
+        """``get_content_type()``: eventlet reads ``type`` first (``mimetools`` had it),
+        and its absence cost an ``AttributeError`` on every request without a Content-Type."""
+        return self.get_content_type()
+
     def get(self, name: str, failobj: Any = None) -> Any:
         headers = self._headers
         first = self._first
@@ -109,30 +131,39 @@ class PlainHeaders(http.client.HTTPMessage):
         super().replace_header(_name, _value)
 
 
-def _read_header_lines(rfile: Any) -> list[bytes]:
-    """The head's header lines and its end, read as ``http.client`` reads them, up to
-    the first line it would refuse."""
-    lines: list[bytes] = []
+def _read_plain_headers(
+    rfile: Any, lines: list[bytes]
+) -> tuple[list[tuple[str, str]], dict[str, tuple[str, str]]] | None:
+    """Each header line's name and value as the email parser stores them, and the first
+    of each name by its lower case; None if a line is not plain, the head does not end
+    with an empty line, or it has an ``Expect`` header (``100-continue`` is the standard
+    library's to answer).
+
+    Every line read goes to ``lines``, read as ``http.client`` reads them: on None the
+    reading stopped at the first line that is not plain, and the rest of the head is
+    read to the first line ``http.client`` would refuse, for the standard library to
+    read again.
+    """
+    headers: list[tuple[str, str]] = []
+    first: dict[str, tuple[str, str]] = {}
     while True:
         line = rfile.readline(MAX_LINE + 1)
         lines.append(line)
-        if len(line) > MAX_LINE or len(lines) > MAX_HEADERS or line in LINE_ENDS:
-            return lines
-
-
-def _plain_headers(lines: list[bytes]) -> list[tuple[str, str]] | None:
-    """Each line's name and value as the email parser stores them, or None if any line
-    is not plain, the head did not end with an empty line, or it has an ``Expect``
-    header (``100-continue`` is the standard library's to answer)."""
-    if lines[-1] != b"\r\n" or len(lines) > MAX_HEADERS:
-        return None
-    headers = []
-    for line in lines[:-1]:
-        match = HEADER_LINE.fullmatch(line)
+        within = len(lines) <= MAX_HEADERS and len(line) <= MAX_LINE
+        if line == b"\r\n" and within:
+            return headers, first
+        match = HEADER_LINE.fullmatch(line) if within else None
         if match is None:
-            return None
-        name, value = match.groups()
-        if name.lower() == b"expect":
-            return None
-        headers.append((name.decode("ascii"), value.decode("ascii")))
-    return headers
+            break
+        name_bytes, value = match.groups()
+        name = name_bytes.decode("ascii")
+        key = name.lower()
+        if key == "expect":
+            break
+        header = (name, value.decode("ascii"))
+        headers.append(header)
+        first.setdefault(key, header)
+    while not (len(line) > MAX_LINE or len(lines) > MAX_HEADERS or line in LINE_ENDS):
+        line = rfile.readline(MAX_LINE + 1)
+        lines.append(line)
+    return None

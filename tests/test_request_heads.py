@@ -164,6 +164,20 @@ def test_heads_at_http_clients_limits_fail_as_they_do() -> None:
         assert b" 431 " in standard["answered"]
 
 
+def test_heads_at_the_edges_of_http_clients_limits_are_read_as_it_reads_them() -> None:
+    """A line of exactly the longest length read in one piece, with its CRLF, and one
+    byte over; the most header lines and one over."""
+    prefix = b"X-A: "
+    heads = [
+        b"GET / HTTP/1.1\r\n" + prefix + b"b" * (length - len(prefix) - 2) + b"\r\n\r\n"
+        for length in (65535, 65536, 65537, 65538)
+    ]
+    heads += [b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * count + b"\r\n" for count in (99, 100)]
+    for head in heads:
+        standard, quick = both(head)
+        assert quick == standard
+
+
 NAMES_ASKED = ["Host", "host", "CONNECTION", "X-A", "x-missing", "Content-Type"]
 
 
