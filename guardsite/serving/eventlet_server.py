@@ -26,6 +26,7 @@ from guardsite.serving.closing import (
     log_slow_head,
     log_tls_failure,
 )
+from guardsite.serving.head_deadlines import HeadDeadlines, SlowHead
 from whitelist.gate.origin_gate import HEAD_BYTES
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     client that sends a request head a line at a time (slowloris) held its
     slot as long as it liked; 200 such connections shut every visitor out.
     Now a peer may hold ``peers.limit`` connections (more are closed unread),
-    and each request head must be complete ``head_timeout`` seconds after it
+    and each request head must be complete ``head_deadlines.seconds`` after it
     started: at the connection's accept for the first request (the TLS
     handshake included), at its first byte for each later one.
 
@@ -87,7 +88,6 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     """
 
     _read_a_line = False
-    _head_timer: eventlet.Timeout | None = None
     # The size of the request's head, when request_heads read it (else None).
     head_bytes: int | None = None
     # Set per server (serve_until_stopped):
@@ -95,8 +95,9 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     is_flooding: Callable[[str], bool] | None = None
     # open connections per peer address, and the cap;
     peers: PeerCounter | None = None
-    # seconds for a complete request head, and for the next request to begin.
-    head_timeout: float | None = None
+    # the deadline of each request head (None: no deadline), and the seconds allowed for
+    # the next request to begin.
+    head_deadlines: HeadDeadlines | None = None
     idle_timeout: float | None = None
 
     def handle(self) -> None:
@@ -124,10 +125,9 @@ class Protocol(eventlet.wsgi.HttpProtocol):
             return
         try:
             super().handle()
-        except eventlet.Timeout as expired:
-            if expired is not self._head_timer:
-                raise
-            log_slow_head(peer, type(self).head_timeout)
+        except SlowHead:
+            deadlines = type(self).head_deadlines
+            log_slow_head(peer, deadlines.seconds if deadlines is not None else None)
             self.close_connection = 1
 
     def _read_request_line(self) -> bytes | str:
@@ -175,14 +175,14 @@ class Protocol(eventlet.wsgi.HttpProtocol):
             return False
 
     def _start_head_timer(self) -> None:
-        seconds = type(self).head_timeout
-        if seconds:
-            self._head_timer = eventlet.Timeout(seconds)
+        deadlines = type(self).head_deadlines
+        if deadlines is not None:
+            deadlines.start(self)
 
     def _stop_head_timer(self) -> None:
-        # Kept, not forgotten: handle() tells its own timer's expiry by identity.
-        if self._head_timer is not None:
-            self._head_timer.cancel()
+        deadlines = type(self).head_deadlines
+        if deadlines is not None:
+            deadlines.stop(self)
 
 
 def logging_errors(app: Callable[..., Any]) -> Callable[..., Any]:
@@ -235,7 +235,7 @@ def serve_until_stopped(
         {
             "is_flooding": staticmethod(policy.is_flooding),
             "peers": policy.peer_counter(),
-            "head_timeout": policy.head_timeout,
+            "head_deadlines": HeadDeadlines(policy.head_timeout) if policy.head_timeout else None,
             "idle_timeout": policy.socket_timeout,
         },
     )
