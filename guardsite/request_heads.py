@@ -32,9 +32,10 @@ LINE_ENDS = (b"\r\n", b"\n", b"")
 TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 REQUEST_LINE = re.compile(rb"(%s) ((?!//)[\x21-\x7e]+) (HTTP/1\.[01])\r?\n" % TOKEN)
 # "Name: value": a token, a colon, and printable ASCII, spaces or tabs, ending in CRLF.
-# Greedy: the value's class holds no CR, so it stops where the lazy form would, without
-# trying the line's end at every character.
-HEADER_LINE = re.compile(rb"(%s):[ \t]*([\x20-\x7e\t]*)\r\n" % TOKEN)
+# Every header line and the empty line that ends them: a token, a colon, and printable
+# ASCII, spaces or tabs, each line ending in CRLF. Greedy: the value's class holds no
+# CR, so it stops at the line's end without trying it at every character.
+HEADER_LINES = re.compile(rb"(?:%s:[\x20-\x7e\t]*\r\n)*\r\n" % TOKEN)
 
 
 def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
@@ -139,31 +140,27 @@ def _read_plain_headers(
     with an empty line, or it has an ``Expect`` header (``100-continue`` is the standard
     library's to answer).
 
-    Every line read goes to ``lines``, read as ``http.client`` reads them: on None the
-    reading stopped at the first line that is not plain, and the rest of the head is
-    read to the first line ``http.client`` would refuse, for the standard library to
-    read again.
+    The lines are read into ``lines`` as ``http.client`` reads them, up to the first
+    line it would refuse, and checked at once with one expression; on None the
+    standard library reads them again.
     """
+    readline = rfile.readline
+    while True:
+        line = readline(MAX_LINE + 1)
+        lines.append(line)
+        if len(line) > MAX_LINE or len(lines) > MAX_HEADERS or line in LINE_ENDS:
+            break
+    if line != b"\r\n" or len(lines) > MAX_HEADERS:
+        return None
+    head = b"".join(lines)
+    if HEADER_LINES.fullmatch(head) is None:
+        return None
     headers: list[tuple[str, str]] = []
     first: dict[str, tuple[str, str]] = {}
-    while True:
-        line = rfile.readline(MAX_LINE + 1)
-        lines.append(line)
-        within = len(lines) <= MAX_HEADERS and len(line) <= MAX_LINE
-        if line == b"\r\n" and within:
-            return headers, first
-        match = HEADER_LINE.fullmatch(line) if within else None
-        if match is None:
-            break
-        name_bytes, value = match.groups()
-        name = name_bytes.decode("ascii")
-        key = name.lower()
-        if key == "expect":
-            break
-        header = (name, value.decode("ascii"))
+    # ASCII only, each line "name:value" with no CR or LF inside (HEADER_LINES).
+    for text in head.decode("ascii").split("\r\n")[:-2]:
+        name, _, value = text.partition(":")
+        header = (name, value.lstrip(" \t"))
         headers.append(header)
-        first.setdefault(key, header)
-    while not (len(line) > MAX_LINE or len(lines) > MAX_HEADERS or line in LINE_ENDS):
-        line = rfile.readline(MAX_LINE + 1)
-        lines.append(line)
-    return None
+        first.setdefault(name.lower(), header)
+    return None if "expect" in first else (headers, first)
