@@ -25,15 +25,16 @@ def decisions(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "### Decision cost (µs per `decide()`, median / p99, each call timed alone)",
         "",
-        "| rules | " + " | ".join(ORIGINS) + " |",
-        "|---:|" + "---:|" * len(ORIGINS),
+        "| rules | answer | " + " | ".join(ORIGINS) + " |",
+        "|---:|---|" + "---:|" * len(ORIGINS),
     ]
-    by_rules: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    by_rules: dict[tuple[bool, int], dict[str, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
-        by_rules[row["rules"]][row["origin"]] = row
-    for count, cells in sorted(by_rules.items()):
+        by_rules[(not row.get("kept", True), row["rules"])][row["origin"]] = row
+    for (anew, count), cells in sorted(by_rules.items()):
         values = [f"{cells[o]['median_us']:.2f} / {cells[o]['p99_us']:.2f}" for o in ORIGINS]
-        lines.append(f"| {count:,} | " + " | ".join(values) + " |")
+        answer = "decided anew" if anew else "kept"
+        lines.append(f"| {count:,} | {answer} | " + " | ".join(values) + " |")
     return lines
 
 
