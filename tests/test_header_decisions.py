@@ -82,3 +82,23 @@ def test_without_either_header_the_setting_decides_each_time() -> None:
     with override_settings(WHITELIST_ALLOW_MISSING_ORIGIN=True):
         assert decisions.decide(None, None, index).allowed
     assert not decisions.decide(None, None, index).allowed
+
+
+def test_an_answer_for_a_namespace_longer_than_an_origin_may_be_is_not_kept() -> None:
+    """A server that takes every namespace lets a client name one of a megabyte: 256 of
+    them kept would hold half a gigabyte until the rules change."""
+    index = index_of("https://shop.example.com")
+    decisions = HeaderDecisions()
+    namespace = "/" + "x" * MAX_HEADER_LENGTH
+    decision = decisions.decide("https://evil.example", None, index, namespace)
+    assert decision == decide_headers("https://evil.example", None, index, namespace)
+    assert decisions._kept[1] == {}
+
+
+def test_a_namespace_that_is_not_a_string_is_decided_without_being_kept() -> None:
+    index = index_of("https://shop.example.com")
+    decisions = HeaderDecisions()
+    for namespace in (7, ["/chat"]):
+        decision = decisions.decide("https://shop.example.com", None, index, namespace)  # type: ignore[arg-type]
+        assert decision.allowed
+    assert decisions._kept[1] == {}

@@ -88,10 +88,12 @@ class HeaderDecisions:
     A site's visitors send the same few ``Origin`` and ``Referer`` values, and
     each connect is decided several times: the gate on every request (its CORS
     answer), the handshake, the connect. A new index (the rules changed) starts
-    afresh. Bounded: past ``size`` answers, or for a header longer than an origin
-    may be, it starts afresh or does not keep one, so a flood of invented values
-    costs what deciding each anew costs. Without either header the answer depends
-    on a setting, and is not kept.
+    afresh. Bounded: past ``size`` answers it starts afresh, and an answer whose
+    headers and namespace together are longer than an origin may be is not kept
+    (a server that takes every namespace lets a client name one of a megabyte),
+    so a flood of invented values costs what deciding each anew costs. Without
+    either header the answer depends on a setting, and is not kept; nor is one for
+    a namespace that is not a string (msgpack may carry any type).
     """
 
     def __init__(self, size: int = 256) -> None:
@@ -107,7 +109,9 @@ class HeaderDecisions:
         index: AllowlistIndex,
         namespace: str | None = None,
     ) -> Decision:
-        if origin is None and referer is None:
+        if (origin is None and referer is None) or not (
+            namespace is None or type(namespace) is str
+        ):
             return decide_headers(origin, referer, index, namespace)
         kept_index, kept = self._kept
         if kept_index is not index:
@@ -117,7 +121,7 @@ class HeaderDecisions:
         decision = kept.get(key)
         if decision is None:
             decision = decide_headers(origin, referer, index, namespace)
-            if len(origin or "") + len(referer or "") <= MAX_HEADER_LENGTH:
+            if len(origin or "") + len(referer or "") + len(namespace or "") <= MAX_HEADER_LENGTH:
                 if len(kept) >= self.size:
                     kept.clear()
                 kept[key] = decision
