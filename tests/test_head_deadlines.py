@@ -70,3 +70,30 @@ def test_heads_started_together_all_end(count: int) -> None:
     deadlines = HeadDeadlines(SECONDS)
     threads = [eventlet.spawn(reading, deadlines, str(number), 5) for number in range(count)]
     assert outcomes(*threads) == ["ended"] * count
+
+
+def test_a_thread_failing_as_it_ends_leaves_the_other_overdue_heads_ended(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The thrown thread runs in the hub until it blocks: its error used to stop the rest."""
+    deadlines = HeadDeadlines(SECONDS)
+
+    def failing() -> str:
+        deadlines.start("failing")
+        try:
+            eventlet.sleep(5)
+        except SlowHead:
+            raise RuntimeError("the connection's teardown failed") from None
+        return "complete"
+
+    threads = [
+        eventlet.spawn(failing),
+        eventlet.spawn(reading, deadlines, "second", 5),
+        eventlet.spawn(reading, deadlines, "third", 5),
+    ]
+    with eventlet.Timeout(10):
+        with pytest.raises(RuntimeError):
+            threads[0].wait()
+        assert [thread.wait() for thread in threads[1:]] == ["ended", "ended"]
+    assert len(deadlines) == 0
+    assert "failed while ending its overdue head" in caplog.text

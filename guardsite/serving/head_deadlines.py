@@ -75,7 +75,11 @@ class HeadDeadlines:
             thread = head[1]
             if thread.dead:
                 continue
+            # The thrown thread runs here, in the hub, until it blocks again: whatever it
+            # raises meanwhile must not stop the other overdue heads from being ended.
             try:
                 thread.throw(SlowHead())
             except SlowHead:  # the thread did not handle it: ended all the same
                 logger.debug("A green thread let its head deadline through", exc_info=True)
+            except Exception:
+                logger.warning("A connection failed while ending its overdue head", exc_info=True)
