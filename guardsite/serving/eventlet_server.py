@@ -112,7 +112,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         try:
             self._handle(peer)
         finally:
-            self._stop_head_timer()
+            self._stop_head_deadline()
             if peers is not None:
                 peers.leave(key)
 
@@ -134,7 +134,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         if self._read_a_line and not self._next_request_began():
             self.close_connection = 1
             return ""
-        self._start_head_timer()
+        self._start_head_deadline()
         try:
             line = super()._read_request_line()
         except ssl.SSLError as error:
@@ -152,7 +152,7 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         try:
             return parse_request_head(self, super().parse_request)
         finally:
-            self._stop_head_timer()
+            self._stop_head_deadline()
 
     def get_environ(self) -> dict[str, Any]:
         """eventlet's environ, with the size of a plain head: the gate's header cap reads
@@ -174,12 +174,12 @@ class Protocol(eventlet.wsgi.HttpProtocol):
         except (OSError, ValueError):  # timed out, reset, closed, a TLS error
             return False
 
-    def _start_head_timer(self) -> None:
+    def _start_head_deadline(self) -> None:
         deadlines = type(self).head_deadlines
         if deadlines is not None:
             deadlines.start(self)
 
-    def _stop_head_timer(self) -> None:
+    def _stop_head_deadline(self) -> None:
         deadlines = type(self).head_deadlines
         if deadlines is not None:
             deadlines.stop(self)
