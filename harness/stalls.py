@@ -20,11 +20,13 @@ from pathlib import Path
 import requests
 import websocket
 
-# Holds SQLite's write lock (what an admin action, a migration or the sqlite3 shell does).
+# Holds a lock on an SQLite file: the write lock (what an admin action, a migration or the
+# sqlite3 shell does), or a reader's (a read transaction in the sqlite3 shell or a report).
 _LOCK_HOLDER = """
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
-db.execute("BEGIN IMMEDIATE")
+db.execute(sys.argv[3])
+db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))
 db.execute("COMMIT")
@@ -35,8 +37,22 @@ print("released", flush=True)
 @contextlib.contextmanager
 def sqlite_write_lock(database: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
     """Another process holds ``database``'s write lock for ``seconds`` from when this yields."""
+    with _sqlite_lock(database, seconds, "BEGIN IMMEDIATE") as holder:
+        yield holder
+
+
+@contextlib.contextmanager
+def sqlite_read_lock(database: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another process reads ``database`` in one transaction for ``seconds``: in SQLite's
+    rollback-journal mode no commit can end until it does (in WAL mode, any can)."""
+    with _sqlite_lock(database, seconds, "BEGIN") as holder:
+        yield holder
+
+
+@contextlib.contextmanager
+def _sqlite_lock(database: Path, seconds: float, begin: str) -> Iterator[subprocess.Popen[str]]:
     holder = subprocess.Popen(
-        [sys.executable, "-c", _LOCK_HOLDER, str(database), str(seconds)],
+        [sys.executable, "-c", _LOCK_HOLDER, str(database), str(seconds), begin],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -28,3 +28,8 @@ if not os.environ.get("WHITELIST_REFUSAL_RATE"):
 # loop per login (a million PBKDF2 rounds), several seconds beside a CPU hog, and one timed
 # out at 10 s. What the tests prove does not depend on the hash.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# ... or keep SQLite's own defaults (a rollback journal, deferred transactions, a 5 s
+# timeout), as a project that never turned WAL on does (tests/test_database_stalls.py).
+if os.environ.get("GUARDSITE_TEST_SQLITE_DEFAULTS"):
+    DATABASES["default"]["OPTIONS"] = {}  # noqa: F405

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from harness.live import LiveServer, manage, wait_until
+from harness.commands import command_on
+from harness.live import LiveServer, manage, migrated_copy, wait_until
 from harness.services import PostgresServer
-from harness.stalls import Handshakes, Refusals, RoundTrips, running, sqlite_write_lock
+from harness.stalls import (
+    Handshakes,
+    Refusals,
+    RoundTrips,
+    running,
+    sqlite_read_lock,
+    sqlite_write_lock,
+)
 from tests.admin_session import add_superuser, logged_in
 from tests.conftest import ALLOWED
 from whitelist.reporting.flushing import ROWS_PER_FLUSH
@@ -67,6 +75,51 @@ def test_a_write_lock_held_elsewhere_stalls_no_socket_and_loses_no_refusal(
     assert wait_until(lambda: logged_attempts(server.database, refused_origin) == sent, 30), (
         f"logged {logged_attempts(server.database, refused_origin)} of {sent} refusals"
     )
+
+
+@pytest.fixture
+def rollback_journal_server(migrated_template: Path, tmp_path: Path) -> Iterator[LiveServer]:
+    """A runsocket on SQLite as a project that never turned WAL on has it (rollback journal,
+    deferred transactions, 5 s timeout), refusing by the hundred a second."""
+    database = migrated_copy(migrated_template, tmp_path / "db.sqlite3")
+    command_on(database, "whitelist", "add", ALLOWED)
+    with closing(sqlite3.connect(database)) as db:
+        (mode,) = db.execute("PRAGMA journal_mode=DELETE").fetchone()
+    assert mode == "delete"
+    server = LiveServer(
+        database,
+        tmp_path / "server.log",
+        WHITELIST_CONNECT_RATE="off",
+        GUARDSITE_TEST_SQLITE_DEFAULTS="1",
+    ).start()
+    yield server
+    server.stop()
+
+
+def test_a_reader_elsewhere_in_rollback_journal_mode_stalls_no_socket(
+    rollback_journal_server: LiveServer,
+) -> None:
+    """The flush committed on the loop: in rollback-journal mode a commit waits for every
+    reader, so the whole server froze behind another process's read (and behind one of its
+    own green threads' reads, until the timeout failed the flush)."""
+    server = rollback_journal_server
+    refused_origin = "https://refused-during-read.test"
+    trips = RoundTrips(server.url, ALLOWED)
+    refusals = Refusals(server.url, lambda number: refused_origin, pause=0.01)
+    with running(trips, refusals):
+        assert wait_until(lambda: refusals.refused >= 20 and len(trips.latencies) >= 20)
+        locked_at = time.monotonic()
+        with sqlite_read_lock(server.database, LOCK_SECONDS):
+            time.sleep(LOCK_SECONDS)  # the flush every second has rows to commit
+        time.sleep(1.0)
+    assert not (trips.errors or refusals.errors), (trips.errors + refusals.errors)[:3]
+    worst = trips.worst(locked_at)
+    assert worst < BOUND, f"a round trip took {worst * 1000:.0f} ms"
+    sent = refusals.refused
+    assert wait_until(lambda: logged_attempts(server.database, refused_origin) == sent, 30), (
+        f"logged {logged_attempts(server.database, refused_origin)} of {sent} refusals"
+    )
+    assert "Could not write the refusal log" not in server.log()
 
 
 def flood_round_trips(server: LiveServer) -> tuple[float, int, list[str]]:

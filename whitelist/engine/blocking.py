@@ -17,7 +17,10 @@ monkey-patching makes a green local whose one ``__dict__`` two OS threads would
 swap under each other; the DB-API cursor call touches none of that, and the
 green thread waits for it, so no connection is used by two threads at once.
 Django opens and commits on the loop, where neither waits for a lock in WAL
-mode (``BEGIN IMMEDIATE`` is a statement, and is offloaded).
+mode (``BEGIN IMMEDIATE`` is a statement, and is offloaded). In SQLite's
+default rollback-journal mode a commit waits for every reader to finish, and
+one may be a green thread of this server that needs the loop to fetch its rows:
+the server's own writes end their transactions with ``atomic_off_the_loop()``.
 
 Offloaded: SQLite, and psycopg2 when nothing made it green. psycopg2 with a
 wait callback (eventlet's patching installs one; under gevent,
@@ -32,7 +35,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 
 from whitelist.engine.green import green_library, loop_shares_thread
 
@@ -75,3 +78,25 @@ def off_the_loop() -> Iterator[None]:
             if blocks_the_loop(connection):
                 stack.enter_context(connection.execute_wrapper(in_native_thread))
         yield
+
+
+@contextlib.contextmanager
+def atomic_off_the_loop(using: str) -> Iterator[None]:
+    """``transaction.atomic(using=using)`` whose commit, within ``off_the_loop()``, runs there too.
+
+    Django commits through the driver's ``commit()`` on the calling thread. In
+    SQLite's rollback-journal mode (a project that never turned WAL on) that
+    waits for every reader to finish: one was a green thread of this server,
+    between a statement that ran off the loop and the fetch of its rows on it,
+    so the loop froze for the whole database timeout and the write failed. The
+    outermost block here ends with a ``COMMIT`` statement instead, which leaves
+    the loop as every statement does; the driver's ``commit()`` then finds no
+    transaction open and does nothing (as the sqlite3 module documents).
+    """
+    connection = connections[using]
+    outermost = not connection.in_atomic_block
+    with transaction.atomic(using=using):
+        yield
+        if outermost and connection.vendor == "sqlite" and loop_shares_thread():
+            with connection.cursor() as cursor:
+                cursor.execute("COMMIT")

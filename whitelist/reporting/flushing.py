@@ -23,10 +23,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from django.db import connection, router, transaction
+from django.db import connection, router
 
 from whitelist.conf import conf
 from whitelist.core.outages import OutageLog
+from whitelist.engine.blocking import atomic_off_the_loop
 from whitelist.records import RuleActivity
 from whitelist.reporting.refusal_rows import at, cap_refusals, prune_refusals, write_refusals
 from whitelist.reporting.tallies import (
@@ -64,7 +65,7 @@ def write_activity(
     and with ``heartbeat`` mark all its rows as current in another."""
     alias = router.db_for_write(RuleActivity)
     rows = RuleActivity.objects.using(alias)
-    with transaction.atomic(using=alias):
+    with atomic_off_the_loop(alias):
         if changed:
             rows.bulk_create(
                 [

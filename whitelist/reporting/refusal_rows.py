@@ -19,6 +19,7 @@ from django.db import DataError, connections, router, transaction
 from django.db.models import Case, F, Field, Q, QuerySet, Value, When
 
 from whitelist.conf import conf
+from whitelist.engine.blocking import atomic_off_the_loop
 from whitelist.records import RefusedConnect
 from whitelist.reporting.tallies import RefusalKey, Tally
 
@@ -48,7 +49,7 @@ def write_refusals(tallies: dict[RefusalKey, Tally]) -> None:
     alias = router.db_for_write(RefusedConnect)
     write = _upsert if connections[alias].vendor in UPSERT_VENDORS else _write_batch
     items = list(tallies.items())
-    with transaction.atomic(using=alias):
+    with atomic_off_the_loop(alias):
         for start in range(0, len(items), BATCH):
             batch = dict(items[start : start + BATCH])
             try:
