@@ -38,7 +38,8 @@ MESSAGE_TOO_BIG = 1009
 def unmask(data: bytes, mask: Sequence[int], length: int | None = None, offset: int = 0) -> bytes:
     """``data`` XOR the 4-byte ``mask``, starting ``offset`` bytes into the frame."""
     size = len(data) if length is None else length
-    key = bytes(mask[(offset + i) % 4] for i in range(4))
+    shift = offset % 4
+    key = bytes(mask[shift:] + mask[:shift]) if shift else bytes(mask)
     repeated = (key * (size // 4 + 1))[:size]
     mixed = int.from_bytes(data[:size], "little") ^ int.from_bytes(repeated, "little")
     return mixed.to_bytes(size, "little")
