@@ -18,6 +18,8 @@ import http.client
 import io
 import re
 from collections.abc import Callable
+from email.policy import compat32
+from operator import itemgetter
 from typing import Any
 
 # http.client's limits on header lines (_MAXLINE, _MAXHEADERS): reading stops where
@@ -36,15 +38,27 @@ REQUEST_LINE = re.compile(rb"(%s) ((?!//)[\x21-\x7e]+) (HTTP/1\.[01])\r?\n" % TO
 # ASCII, spaces or tabs, each line ending in CRLF. Greedy: the value's class holds no
 # CR, so it stops at the line's end without trying it at every character.
 HEADER_LINES = re.compile(rb"(?:%s:[\x20-\x7e\t]*\r\n)*\r\n" % TOKEN)
+# One line of such a head: the name, and the value as the email parser stores it (without
+# the spaces and tabs that lead it).
+HEADER_FIELD = re.compile(r"([^:\r\n]*):[ \t]*([^\r\n]*)\r\n")
 
 
-def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
+def parse_request_head(
+    handler: Any,
+    parse_in_full: Callable[[], bool],
+    buffered: Any = None,
+    shorter_than: int = MAX_LINE + 1,
+) -> bool:
     """``BaseHTTPRequestHandler.parse_request`` for ``handler``, quicker on a plain head.
 
     ``handler.raw_requestline`` is read; its header lines are read here from
     ``handler.rfile``. ``parse_in_full`` is the standard library's method,
     called with ``rfile`` reading a copy of those lines when the head is not plain.
     ``handler.head_bytes`` is then the size of a plain head as received, else None.
+
+    ``buffered`` is the buffered stream ``rfile`` reads from, if any: a plain head
+    of fewer than ``shorter_than`` bytes already in its buffer (a client writes its
+    head at once) is read from there whole, in one call, instead of a line at a time.
     """
     handler.head_bytes = None
     raw = handler.raw_requestline
@@ -52,7 +66,9 @@ def parse_request_head(handler: Any, parse_in_full: Callable[[], bool]) -> bool:
     if request is None:  # read by the standard library from the start
         return parse_in_full()
     lines: list[bytes] = []
-    read = _read_plain_headers(handler.rfile, lines)
+    read = _read_buffered_headers(buffered, shorter_than, lines) if buffered else None
+    if not lines:
+        read = _read_plain_headers(handler.rfile, lines)
     if read is None:
         rfile = handler.rfile
         handler.rfile = io.BytesIO(b"".join(lines))
@@ -98,6 +114,7 @@ class PlainHeaders(http.client.HTTPMessage):
     _first: dict[str, tuple[str, Any]] | None = None
     _first_list: list[Any] | None = None
     _first_length = 0
+    _first_verbatim: dict[str, tuple[str, str]] | None = None
 
     def __init__(
         self,
@@ -109,6 +126,9 @@ class PlainHeaders(http.client.HTTPMessage):
         if headers is not None and first is not None:
             self._headers = headers
             self._first, self._first_list, self._first_length = first, headers, len(headers)
+            # A plain head's values are ASCII, which the default policy returns as they are.
+            if self.policy is compat32:
+                self._first_verbatim = first
 
     @property
     def type(self) -> str:
@@ -125,7 +145,9 @@ class PlainHeaders(http.client.HTTPMessage):
                 first.setdefault(key.lower(), (key, value))
             self._first, self._first_list, self._first_length = first, headers, len(headers)
         found = first.get(name.lower())
-        return failobj if found is None else self.policy.header_fetch_parse(*found)
+        if found is None:
+            return failobj
+        return found[1] if first is self._first_verbatim else self.policy.header_fetch_parse(*found)
 
     def replace_header(self, _name: str, _value: Any) -> None:
         self._first = None
@@ -155,12 +177,32 @@ def _read_plain_headers(
     head = b"".join(lines)
     if HEADER_LINES.fullmatch(head) is None:
         return None
-    headers: list[tuple[str, str]] = []
-    first: dict[str, tuple[str, str]] = {}
+    return _plain_headers(head)
+
+
+def _read_buffered_headers(
+    buffered: Any, shorter_than: int, lines: list[bytes]
+) -> tuple[list[tuple[str, str]], dict[str, tuple[str, str]]] | None:
+    """``_read_plain_headers`` for a plain head whole in ``buffered``'s buffer, read at once
+    (into ``lines``) to its empty line; nothing is read, and ``lines`` stays empty, if
+    the buffer holds no such head of fewer than ``shorter_than`` bytes."""
+    plain = HEADER_LINES.match(buffered.peek(shorter_than))
+    if plain is None or plain.end() >= shorter_than:
+        return None
+    head = plain.group()
+    if head.count(b"\r\n") > MAX_HEADERS:  # http.client counts the empty line too
+        return None
+    lines.append(buffered.read(len(head)))
+    return _plain_headers(head)
+
+
+def _plain_headers(
+    head: bytes,
+) -> tuple[list[tuple[str, str]], dict[str, tuple[str, str]]] | None:
+    """The headers of a head ``HEADER_LINES`` matched whole, as ``_read_plain_headers`` says."""
     # ASCII only, each line "name:value" with no CR or LF inside (HEADER_LINES).
-    for text in head.decode("ascii").split("\r\n")[:-2]:
-        name, _, value = text.partition(":")
-        header = (name, value.lstrip(" \t"))
-        headers.append(header)
-        first.setdefault(name.lower(), header)
+    headers: list[tuple[str, str]] = HEADER_FIELD.findall(head.decode("ascii"))
+    # The first of each name: a dict keeps the last value it is given for a key.
+    ordered = headers[::-1]
+    first = dict(zip(map(str.lower, map(itemgetter(0), ordered)), ordered, strict=True))
     return None if "expect" in first else (headers, first)

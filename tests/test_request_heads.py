@@ -14,6 +14,7 @@ import http.server
 import io
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,8 +61,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, head: bytes) -> None:  # no socket, no handle()
-        self.rfile = io.BytesIO(head)
+    def __init__(self, head: bytes, buffered: bool = False) -> None:  # no socket, no handle()
+        # A server's stream is buffered (the head is read whole from the buffer); an
+        # unbuffered one makes parse_request_head read it line by line.
+        self.rfile = io.BufferedReader(io.BytesIO(head)) if buffered else io.BytesIO(head)
         self.wfile = io.BytesIO()
         self.client_address = ("127.0.0.1", 1)
         self.request_version = self.default_request_version
@@ -100,19 +103,20 @@ def outcome(handler: Handler, verdict: bool) -> dict[str, Any]:
     }
 
 
-def both(head: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+def both(head: bytes, buffered: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """The standard library's outcome and parse_request_head's, for the same head."""
     standard = Handler(head)
     standard_verdict = standard.parse_request()
-    quick = Handler(head)
+    quick = Handler(head, buffered)
     full = functools.partial(http.server.BaseHTTPRequestHandler.parse_request, quick)
-    return outcome(standard, standard_verdict), outcome(quick, parse_request_head(quick, full))
+    verdict = parse_request_head(quick, full, quick.rfile if buffered else None)
+    return outcome(standard, standard_verdict), outcome(quick, verdict)
 
 
 @settings(max_examples=2000, deadline=None, database=None, derandomize=True)
-@given(request_heads())
-def test_every_head_is_read_as_the_standard_library_reads_it(head: bytes) -> None:
-    standard, quick = both(head)
+@given(request_heads(), st.booleans())
+def test_every_head_is_read_as_the_standard_library_reads_it(head: bytes, buffered: bool) -> None:
+    standard, quick = both(head, buffered)
     assert quick == standard
 
 
@@ -155,16 +159,20 @@ def test_a_plain_heads_size_is_told_for_the_gates_header_cap() -> None:
     assert quick.head_bytes is None
 
 
-def test_heads_at_http_clients_limits_fail_as_they_do() -> None:
+@pytest.mark.parametrize("buffered", [False, True])
+def test_heads_at_http_clients_limits_fail_as_they_do(buffered: bool) -> None:
     many = b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * 101 + b"\r\n"
     long = b"GET / HTTP/1.1\r\nX-A: " + b"b" * 70000 + b"\r\n\r\n"
     for head in (many, long):
-        standard, quick = both(head)
+        standard, quick = both(head, buffered)
         assert quick == standard
         assert b" 431 " in standard["answered"]
 
 
-def test_heads_at_the_edges_of_http_clients_limits_are_read_as_it_reads_them() -> None:
+@pytest.mark.parametrize("buffered", [False, True])
+def test_heads_at_the_edges_of_http_clients_limits_are_read_as_it_reads_them(
+    buffered: bool,
+) -> None:
     """A line of exactly the longest length read in one piece, with its CRLF, and one
     byte over; the most header lines and one over."""
     prefix = b"X-A: "
@@ -174,7 +182,7 @@ def test_heads_at_the_edges_of_http_clients_limits_are_read_as_it_reads_them() -
     ]
     heads += [b"GET / HTTP/1.1\r\n" + b"X-A: b\r\n" * count + b"\r\n" for count in (99, 100)]
     for head in heads:
-        standard, quick = both(head)
+        standard, quick = both(head, buffered)
         assert quick == standard
 
 
@@ -189,12 +197,31 @@ def looked_up(headers: Any) -> list[Any]:
     ]
 
 
-def test_plain_headers_answer_as_the_email_package_does_before_and_after_changes() -> None:
-    """Looked up through a dict, which every kind of change to the headers must refresh."""
+def set_by_hand() -> tuple[Any, Any]:
+    """PlainHeaders and the email package's message, given the same headers one by one."""
     plain, standard = PlainHeaders(), http.client.HTTPMessage()
     for headers in (plain, standard):
         for name, value in [("Host", "a"), ("X-A", "1"), ("x-a", "2"), ("Connection", "close")]:
             headers.set_raw(name, value)
+    return plain, standard
+
+
+def read_from_a_head() -> tuple[Any, Any]:
+    """... and the same headers read from a plain head, as a server reads them."""
+    head = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a:\t2\r\nConnection: close\r\n\r\n"
+    quick, standard = Handler(head, buffered=True), Handler(head)
+    full = functools.partial(http.server.BaseHTTPRequestHandler.parse_request, quick)
+    assert parse_request_head(quick, full, quick.rfile) and standard.parse_request()
+    assert type(quick.headers) is PlainHeaders
+    return quick.headers, standard.headers
+
+
+@pytest.mark.parametrize("made", [set_by_hand, read_from_a_head])
+def test_plain_headers_answer_as_the_email_package_does_before_and_after_changes(
+    made: Any,
+) -> None:
+    """Looked up through a dict, which every kind of change to the headers must refresh."""
+    plain, standard = made()
     changes = [
         lambda h: h.__setitem__("Content-Type", "text/plain"),
         lambda h: h.__delitem__("x-a"),

@@ -9,6 +9,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -294,6 +295,24 @@ def test_keep_alive_waits_for_the_next_request_then_gives_it_the_head_deadline(
         took = time.monotonic() - started
         # Not counted from the idle connection's last request (then it would close at once).
         assert took >= 2, f"closed after {took:.1f} s, for a 3 s head deadline"
+
+
+def test_a_changed_header_reader_is_a_named_check_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Protocol reads a short head at once from the stream under eventlet's header reader."""
+    import eventlet.wsgi
+
+    from guardsite.checks import check_eventlet_protocol
+
+    class Renamed:
+        def __init__(self, stream: Any) -> None:
+            self.stream = stream
+
+    monkeypatch.setattr(eventlet.wsgi, "FileObjectForHeaders", Renamed)
+    errors = check_eventlet_protocol()
+    assert [error.id for error in errors] == ["guardsite.E003"]
+    assert "FileObjectForHeaders(rfile) no longer keeps rfile as .fp" in errors[0].msg
 
 
 def test_a_changed_request_head_reading_is_a_named_check_error(

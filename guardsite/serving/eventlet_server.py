@@ -6,6 +6,7 @@ This module assumes ``eventlet.monkey_patch()`` already ran (see manage.py).
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import signal
 import ssl
@@ -64,6 +65,14 @@ def protocol_contract_breaches() -> list[str]:
             breaches.append(f"{name}() is gone")
         elif list(inspect.signature(method).parameters) != ["self"]:
             breaches.append(f"{name}() takes {list(inspect.signature(method).parameters)}")
+    # parse_request reads the head through FileObjectForHeaders(rfile), which refuses a
+    # line of MAX_HEADER_LINE bytes or more: a head shorter than that is read from rfile.
+    wrapper = getattr(eventlet.wsgi, "FileObjectForHeaders", None)
+    stream = io.BytesIO()
+    if not callable(wrapper) or getattr(wrapper(stream), "fp", None) is not stream:
+        breaches.append("FileObjectForHeaders(rfile) no longer keeps rfile as .fp")
+    if not isinstance(getattr(eventlet.wsgi, "MAX_HEADER_LINE", None), int):
+        breaches.append("MAX_HEADER_LINE is gone")
     return breaches
 
 
@@ -147,12 +156,21 @@ class Protocol(eventlet.wsgi.HttpProtocol):
     def parse_request(self) -> bool:
         """The headers are read here: the head is complete (or refused) when it returns.
 
-        A plain head is read without the email parser (``request_heads``).
+        A plain head is read without the email parser (``request_heads``), and at once
+        when the client wrote it at once.
         """
         try:
-            return parse_request_head(self, super().parse_request)
+            return parse_request_head(self, super().parse_request, *self._head_buffer())
         finally:
             self._stop_head_deadline()
+
+    def _head_buffer(self) -> tuple[Any, int]:
+        """The buffered stream under eventlet's header reader, and the size of a head read
+        from it at once: each of its lines is then shorter than eventlet's cap on one."""
+        rfile = self.rfile
+        if type(rfile) is eventlet.wsgi.FileObjectForHeaders and hasattr(rfile.fp, "peek"):
+            return rfile.fp, eventlet.wsgi.MAX_HEADER_LINE
+        return None, 0
 
     def get_environ(self) -> dict[str, Any]:
         """eventlet's environ, with the size of a plain head: the gate's header cap reads
