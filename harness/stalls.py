@@ -136,6 +136,7 @@ class RoundTrips(Probe):
     def stop(self) -> None:
         super().stop()
         self.ws.close()
+        self.ws.shutdown()  # close() leaves the socket open once the server has closed it
 
 
 class Handshakes(Probe):
@@ -182,6 +183,7 @@ class Refusals(threading.Thread):
                         self.refused += 1
                 finally:
                     ws.close()
+                    ws.shutdown()  # close() leaves it open once the server has closed it
             except Exception as exc:
                 self.errors.append(repr(exc))
             if self._pause:

@@ -29,6 +29,12 @@ class PromptlyClosedWebSocket(websocket.WebSocket):
         self, status: int = websocket.STATUS_NORMAL, reason: bytes = b"", timeout: float = 0.2
     ) -> None:
         super().close(status, reason, timeout)
+        # websocket-client's close() returns at once, its socket left open, once its reader
+        # has taken the server's close frame: python-engineio's reader thread does, racing
+        # the disconnect's close(). The socket then stayed open until the garbage collector
+        # freed the client's reference cycle, its ResourceWarning failing whichever test
+        # happened to be running.
+        self.shutdown()
 
 
 @dataclass
@@ -83,13 +89,17 @@ def try_connect(
     session = requests.Session()
     session.trust_env = False  # REQUESTS_CA_BUNDLE would replace our trust anchor
     session.verify = str(ca) if ca else True
+    opened: list[websocket.WebSocket] = []
+
+    def open_websocket(*args: Any, **kwargs: Any) -> websocket.WebSocket:
+        ws = PromptlyClosedWebSocket(*args, **kwargs)
+        opened.append(ws)
+        return ws
+
     client = socketio.Client(
         reconnection=False,
         http_session=session,
-        websocket_extra_options={
-            "suppress_origin": suppress_origin,
-            "class_": PromptlyClosedWebSocket,
-        },
+        websocket_extra_options={"suppress_origin": suppress_origin, "class_": open_websocket},
     )
     outcome = Outcome()
     settled = threading.Event()  # welcomed and greeted, or disconnected (a revocation)
@@ -127,6 +137,18 @@ def try_connect(
     def on_any(event: str, *args: Any) -> None:
         outcome.events.append((event, args))
 
+    disconnect = client.disconnect
+
+    def disconnect_and_hang_up() -> None:
+        """Also close the HTTP session: its keep-alive connections lingered until collected,
+        each counted against the server's cap of connections per address. And every
+        WebSocket: python-engineio's client leaves open one whose first read failed, and
+        one the server closed first (its disconnect has nothing left to close)."""
+        disconnect()
+        session.close()
+        for ws in opened:
+            ws.shutdown()
+
     try:
         client.connect(
             url,
@@ -138,17 +160,12 @@ def try_connect(
         )
     except socketio.exceptions.ConnectionError:
         outcome.connected = False
+    except BaseException:
+        disconnect_and_hang_up()
+        raise
     else:
         outcome.connected = True
         settled.wait(timeout)
-    disconnect = client.disconnect
-
-    def disconnect_and_hang_up() -> None:
-        """Also close the HTTP session: its keep-alive connections lingered until collected,
-        each counted against the server's cap of connections per address."""
-        disconnect()
-        session.close()
-
     client.disconnect = disconnect_and_hang_up  # type: ignore[method-assign]
     if not keep:
         client.disconnect()
