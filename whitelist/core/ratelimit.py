@@ -49,13 +49,16 @@ class AttemptLimiter:
         *,
         max_addresses: int = MAX_ADDRESSES,
         clock: Callable[[], float] = time.monotonic,
+        lock: Any = None,
     ) -> None:
+        """``lock`` guards the buckets (a ``threading.Lock`` by default): its sections only
+        count, so a green server may give the interpreter's own, which costs no Python calls."""
         self.rate = rate
         self.burst = burst
         self.max_addresses = max_addresses
         self.flooding_refusals = max(MIN_FLOODING_REFUSALS, FLOODING_FACTOR * rate)
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         # address -> (tokens left, when they were counted, recent refusals, decaying);
         # least recently seen first
         self._buckets: OrderedDict[str, tuple[float, float, float]] = OrderedDict()

@@ -30,6 +30,7 @@ from whitelist.conf import conf
 from whitelist.core.query import request_query, session_id
 from whitelist.core.ratelimit import AttemptLimiter, address_key, client_key, retry_after
 from whitelist.core.ratelimited_log import RateLimitedLog
+from whitelist.engine.locks import bookkeeping_lock
 from whitelist.engine.logs import ErrorsStream
 from whitelist.gate.endpoints import (
     HEALTH_PATH,
@@ -80,7 +81,7 @@ class OriginGate:
         if rate is None:
             return None
         if self._limiter is None or (self._limiter.rate, self._limiter.burst) != (rate, burst):
-            self._limiter = AttemptLimiter(rate, burst)
+            self._limiter = AttemptLimiter(rate, burst, lock=bookkeeping_lock())
         return self._limiter
 
     def is_flooding(self, address: str) -> bool:
