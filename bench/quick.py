@@ -37,6 +37,7 @@ def main() -> None:
             "guardsite": limit_off,
             "guardsite+limit": limit_on,
             "plain": guardsite_env(work, work / "unused.sqlite3"),
+            "plain+spread": guardsite_env(work, work / "unused.sqlite3"),
         }
         result = measure_rounds(work, envs, rounds, SECONDS, PAYLOADS)
     print()

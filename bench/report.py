@@ -85,8 +85,8 @@ def guard_ratios(numbers: dict[str, Any], settings: dict[str, Any]) -> list[str]
         "",
         f"Connects at concurrency {ratios.CONCURRENCY} over each transport, with the "
         "handshake limit off and on but never reached (each connect from the next of 250 "
-        f"addresses); echoes (an event and its ack) on {ratios.ECHO_SOCKETS} sockets, Node "
-        "socket.io's beside them.",
+        "addresses, against plain python-socketio's from the same 250); echoes (an event "
+        f"and its ack) on {ratios.ECHO_SOCKETS} sockets, Node socket.io's beside them.",
         "",
         *ratios.table(rounds),
     ]

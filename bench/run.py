@@ -205,6 +205,7 @@ def guard_ratios(work: Path, rules_file: Path) -> ratios.Rounds:
         # The bench's environment turns the handshake limit off; without it, the default.
         "guardsite+limit": {k: v for k, v in limit_off.items() if k != "WHITELIST_CONNECT_RATE"},
         "plain": guardsite_env(work, work / "unused.sqlite3"),
+        "plain+spread": guardsite_env(work, work / "unused.sqlite3"),
         "node": guardsite_env(work, work / "unused.sqlite3"),
     }
     return ratios.measure_rounds(work, envs, RATIO_ROUNDS, RATIO_SECONDS, ECHO_PAYLOADS, rules_file)
