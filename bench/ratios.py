@@ -112,10 +112,9 @@ def measure_rounds(
             for name, rate in row.items():
                 result.rates.setdefault(name, {}).setdefault(kind, []).append(rate)
         for kind, baseline in BASELINE.items():
-            plain = measured.get(baseline, measured["plain"])
             for name, rate in measured.get(kind, {}).items():
                 key = f"{name} ({kind})"
-                result.ratios.setdefault(key, []).append(rate / plain[name])
+                result.ratios.setdefault(key, []).append(rate / measured[baseline][name])
     return result
 
 
