@@ -1,8 +1,9 @@
 """Guardsite's connect and echo rates over plain python-socketio's, round by round.
 
 Shared by ``make bench-quick`` (bench/quick.py) and ``make bench`` (bench/run.py):
-fresh servers each round in alternating order, every server pinned to the same
-core, the load generator on the other. Connects over WebSocket and long-polling,
+fresh servers each round, all up together, each measure taken on one after the
+other in alternating order; every server pinned to the same core, the load
+generator on the other. Connects over WebSocket and long-polling,
 with the handshake limit off and on but never reached; echoes (an event and its
 ack) on 100 sockets per payload size, next to Node socket.io's when asked. A
 ratio is Guardsite's rate over plain python-socketio's in the same round.
@@ -55,36 +56,41 @@ def start(work: Path, kind: str, env: dict[str, str], rules_file: Path | None) -
     return Target(kind, f"http://127.0.0.1:{port}", process)
 
 
-def measure(
-    target: Target, kind: str, seconds: float, payloads: dict[str, int]
-) -> dict[str, float]:
-    """Connects a second on both transports (not Node's) and acks a second per payload
-    (not from 250 addresses: the limit on, which echoes never meet, and its baseline)."""
-    rates = {}
+def measures(kind: str, payloads: dict[str, int]) -> list[tuple[str, str | int]]:
+    """What is measured on ``kind``: connects on both transports (not Node's), and acks
+    a second per payload (not from 250 addresses: the limit on, which echoes never meet,
+    and its baseline)."""
+    taken: list[tuple[str, str | int]] = []
     if kind != "node":
-        spread = {"LOCAL_ADDRESS": SPREAD} if kind in SPREAD_KINDS else {}
-        for transport in ("websocket", "polling"):
-            row = run_connects(
-                target, ALLOWED_EXACT, CONCURRENCY, seconds, TRANSPORT=transport, **spread
-            )
-            if row["connected"] == 0 or row["error"] or row["limited"] or row["refused"]:
-                raise RuntimeError(f"{kind} {transport}: not every connect admitted: {row}")
-            rates[f"connects, {transport}"] = row["rate"]
-            # Server CPU a connect, inverted so that higher is better here too: steadier
-            # than the rate when the machine's speed wanders during a round.
-            rates[f"connects per server CPU-s, {transport}"] = (
-                row["connected"] / row["server_cpu_seconds"]
-            )
+        taken += [("connects", "websocket"), ("connects", "polling")]
     if kind not in SPREAD_KINDS:
-        for name, size in payloads.items():
-            row = run_connects(
-                target, ALLOWED_EXACT, ECHO_SOCKETS, seconds, mode="echo", PAYLOAD=str(size)
-            )
-            if row["wrong"]:
-                raise RuntimeError(f"{kind}: {row['wrong']} wrong echoes")
-            rates[f"echoes, {name}"] = row["rate"]
-            rates[f"echoes per server CPU-s, {name}"] = row["acks"] / row["server_cpu_seconds"]
-    return rates
+        taken += list(payloads.items())
+    return taken
+
+
+def measure(target: Target, kind: str, what: tuple[str, str | int], seconds: float) -> dict:
+    """One measure on one server: its rate, and the same per second of server CPU."""
+    name, detail = what
+    if name == "connects":
+        spread = {"LOCAL_ADDRESS": SPREAD} if kind in SPREAD_KINDS else {}
+        row = run_connects(target, ALLOWED_EXACT, CONCURRENCY, seconds, TRANSPORT=detail, **spread)
+        if row["connected"] == 0 or row["error"] or row["limited"] or row["refused"]:
+            raise RuntimeError(f"{kind} {detail}: not every connect admitted: {row}")
+        # Server CPU a connect, inverted so that higher is better here too: steadier
+        # than the rate when the machine's speed wanders during a round.
+        return {
+            f"connects, {detail}": row["rate"],
+            f"connects per server CPU-s, {detail}": row["connected"] / row["server_cpu_seconds"],
+        }
+    row = run_connects(
+        target, ALLOWED_EXACT, ECHO_SOCKETS, seconds, mode="echo", PAYLOAD=str(detail)
+    )
+    if row["wrong"]:
+        raise RuntimeError(f"{kind}: {row['wrong']} wrong echoes")
+    return {
+        f"echoes, {name}": row["rate"],
+        f"echoes per server CPU-s, {name}": row["acks"] / row["server_cpu_seconds"],
+    }
 
 
 def measure_rounds(
@@ -96,17 +102,30 @@ def measure_rounds(
     rules_file: Path | None = None,
 ) -> Rounds:
     """``rounds`` rounds over the servers ``envs`` names (guardsite, guardsite+limit,
-    plain, and node when given), in alternating order."""
+    plain, and node when given).
+
+    Each round starts every server afresh and keeps them all up; each measure is then
+    taken on one server after the other, in alternating order, so that a ratio divides
+    rates taken seconds apart. (Measured one server after another, Guardsite's and plain's
+    WebSocket connects were some 20 s apart, and the machine's speed wandering between
+    them spread one run's per-round ratios from 0.64 to 1.43.)
+    """
     result = Rounds()
     for number in range(rounds):
         order = list(envs) if number % 2 == 0 else list(envs)[::-1]
         print(f"Guard ratios, round {number + 1}/{rounds} ...", flush=True)
-        measured: dict[str, dict[str, float]] = {}
-        for kind in order:
-            target = start(work, kind, envs[kind], rules_file)
-            try:
-                measured[kind] = measure(target, kind, seconds, payloads)
-            finally:
+        measured: dict[str, dict[str, float]] = {kind: {} for kind in order}
+        targets: dict[str, Target] = {}
+        try:
+            for kind in order:
+                targets[kind] = start(work, kind, envs[kind], rules_file)
+            everything = list(dict.fromkeys(m for kind in order for m in measures(kind, payloads)))
+            for what in everything:
+                for kind in order:
+                    if what in measures(kind, payloads):
+                        measured[kind] |= measure(targets[kind], kind, what, seconds)
+        finally:
+            for target in targets.values():
                 stop(target.process)
         for kind, row in measured.items():
             for name, rate in row.items():
