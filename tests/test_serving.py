@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,35 @@ def test_a_changed_eventlet_protocol_is_a_named_check_error(
     errors = check_eventlet_protocol()
     assert [error.id for error in errors] == ["guardsite.E003"]
     assert "_read_request_line() is gone" in errors[0].msg
+
+
+def test_a_served_connection_is_freed_without_the_cyclic_garbage_collector() -> None:
+    """eventlet's environ holds a closure over the protocol (``eventlet.set_idle``): while
+    the protocol kept its last environ, every connection was a reference cycle."""
+    import eventlet.wsgi
+
+    from guardsite.serving.eventlet_server import Protocol
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server_end, client_end = socket.socketpair()
+    with server_end, client_end:
+        client_end.settimeout(5)
+        client_end.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        server = eventlet.wsgi.Server(server_end, ("127.0.0.1", 1), app, log_output=False)
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            protocol = Protocol([("127.0.0.1", 1), server_end, eventlet.wsgi.STATE_IDLE], server)
+            assert client_end.recv(100).startswith(b"HTTP/1.1 200 OK")
+            freed = weakref.ref(protocol)
+            del protocol
+            assert freed() is None
+        finally:
+            if collecting:
+                gc.enable()
 
 
 # A small server for the slowloris test: 100 slots, 20 of them per address, 3 s per head.
