@@ -8,10 +8,12 @@ frames built here, so that a broken cap or budget fails make check in seconds.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 import socket
 import struct
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +22,12 @@ import pytest
 from eventlet.wsgi import Input
 
 from tests.engine_server import engine_server
-from whitelist.engine.eventlet_websocket import MESSAGE_TOO_BIG, GuardedWebSocketWSGI, unmask
+from whitelist.engine.eventlet_websocket import (
+    MESSAGE_TOO_BIG,
+    GuardedRFC6455WebSocket,
+    GuardedWebSocketWSGI,
+    unmask,
+)
 
 LIMIT = 1000  # python-engineio's max_http_buffer_size, as each server gets it
 WAIT = 10  # seconds a read may block before the test fails instead of hanging
@@ -180,6 +187,22 @@ def serve(
 
 def test_a_connection_unmasks_with_one_xor_per_read() -> None:
     assert serve([frame(b"4hello")]).ws._apply_mask is unmask
+
+
+def test_a_closed_connection_is_freed_without_the_cyclic_garbage_collector() -> None:
+    """Its limits once were closures the connection held over itself: a reference cycle
+    that left every connection, its handler and session, to the collector."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        served = serve([frame(b"4hello")])
+        assert isinstance(served.ws, GuardedRFC6455WebSocket)
+        freed = weakref.ref(served.ws)
+        del served
+        assert freed() is None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def test_a_frame_read_in_small_pieces_is_unmasked_at_every_offset() -> None:

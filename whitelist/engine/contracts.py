@@ -365,6 +365,14 @@ def _eventlet_websocket(probe: Probe) -> None:
     mask = list(inspect.signature(RFC6455WebSocket._apply_mask).parameters)
     if mask != ["data", "mask", "length", "offset"]:
         raise Broken(f"RFC6455WebSocket._apply_mask takes {mask}")
+    from whitelist.engine.eventlet_websocket import GuardedRFC6455WebSocket
+
+    try:
+        RFC6455WebSocket.__new__(RFC6455WebSocket).__class__ = GuardedRFC6455WebSocket
+    except TypeError as error:
+        raise Broken(
+            f"an RFC6455WebSocket cannot become a GuardedRFC6455WebSocket: {error}"
+        ) from error
     if not issubclass(FailedConnectionError, Exception):
         raise Broken("eventlet.websocket.FailedConnectionError is not an exception")
 
