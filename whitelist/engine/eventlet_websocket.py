@@ -84,7 +84,7 @@ class GuardedWebSocketWSGI(WebSocketWSGI):
         # eventlet builds the connection itself: it becomes the guarded kind here. Its
         # limits are plain attributes, not closures over it (a closure held by the
         # connection made a reference cycle, which left the connection, its Engine.IO
-        # session and their queues to the cyclic garbage collector: 5 % of a connect).
+        # session and their queues, 22 objects, to the cyclic garbage collector).
         ws.__class__ = GuardedRFC6455WebSocket
         ws.max_frame_length = self.max_frame_length  # eventlet refuses a longer frame unread
         ws.eio_sid = self.eio_sid
