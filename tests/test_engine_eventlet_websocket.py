@@ -281,6 +281,26 @@ def test_a_control_frame_between_fragments_is_not_counted_in_the_message() -> No
     assert served.messages == ["a" * 500 + "b" * 500]
 
 
+def test_a_connection_of_another_class_is_refused_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Switched to the guarded class, a subclass eventlet might build one day would lose its
+    own code without a word: the upgrade fails instead, naming the contract."""
+    import eventlet.websocket
+
+    class NewerWebSocket(eventlet.websocket.RFC6455WebSocket):
+        pass
+
+    monkeypatch.setattr(eventlet.websocket, "RFC6455WebSocket", NewerWebSocket)
+    eio = engine_server("eventlet", max_http_buffer_size=LIMIT)
+    ran: list[Any] = []
+    server_end, client_end = socket.socketpair()
+    with server_end, client_end:
+        environ = {**upgrade_environ(server_end), "HTTP_SEC_WEBSOCKET_VERSION": "13"}
+        app = GuardedWebSocketWSGI(ran.append, eio, Budget(None))
+        with pytest.raises(TypeError, match="NewerWebSocket.*whitelist.E112"):
+            app(environ, lambda status, headers, *exc_info: None)
+    assert ran == []
+
+
 @pytest.mark.parametrize(
     ("changes", "status", "body"),
     [

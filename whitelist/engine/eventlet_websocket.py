@@ -81,6 +81,11 @@ class GuardedWebSocketWSGI(WebSocketWSGI):
 
     def _handle_hybi_request(self, environ: dict[str, Any]) -> Any:
         ws = super()._handle_hybi_request(environ)
+        if type(ws) is not RFC6455WebSocket:  # switched, a subclass would lose its own code
+            raise TypeError(
+                f"eventlet's _handle_hybi_request made a {type(ws).__qualname__}, not the "
+                "RFC6455WebSocket the guard's limits are made for (whitelist.E112)"
+            )
         # eventlet builds the connection itself: it becomes the guarded kind here. Its
         # limits are plain attributes, not closures over it (a closure held by the
         # connection made a reference cycle, which left the connection, its Engine.IO
