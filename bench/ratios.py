@@ -119,10 +119,10 @@ def measure_rounds(
         try:
             for kind in order:
                 targets[kind] = start(work, kind, envs[kind], rules_file)
-            everything = list(dict.fromkeys(m for kind in order for m in measures(kind, payloads)))
-            for what in everything:
+            taken = {kind: measures(kind, payloads) for kind in order}
+            for what in dict.fromkeys(m for kind in order for m in taken[kind]):
                 for kind in order:
-                    if what in measures(kind, payloads):
+                    if what in taken[kind]:
                         measured[kind] |= measure(targets[kind], kind, what, seconds)
         finally:
             for target in targets.values():
