@@ -56,6 +56,41 @@ def test_counts_survive_a_database_outage() -> None:
     assert RefusedConnect.objects.get().count == 6
 
 
+def test_a_flush_with_nothing_to_write_says_nothing_of_an_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only a write that worked ends an outage: in one, the failure is logged once.
+
+    A flush with no refusals and no activity due touches no database. It used to
+    count as a recovery: "written again" while the database was still away, and
+    the next failure at ERROR a second time.
+    """
+    now = [1000.0]
+    recorder = Recorder(clock=lambda: now[0])
+    recorder.admissions.admitted("https://shop.test")
+    caplog.set_level("DEBUG", logger="whitelist.reporting.flushing")
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE whitelist_ruleactivity RENAME TO away")
+        cursor.execute("ALTER TABLE whitelist_refusedconnect RENAME TO away_too")
+    try:
+        assert recorder.flush(Counter()) is False  # the activity fails
+        now[0] += 1  # no refusals, no activity due: nothing to write
+        assert recorder.flush(Counter()) is True
+        recorder.refusals.add(*KEY, "10.0.0.1", "agent")
+        assert recorder.flush(Counter()) is False
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE away RENAME TO whitelist_ruleactivity")
+            cursor.execute("ALTER TABLE away_too RENAME TO whitelist_refusedconnect")
+    assert recorder.flush(Counter()) is True
+    said = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert said == [
+        ("ERROR", "Could not write the refusal log; counts kept in memory"),
+        ("DEBUG", "Could not write the refusal log; counts kept in memory"),
+        ("WARNING", "The refusal log is written again"),
+    ]
+
+
 def test_the_log_stays_within_its_age_and_row_limits() -> None:
     now = datetime(2026, 11, 1, tzinfo=UTC)
     for day in range(10):

@@ -119,13 +119,14 @@ class Recorder:
     def _flush(self, open_by_rule: Counter[str]) -> bool:
         now = self._clock()
         taken = busiest(self.refusals.take(), ROWS_PER_FLUSH)
+        wrote = False
         try:
             if taken and conf.WHITELIST_REFUSAL_LOG:
                 write_refusals(taken)
                 cap_refusals()  # the row limit holds after every flush
-                self._written_since_prune = True
+                self._written_since_prune = wrote = True
             taken = {}
-            self._flush_activity(open_by_rule, now)
+            wrote |= self._flush_activity(open_by_rule, now)
             since = now - self._last_prune
             if (
                 self._written_since_prune and since >= PRUNE_SECONDS
@@ -134,17 +135,20 @@ class Recorder:
                 forgotten = at(now - FORGET_NODE_SECONDS)  # servers gone for a day
                 RuleActivity.objects.filter(reported_at__lt=forgotten).delete()
                 self._last_prune, self._written_since_prune = now, False
+                wrote = True
         except Exception:
             self.refusals.put_back(taken)
             self._outage.failed()
             connection.close()
             return False
-        self._outage.succeeded()
+        if wrote:  # a flush that wrote nothing cannot tell whether the database is back
+            self._outage.succeeded()
         return True
 
-    def _flush_activity(self, open_by_rule: Counter[str], now: float) -> None:
+    def _flush_activity(self, open_by_rule: Counter[str], now: float) -> bool:
+        """Write the rule activity if due and changed (or a heartbeat); True if it wrote."""
         if now - self._last_activity < ACTIVITY_SECONDS:
-            return
+            return False
         recent = self.admissions.recent()
         numbers = {
             pattern: (open_by_rule.get(pattern, 0), recent.get(pattern, 0))
@@ -159,8 +163,9 @@ class Recorder:
         }
         self._last_activity = now
         if not changed and not (heartbeat and self._written):
-            return
+            return False
         write_activity(self.node, changed, now, heartbeat=heartbeat)
         self._written = {pattern: value for pattern, value in numbers.items() if any(value)}
         if heartbeat:
             self._last_heartbeat = now
+        return True
