@@ -8,7 +8,6 @@ frames built here, so that a broken cap or budget fails make check in seconds.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import random
 import socket
@@ -22,6 +21,7 @@ import pytest
 from eventlet.wsgi import Input
 
 from tests.engine_server import engine_server
+from tests.garbage import collector_off
 from whitelist.engine.eventlet_websocket import (
     MESSAGE_TOO_BIG,
     GuardedRFC6455WebSocket,
@@ -192,17 +192,12 @@ def test_a_connection_unmasks_with_one_xor_per_read() -> None:
 def test_a_closed_connection_is_freed_without_the_cyclic_garbage_collector() -> None:
     """Its limits once were closures the connection held over itself: a reference cycle
     that left every connection, its handler and session, to the collector."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_off():
         served = serve([frame(b"4hello")])
         assert isinstance(served.ws, GuardedRFC6455WebSocket)
         freed = weakref.ref(served.ws)
         del served
         assert freed() is None
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def test_a_frame_read_in_small_pieces_is_unmasked_at_every_offset() -> None:

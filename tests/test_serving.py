@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import http.client
 import socket
 import ssl
@@ -20,6 +19,7 @@ from guardsite.serving.addresses import AddressError, Endpoint, parse_addrport
 from harness.live import LiveServer, manage, wait_until
 from tests.clients import try_connect
 from tests.conftest import ALLOWED
+from tests.garbage import collector_off
 from tests.slowloris import Slowloris, request, visit
 
 
@@ -175,17 +175,12 @@ def test_a_served_connection_is_freed_without_the_cyclic_garbage_collector() -> 
         client_end.settimeout(5)
         client_end.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         server = eventlet.wsgi.Server(server_end, ("127.0.0.1", 1), app, log_output=False)
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_off():
             protocol = Protocol([("127.0.0.1", 1), server_end, eventlet.wsgi.STATE_IDLE], server)
             assert client_end.recv(100).startswith(b"HTTP/1.1 200 OK")
             freed = weakref.ref(protocol)
             del protocol
             assert freed() is None
-        finally:
-            if collecting:
-                gc.enable()
 
 
 # A small server for the slowloris test: 100 slots, 20 of them per address, 3 s per head.
